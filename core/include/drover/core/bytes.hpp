@@ -1,0 +1,74 @@
+#pragma once
+// Immutable, reference-counted bytes: a payload is shared, never copied, on
+// its way from submitter to handler. Copying a `bytes` copies one pointer.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace drover::core {
+
+class bytes {
+ public:
+  bytes() = default;
+  bytes(const bytes& other) noexcept : block_(other.block_) { retain(); }
+  bytes(bytes&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  bytes& operator=(const bytes& other) noexcept {
+    bytes copy(other);
+    swap(copy);
+    return *this;
+  }
+  bytes& operator=(bytes&& other) noexcept {
+    bytes moved(std::move(other));
+    swap(moved);
+    return *this;
+  }
+  ~bytes() { release(); }
+
+  /// Copies `data` once into a new shared block.
+  static bytes copy_from(std::span<const std::byte> data);
+  static bytes copy_from(std::string_view text);
+  /// Takes ownership of the string's buffer without copying its bytes.
+  static bytes adopt(std::string&& text);
+  static bytes adopt(std::vector<std::byte>&& data);
+
+  const std::byte* data() const { return block_ ? block_->data : nullptr; }
+  std::size_t size() const { return block_ ? block_->size : 0; }
+  bool empty() const { return size() == 0; }
+  std::span<const std::byte> span() const { return {data(), size()}; }
+  std::string_view view() const { return {reinterpret_cast<const char*>(data()), size()}; }
+  std::string to_string() const { return std::string(view()); }
+  /// How many `bytes` share this buffer (for tests: proves no copy was made).
+  std::uint32_t use_count() const { return block_ ? block_->refs.load(std::memory_order_relaxed) : 0; }
+  bool same_buffer(const bytes& other) const { return block_ == other.block_; }
+
+  void swap(bytes& other) noexcept { std::swap(block_, other.block_); }
+  friend bool operator==(const bytes& a, const bytes& b) { return a.view() == b.view(); }
+
+ private:
+  struct block {
+    std::atomic<std::uint32_t> refs{1};
+    std::size_t size = 0;
+    const std::byte* data = nullptr;
+    void (*destroy)(block*) = nullptr;
+  };
+  template <class Owner>
+  struct owning_block;
+
+  explicit bytes(block* b) : block_(b) {}
+  void retain() const {
+    if (block_) block_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  void release() {
+    if (block_ && block_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) block_->destroy(block_);
+    block_ = nullptr;
+  }
+
+  block* block_ = nullptr;
+};
+
+}  // namespace drover::core

@@ -1,0 +1,59 @@
+#pragma once
+// The broker's record of one live task. Owned by the broker's task table;
+// linked into exactly one structure at a time through `prev`/`next`: its
+// queue's ready list while ready, its consumer's lease list while leased.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "drover/core/bytes.hpp"
+#include "drover/core/ids.hpp"
+#include "drover/core/outcome.hpp"
+#include "drover/core/task_spec.hpp"
+#include "drover/core/task_state.hpp"
+#include "drover/core/time.hpp"
+
+namespace drover::core {
+
+/// Rarely used fields, allocated only for tasks that have them, so a plain
+/// queued task stays small (docs/benchmarks.md, "memory").
+struct task_extras {
+  std::shared_ptr<const meta_map> meta;
+  std::string idempotency_key;
+  std::optional<backoff_policy> backoff;
+  std::vector<observer_ref> more_observers;  // duplicate submits that joined this task
+};
+
+struct task_record {
+  task_id id;
+  std::uint32_t queue = 0;  // index into the broker's queue table
+  task_state state = task_state::queued;
+  std::uint8_t priority = 0;
+  std::uint16_t attempt = 0;  // attempts started so far
+  std::uint16_t max_attempts = 1;
+  bool delayed = false;  // queued but waiting for not_before (not in the ready list)
+  duration timeout{0};
+  time_point not_before = time_zero;
+  time_point expires_at = time_never;
+  bytes payload;
+  std::unique_ptr<task_extras> extras;
+  observer_ref observer;
+  error last_error;  // why the latest attempt failed, for the outcome
+
+  // Lease, valid while state == leased.
+  lease_id lease;
+  std::uint32_t owner = 0;  // consumer index
+  time_point lease_deadline = time_never;
+
+  task_record* prev = nullptr;
+  task_record* next = nullptr;
+
+  task_extras& ensure_extras() {
+    if (!extras) extras = std::make_unique<task_extras>();
+    return *extras;
+  }
+};
+
+}  // namespace drover::core

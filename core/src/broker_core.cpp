@@ -1,0 +1,554 @@
+#include "drover/core/broker_core.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace drover::core {
+
+struct broker_core::queue_state {
+  std::string name;
+  ready_queue ready;
+  consumer_set eligible;  // subscribed consumers holding credit
+  std::size_t delayed = 0;
+  std::size_t leased = 0;
+  std::size_t consumers = 0;
+  bool in_dispatch_list = false;
+  queue_stats counters;
+
+  queue_state(std::string n, balance_policy policy) : name(std::move(n)), eligible(policy) {}
+};
+
+struct broker_core::consumer_state {
+  consumer_id id;
+  std::uint32_t index = 0;
+  std::uint32_t credit = 0;
+  std::uint32_t in_flight = 0;
+  bool eligible = false;           // member of its queues' consumer sets
+  std::vector<subscription> subs;  // one per queue; never resized after join
+  std::int32_t outbox = -1;        // index into outbox_ during a dispatch round
+};
+
+broker_core::broker_core(broker_config config, time_point start)
+    : config_(config),
+      random_(config.seed),
+      leases_(config.timer_resolution, start),
+      task_timers_(config.timer_resolution, 4096, start),
+      dead_letters_(config.dead_letters_max) {
+  assert(config_.default_backoff.valid());
+  assert(config_.default_max_attempts >= 1);
+}
+
+broker_core::~broker_core() = default;
+
+// --- queues and consumers ----------------------------------------------
+
+std::uint32_t broker_core::declare_queue(std::string_view name) {
+  if (auto existing = find_queue(name)) return *existing;
+  const auto index = static_cast<std::uint32_t>(queues_.size());
+  queues_.push_back(std::make_unique<queue_state>(std::string(name), config_.policy));
+  queues_.back()->counters.name = std::string(name);
+  queue_index_.emplace(std::string(name), index);
+  return index;
+}
+
+std::optional<std::uint32_t> broker_core::find_queue(std::string_view name) const {
+  auto it = queue_index_.find(std::string(name));
+  if (it == queue_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+const std::string& broker_core::queue_name(std::uint32_t queue) const {
+  assert(queue < queues_.size());
+  return queues_[queue]->name;
+}
+
+result<void> broker_core::join(consumer_id id, std::span<const std::string> queue_names) {
+  if (!id.valid()) return make_error(errc::invalid_argument, "consumer id 0 is reserved");
+  if (consumer_index_.contains(id)) return make_error(errc::invalid_argument, "consumer already joined");
+  if (queue_names.empty()) return make_error(errc::invalid_argument, "a consumer must serve at least one queue");
+  std::uint32_t index;
+  if (!free_consumer_slots_.empty()) {
+    index = free_consumer_slots_.back();
+    free_consumer_slots_.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(consumers_.size());
+    consumers_.emplace_back();
+  }
+  auto state = std::make_unique<consumer_state>();
+  state->id = id;
+  state->index = index;
+  state->subs.reserve(queue_names.size());
+  for (const auto& name : queue_names) {
+    const auto queue = declare_queue(name);
+    const bool duplicate = std::any_of(state->subs.begin(), state->subs.end(),
+                                       [&](const subscription& s) { return s.queue == queue; });
+    if (duplicate) continue;
+    subscription sub;
+    sub.consumer = index;
+    sub.queue = queue;
+    state->subs.push_back(sub);
+    ++queues_[queue]->consumers;
+  }
+  consumers_[index] = std::move(state);
+  consumer_index_.emplace(id, index);
+  return ok();
+}
+
+result<void> broker_core::leave(consumer_id id, time_point now) {
+  consumer_state* consumer = find_consumer(id);
+  if (!consumer) return make_error(errc::unknown_consumer, "consumer " + std::to_string(id.value) + " is not joined");
+  consumer->credit = 0;
+  refresh_membership(*consumer);
+  for (auto& sub : consumer->subs) --queues_[sub.queue]->consumers;
+  leases_.release_all(consumer->index, [&](task_record& task) {
+    --consumer->in_flight;
+    --queues_[task.queue]->leased;
+    retry_or_bury(task, make_error(errc::consumer_lost, "consumer " + std::to_string(id.value) + " left"), false, now);
+  });
+  assert(consumer->in_flight == 0);
+  const auto index = consumer->index;
+  consumers_[index].reset();
+  consumer_index_.erase(id);
+  free_consumer_slots_.push_back(index);
+  return ok();
+}
+
+result<void> broker_core::add_demand(consumer_id id, std::uint32_t n) {
+  consumer_state* consumer = find_consumer(id);
+  if (!consumer) return make_error(errc::unknown_consumer, "consumer " + std::to_string(id.value) + " is not joined");
+  consumer->credit += n;
+  refresh_membership(*consumer);
+  return ok();
+}
+
+result<std::uint32_t> broker_core::revoke_demand(consumer_id id, std::uint32_t n) {
+  consumer_state* consumer = find_consumer(id);
+  if (!consumer) return make_error(errc::unknown_consumer, "consumer " + std::to_string(id.value) + " is not joined");
+  const std::uint32_t taken = std::min(n, consumer->credit);
+  consumer->credit -= taken;
+  refresh_membership(*consumer);
+  return taken;
+}
+
+// --- tasks ---------------------------------------------------------------
+
+result<void> broker_core::validate(const task_spec& spec) const {
+  const auto& o = spec.options;
+  if (o.max_attempts > attempts_max)
+    return make_error(errc::invalid_argument, "max_attempts must be at most " + std::to_string(attempts_max));
+  if (o.backoff && !o.backoff->valid())
+    return make_error(errc::invalid_argument, "backoff needs 0 <= initial <= max, multiplier >= 1, 0 <= jitter <= 1");
+  if (o.timeout.count() < 0) return make_error(errc::invalid_argument, "timeout must not be negative");
+  if (o.ttl.count() < 0) return make_error(errc::invalid_argument, "ttl must not be negative");
+  if (spec.payload.size() > config_.payload_bytes_max)
+    return make_error(errc::payload_too_large, "payload of " + std::to_string(spec.payload.size()) +
+                                                   " bytes exceeds the limit of " +
+                                                   std::to_string(config_.payload_bytes_max));
+  return ok();
+}
+
+result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_ref observer, time_point now) {
+  const auto queue = find_queue(spec.queue);
+  if (!queue) return make_error(errc::unknown_queue, "queue '" + spec.queue + "' has no consumer and was not declared");
+  if (auto valid = validate(spec); !valid) return valid.err();
+  if (!id.valid() || tasks_.contains(id)) return make_error(errc::invalid_argument, "task id is zero or already in use");
+
+  std::string key_slot;
+  if (!spec.options.idempotency_key.empty()) {
+    key_slot = idempotency_slot(*queue, spec.options.idempotency_key);
+    if (auto it = idempotency_.find(key_slot); it != idempotency_.end()) {
+      const task_id original = it->second.id;
+      if (observer) {
+        observer->on_accepted(original, true);
+        if (it->second.outcome) {
+          observer->on_outcome(*it->second.outcome);
+        } else {
+          task_record* task = find_task(original);
+          assert(task);
+          observer->on_state(task->state, task->attempt);
+          task->ensure_extras().more_observers.push_back(std::move(observer));
+        }
+      }
+      return submit_ack{original, true};
+    }
+  }
+  if (tasks_.size() >= config_.max_tasks || live_bytes_ + spec.payload.size() > config_.max_bytes)
+    return make_error(errc::queue_full, "the node holds its maximum of queued tasks or bytes");
+
+  auto [it, inserted] = tasks_.try_emplace(id);
+  assert(inserted);
+  task_record& task = it->second;
+  auto& o = spec.options;
+  task.id = id;
+  task.queue = *queue;
+  task.priority = o.priority;
+  task.max_attempts = o.max_attempts ? o.max_attempts : config_.default_max_attempts;
+  task.timeout = o.timeout.count() > 0 ? o.timeout : config_.default_timeout;
+  task.payload = std::move(spec.payload);
+  task.observer = std::move(observer);
+  if (!o.meta.empty()) task.ensure_extras().meta = std::make_shared<const meta_map>(std::move(o.meta));
+  if (o.backoff) task.ensure_extras().backoff = o.backoff;
+  if (!key_slot.empty()) {
+    task.ensure_extras().idempotency_key = key_slot;
+    idempotency_.emplace(std::move(key_slot), idempotency_entry{id, std::nullopt});
+  }
+  live_bytes_ += task.payload.size();
+  ++queues_[task.queue]->counters.submitted;
+  if (task.observer) task.observer->on_accepted(id, false);
+
+  if (o.ttl.count() > 0) {
+    task.expires_at = now + o.ttl;
+    task_timers_.schedule(task_timer{task.expires_at, id, timer_kind::ttl, 0});
+  }
+  if (o.not_before && *o.not_before > now) {
+    task.delayed = true;
+    task.not_before = *o.not_before;
+    ++queues_[task.queue]->delayed;
+    task_timers_.schedule(task_timer{task.not_before, id, timer_kind::delay_end, 0});
+  } else {
+    make_ready(task);
+  }
+  return submit_ack{id, false};
+}
+
+result<void> broker_core::report(consumer_id consumer_id_, task_id id, lease_id lease, attempt_result&& outcome,
+                                 time_point now) {
+  consumer_state* consumer = find_consumer(consumer_id_);
+  if (!consumer) return make_error(errc::unknown_consumer, "consumer " + std::to_string(consumer_id_.value) + " is not joined");
+  task_record* task = find_task(id);
+  if (!task) return make_error(errc::stale_lease, "task " + std::to_string(id.value) + " is no longer live");
+  if (auto valid = lease_table::check(*task, consumer->index, lease); !valid) return valid;
+  end_lease(*task);
+  if (outcome.ok) {
+    finish(*task, task_state::succeeded, {}, std::move(outcome.value), now);
+  } else if (!outcome.retryable) {
+    finish(*task, task_state::failed, make_error(errc::handler_failed, std::move(outcome.message)), {}, now);
+  } else {
+    retry_or_bury(*task, make_error(errc::handler_failed, std::move(outcome.message)), true, now);
+  }
+  return ok();
+}
+
+result<void> broker_core::cancel(task_id id, time_point now) {
+  task_record* task = find_task(id);
+  if (!task) return make_error(errc::unknown_task, "task " + std::to_string(id.value) + " is not live");
+  if (task->state == task_state::leased) {
+    cancels_.push_back(cancel_notice{consumers_[task->owner]->id, task->id, task->lease});
+    end_lease(*task);
+  } else {
+    remove_from_queue(*task);
+  }
+  finish(*task, task_state::cancelled, make_error(errc::cancelled, "cancelled"), {}, now);
+  return ok();
+}
+
+result<task_status> broker_core::status(task_id id) const {
+  const task_record* task = find_task(id);
+  if (!task) return make_error(errc::unknown_task, "task " + std::to_string(id.value) + " is not live");
+  return task_status{task->id, task->state, task->attempt, task->max_attempts, task->queue, task->delayed};
+}
+
+// --- transitions -------------------------------------------------------
+
+void broker_core::set_state(task_record& task, task_state next) {
+  assert(can_transition(task.state, next));
+  task.state = next;
+}
+
+void broker_core::notify_state(const task_record& task) {
+  if (task.observer) task.observer->on_state(task.state, task.attempt);
+  if (task.extras)
+    for (const auto& o : task.extras->more_observers) o->on_state(task.state, task.attempt);
+}
+
+void broker_core::make_ready(task_record& task) {
+  assert(task.state == task_state::queued && !task.delayed);
+  queues_[task.queue]->ready.push(task);
+  mark_dispatchable(task.queue);
+}
+
+void broker_core::remove_from_queue(task_record& task) {
+  assert(task.state == task_state::queued);
+  auto& queue = *queues_[task.queue];
+  if (task.delayed) {
+    --queue.delayed;
+    task.delayed = false;
+  } else {
+    queue.ready.erase(task);
+  }
+}
+
+void broker_core::lease_to(task_record& task, consumer_state& consumer, time_point now) {
+  assert(consumer.credit > 0);
+  ++task.attempt;
+  leases_.grant(task, consumer.index, now + task.timeout);
+  set_state(task, task_state::leased);
+  --consumer.credit;
+  ++consumer.in_flight;
+  ++queues_[task.queue]->leased;
+  refresh_load(consumer);
+  if (consumer.credit == 0) refresh_membership(consumer);
+
+  if (consumer.outbox < 0) {
+    consumer.outbox = static_cast<std::int32_t>(outbox_.size());
+    outbox_.push_back(dispatch_batch{consumer.id, {}});
+  }
+  outbox_[static_cast<std::size_t>(consumer.outbox)].items.push_back(dispatch_item{
+      task.id, task.lease, task.attempt, task.queue, task.payload,
+      task.extras ? task.extras->meta : nullptr, task.lease_deadline});
+  notify_state(task);
+}
+
+void broker_core::end_lease(task_record& task) {
+  consumer_state& consumer = *consumers_[task.owner];
+  leases_.release(task);
+  assert(consumer.in_flight > 0);
+  --consumer.in_flight;
+  --queues_[task.queue]->leased;
+  refresh_load(consumer);
+}
+
+void broker_core::retry_or_bury(task_record& task, error why, bool with_backoff, time_point now) {
+  assert(task.state == task_state::leased);
+  task.last_error = std::move(why);
+  if (task.attempt >= task.max_attempts) {
+    finish(task, task_state::dead, task.last_error, {}, now);
+    return;
+  }
+  set_state(task, task_state::queued);
+  auto& queue = *queues_[task.queue];
+  ++queue.counters.retried;
+  const auto& policy = task.extras && task.extras->backoff ? *task.extras->backoff : config_.default_backoff;
+  const duration delay = with_backoff ? backoff_delay(policy, task.attempt + 1u, random_) : duration{0};
+  if (delay.count() > 0) {
+    task.delayed = true;
+    task.not_before = now + delay;
+    ++queue.delayed;
+    task_timers_.schedule(task_timer{task.not_before, task.id, timer_kind::delay_end, task.attempt});
+  } else {
+    make_ready(task);
+  }
+  notify_state(task);
+}
+
+void broker_core::finish(task_record& task, task_state terminal, error why, bytes value, time_point now) {
+  assert(is_terminal(terminal));
+  set_state(task, terminal);
+  auto& counters = queues_[task.queue]->counters;
+  switch (terminal) {
+    case task_state::succeeded: ++counters.succeeded; break;
+    case task_state::failed: ++counters.failed; break;
+    case task_state::dead: ++counters.dead; break;
+    case task_state::cancelled: ++counters.cancelled; break;
+    case task_state::expired: ++counters.expired; break;
+    default: break;
+  }
+  task_outcome outcome{task.id, terminal, std::move(value), std::move(why), task.attempt};
+  if (terminal == task_state::dead) {
+    dead_letters_.add(dead_letter{task.id, queues_[task.queue]->name, task.payload, outcome.err, task.attempt});
+  }
+  live_bytes_ -= task.payload.size();
+  observer_ref observer = std::move(task.observer);
+  std::unique_ptr<task_extras> extras = std::move(task.extras);
+  const task_id id = task.id;
+  tasks_.erase(id);  // `task` dangles from here on
+
+  if (extras && !extras->idempotency_key.empty()) {
+    if (config_.idempotency_retention.count() > 0) {
+      idempotency_[extras->idempotency_key].outcome = outcome;
+      idempotency_forget_.emplace_back(now + config_.idempotency_retention, extras->idempotency_key);
+    } else {
+      idempotency_.erase(extras->idempotency_key);
+    }
+  }
+  if (observer) observer->on_outcome(outcome);
+  if (extras)
+    for (const auto& o : extras->more_observers) o->on_outcome(outcome);
+}
+
+// --- dispatch ------------------------------------------------------------
+
+void broker_core::mark_dispatchable(std::uint32_t queue_index) {
+  auto& queue = *queues_[queue_index];
+  if (queue.in_dispatch_list || queue.ready.empty() || queue.eligible.empty()) return;
+  queue.in_dispatch_list = true;
+  dispatch_list_.push_back(queue_index);
+}
+
+void broker_core::refresh_membership(consumer_state& consumer) {
+  const bool should = consumer.credit > 0;
+  if (should == consumer.eligible) return;
+  consumer.eligible = should;
+  for (auto& sub : consumer.subs) {
+    auto& queue = *queues_[sub.queue];
+    if (should) {
+      queue.eligible.insert(sub, consumer.in_flight);
+      mark_dispatchable(sub.queue);
+    } else {
+      queue.eligible.erase(sub);
+    }
+  }
+}
+
+void broker_core::refresh_load(consumer_state& consumer) {
+  if (!consumer.eligible || config_.policy != balance_policy::least_loaded) return;
+  for (auto& sub : consumer.subs) queues_[sub.queue]->eligible.set_load(sub, consumer.in_flight);
+}
+
+void broker_core::dispatch(time_point now) {
+  while (!dispatch_list_.empty()) {
+    const std::uint32_t queue_index = dispatch_list_.front();
+    dispatch_list_.pop_front();
+    auto& queue = *queues_[queue_index];
+    queue.in_dispatch_list = false;
+    if (queue.ready.empty() || queue.eligible.empty()) continue;
+    task_record& task = *queue.ready.pop();
+    if (task.expires_at <= now) {
+      finish(task, task_state::expired, make_error(errc::expired, "time to live passed before dispatch"), {}, now);
+    } else {
+      subscription* sub = queue.eligible.pick();
+      lease_to(task, *consumers_[sub->consumer], now);
+    }
+    mark_dispatchable(queue_index);  // to the back: queues take turns
+  }
+}
+
+std::vector<dispatch_batch> broker_core::take_dispatches() {
+  for (const auto& batch : outbox_) {
+    if (auto* consumer = find_consumer(batch.consumer)) consumer->outbox = -1;
+  }
+  return std::exchange(outbox_, {});
+}
+
+std::vector<cancel_notice> broker_core::take_cancels() { return std::exchange(cancels_, {}); }
+
+// --- timers ------------------------------------------------------------
+
+void broker_core::advance(time_point now) {
+  leases_.expire(now, [&](const lease_table::deadline_entry& entry) { on_lease_deadline(entry, now); });
+  task_timers_.advance(now, [&](const task_timer& timer) { on_task_timer(timer, now); });
+  forget_idempotency(now);
+}
+
+void broker_core::on_lease_deadline(const lease_table::deadline_entry& entry, time_point now) {
+  task_record* task = find_task(entry.task);
+  if (!task || task->state != task_state::leased || task->lease != entry.lease) return;  // settled already
+  cancels_.push_back(cancel_notice{consumers_[task->owner]->id, task->id, task->lease});
+  end_lease(*task);
+  retry_or_bury(*task, make_error(errc::timed_out, "attempt " + std::to_string(task->attempt) + " ran past its timeout"),
+                true, now);
+}
+
+void broker_core::on_task_timer(const task_timer& timer, time_point now) {
+  task_record* task = find_task(timer.task);
+  if (!task || task->state != task_state::queued) return;
+  if (timer.kind == timer_kind::ttl) {
+    remove_from_queue(*task);
+    finish(*task, task_state::expired, make_error(errc::expired, "time to live passed before dispatch"), {}, now);
+    return;
+  }
+  if (!task->delayed || task->attempt != timer.token) return;  // a later delay superseded this one
+  assert(task->not_before <= now);
+  task->delayed = false;
+  --queues_[task->queue]->delayed;
+  make_ready(*task);
+}
+
+void broker_core::forget_idempotency(time_point now) {
+  while (!idempotency_forget_.empty() && idempotency_forget_.front().first <= now) {
+    idempotency_.erase(idempotency_forget_.front().second);
+    idempotency_forget_.pop_front();
+  }
+}
+
+std::optional<time_point> broker_core::next_wakeup() const {
+  std::optional<time_point> next = leases_.next_deadline();
+  auto consider = [&](std::optional<time_point> t) {
+    if (t && (!next || *t < *next)) next = t;
+  };
+  consider(task_timers_.next_due());
+  if (!idempotency_forget_.empty()) consider(idempotency_forget_.front().first);
+  return next;
+}
+
+// --- lookups and inspection --------------------------------------------
+
+task_record* broker_core::find_task(task_id id) {
+  auto it = tasks_.find(id);
+  return it == tasks_.end() ? nullptr : &it->second;
+}
+
+const task_record* broker_core::find_task(task_id id) const {
+  auto it = tasks_.find(id);
+  return it == tasks_.end() ? nullptr : &it->second;
+}
+
+broker_core::consumer_state* broker_core::find_consumer(consumer_id id) {
+  auto it = consumer_index_.find(id);
+  return it == consumer_index_.end() ? nullptr : consumers_[it->second].get();
+}
+
+std::string broker_core::idempotency_slot(std::uint32_t queue, std::string_view key) const {
+  std::string slot = std::to_string(queue);
+  slot.push_back('\0');
+  slot.append(key);
+  return slot;
+}
+
+queue_stats broker_core::stats(std::uint32_t queue_index) const {
+  assert(queue_index < queues_.size());
+  const auto& queue = *queues_[queue_index];
+  queue_stats out = queue.counters;
+  out.ready = queue.ready.size();
+  out.delayed = queue.delayed;
+  out.leased = queue.leased;
+  out.consumers = queue.consumers;
+  return out;
+}
+
+std::optional<consumer_stats> broker_core::consumer(consumer_id id) const {
+  auto it = consumer_index_.find(id);
+  if (it == consumer_index_.end()) return std::nullopt;
+  const auto& c = *consumers_[it->second];
+  return consumer_stats{c.id, c.credit, c.in_flight};
+}
+
+result<void> broker_core::check_invariants() const {
+  auto fail = [](std::string what) { return make_error(errc::invalid_transition, "invariant violated: " + what); };
+  std::vector<std::size_t> ready(queues_.size()), delayed(queues_.size()), leased(queues_.size());
+  std::vector<std::uint32_t> held(consumers_.size());
+  std::size_t bytes_total = 0;
+  for (const auto& [id, task] : tasks_) {
+    if (is_terminal(task.state)) return fail("terminal task " + std::to_string(id.value) + " still live");
+    bytes_total += task.payload.size();
+    if (task.state == task_state::leased) {
+      if (task.owner >= consumers_.size() || !consumers_[task.owner])
+        return fail("task " + std::to_string(id.value) + " leased to a consumer that left");
+      ++leased[task.queue];
+      ++held[task.owner];
+      if (task.attempt == 0 || task.attempt > task.max_attempts) return fail("attempt out of range");
+    } else if (task.delayed) {
+      ++delayed[task.queue];
+    } else {
+      ++ready[task.queue];
+    }
+  }
+  if (bytes_total != live_bytes_) return fail("live byte count drifted");
+  for (std::size_t q = 0; q < queues_.size(); ++q) {
+    const auto& queue = *queues_[q];
+    if (queue.ready.size() != ready[q] || queue.delayed != delayed[q] || queue.leased != leased[q])
+      return fail("queue '" + queue.name + "' counts disagree with its tasks");
+  }
+  for (const auto& consumer : consumers_) {
+    if (!consumer) continue;
+    if (consumer->in_flight != held[consumer->index] || leases_.held_by(consumer->index) != consumer->in_flight)
+      return fail("consumer " + std::to_string(consumer->id.value) + " in-flight count disagrees with its leases");
+    if (consumer->eligible != (consumer->credit > 0))
+      return fail("consumer " + std::to_string(consumer->id.value) + " eligibility disagrees with its credit");
+    for (const auto& sub : consumer->subs)
+      if (sub.member != consumer->eligible) return fail("subscription membership disagrees with credit");
+  }
+  return ok();
+}
+
+}  // namespace drover::core

@@ -1,0 +1,34 @@
+#include "drover/core/bytes.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace drover::core;
+
+TEST(bytes, copies_share_one_buffer) {
+  bytes a = bytes::copy_from("hello");
+  bytes b = a;
+  EXPECT_TRUE(a.same_buffer(b));
+  EXPECT_EQ(a.use_count(), 2u);
+  EXPECT_EQ(b.view(), "hello");
+}
+
+TEST(bytes, adopting_a_string_keeps_its_buffer) {
+  std::string text(1000, 'x');
+  const char* before = text.data();
+  bytes b = bytes::adopt(std::move(text));
+  EXPECT_EQ(reinterpret_cast<const char*>(b.data()), before);
+  EXPECT_EQ(b.size(), 1000u);
+}
+
+TEST(bytes, last_release_frees_and_moves_leave_empty) {
+  bytes a = bytes::copy_from("abc");
+  {
+    bytes b = a;
+    EXPECT_EQ(a.use_count(), 2u);
+  }
+  EXPECT_EQ(a.use_count(), 1u);
+  bytes c = std::move(a);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(c.view(), "abc");
+  EXPECT_TRUE(bytes::copy_from("").empty());
+}
