@@ -24,7 +24,7 @@ struct broker_core::consumer_state {
   std::uint32_t credit = 0;
   std::uint32_t in_flight = 0;
   bool eligible = false;           // member of its queues' consumer sets
-  std::vector<subscription> subs;  // one per queue; never resized after join
+  std::deque<subscription> subs;   // one per queue; a deque keeps addresses stable
   std::int32_t outbox = -1;        // index into outbox_ during a dispatch round
 };
 
@@ -65,7 +65,6 @@ const std::string& broker_core::queue_name(std::uint32_t queue) const {
 result<void> broker_core::join(consumer_id id, std::span<const std::string> queue_names) {
   if (!id.valid()) return make_error(errc::invalid_argument, "consumer id 0 is reserved");
   if (consumer_index_.contains(id)) return make_error(errc::invalid_argument, "consumer already joined");
-  if (queue_names.empty()) return make_error(errc::invalid_argument, "a consumer must serve at least one queue");
   std::uint32_t index;
   if (!free_consumer_slots_.empty()) {
     index = free_consumer_slots_.back();
@@ -77,21 +76,29 @@ result<void> broker_core::join(consumer_id id, std::span<const std::string> queu
   auto state = std::make_unique<consumer_state>();
   state->id = id;
   state->index = index;
-  state->subs.reserve(queue_names.size());
-  for (const auto& name : queue_names) {
-    const auto queue = declare_queue(name);
-    const bool duplicate = std::any_of(state->subs.begin(), state->subs.end(),
-                                       [&](const subscription& s) { return s.queue == queue; });
-    if (duplicate) continue;
-    subscription sub;
-    sub.consumer = index;
-    sub.queue = queue;
-    state->subs.push_back(sub);
-    ++queues_[queue]->consumers;
-  }
   consumers_[index] = std::move(state);
   consumer_index_.emplace(id, index);
+  for (const auto& name : queue_names) {
+    if (auto subscribed = subscribe(id, name); !subscribed) return subscribed.err();
+  }
   return ok();
+}
+
+result<std::uint32_t> broker_core::subscribe(consumer_id id, std::string_view queue_name_) {
+  consumer_state* consumer = find_consumer(id);
+  if (!consumer) return make_error(errc::unknown_consumer, "consumer " + std::to_string(id.value) + " is not joined");
+  const auto queue = declare_queue(queue_name_);
+  for (const auto& s : consumer->subs)
+    if (s.queue == queue) return queue;
+  auto& sub = consumer->subs.emplace_back();
+  sub.consumer = consumer->index;
+  sub.queue = queue;
+  ++queues_[queue]->consumers;
+  if (consumer->eligible) {
+    queues_[queue]->eligible.insert(sub, consumer->in_flight);
+    mark_dispatchable(queue);
+  }
+  return queue;
 }
 
 result<void> broker_core::leave(consumer_id id, time_point now) {
@@ -132,7 +139,7 @@ result<std::uint32_t> broker_core::revoke_demand(consumer_id id, std::uint32_t n
 
 // --- tasks ---------------------------------------------------------------
 
-result<void> broker_core::validate(const task_spec& spec) const {
+result<void> validate(const task_spec& spec, std::size_t payload_bytes_max) {
   const auto& o = spec.options;
   if (o.max_attempts > attempts_max)
     return make_error(errc::invalid_argument, "max_attempts must be at most " + std::to_string(attempts_max));
@@ -140,17 +147,16 @@ result<void> broker_core::validate(const task_spec& spec) const {
     return make_error(errc::invalid_argument, "backoff needs 0 <= initial <= max, multiplier >= 1, 0 <= jitter <= 1");
   if (o.timeout.count() < 0) return make_error(errc::invalid_argument, "timeout must not be negative");
   if (o.ttl.count() < 0) return make_error(errc::invalid_argument, "ttl must not be negative");
-  if (spec.payload.size() > config_.payload_bytes_max)
+  if (spec.payload.size() > payload_bytes_max)
     return make_error(errc::payload_too_large, "payload of " + std::to_string(spec.payload.size()) +
-                                                   " bytes exceeds the limit of " +
-                                                   std::to_string(config_.payload_bytes_max));
+                                                   " bytes exceeds the limit of " + std::to_string(payload_bytes_max));
   return ok();
 }
 
 result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_ref observer, time_point now) {
   const auto queue = find_queue(spec.queue);
   if (!queue) return make_error(errc::unknown_queue, "queue '" + spec.queue + "' has no consumer and was not declared");
-  if (auto valid = validate(spec); !valid) return valid.err();
+  if (auto valid = validate(spec, config_.payload_bytes_max); !valid) return valid.err();
   if (!id.valid() || tasks_.contains(id)) return make_error(errc::invalid_argument, "task id is zero or already in use");
 
   std::string key_slot;

@@ -17,6 +17,7 @@ struct recorder : task_observer {
   void on_accepted(task_id id, bool dup) override { accepted = id, duplicate = dup; }
   void on_state(task_state s, std::uint16_t) override { states.push_back(s); }
   void on_outcome(const task_outcome& o) override { outcomes.push_back(o); }
+  void on_rejected(const error&) override { ADD_FAILURE() << "rejected"; }
 };
 
 class broker_core_test : public ::testing::Test {

@@ -112,6 +112,8 @@ class broker_core {
   std::optional<std::uint32_t> find_queue(std::string_view name) const;
   const std::string& queue_name(std::uint32_t queue) const;
   result<void> join(consumer_id consumer, std::span<const std::string> queues);
+  /// A joined consumer also serves `queue` (declared if new); returns its index.
+  result<std::uint32_t> subscribe(consumer_id consumer, std::string_view queue);
   /// Releases every lease the consumer holds (tasks requeue or go dead).
   result<void> leave(consumer_id consumer, time_point now);
   result<void> add_demand(consumer_id consumer, std::uint32_t n);
@@ -163,7 +165,6 @@ class broker_core {
   task_record* find_task(task_id id);
   const task_record* find_task(task_id id) const;
   consumer_state* find_consumer(consumer_id id);
-  result<void> validate(const task_spec& spec) const;
   void make_ready(task_record& task);
   void lease_to(task_record& task, consumer_state& consumer, time_point now);
   void end_lease(task_record& task);

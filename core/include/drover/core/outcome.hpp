@@ -28,6 +28,9 @@ class task_observer {
   virtual void on_accepted(task_id id, bool duplicate) = 0;
   virtual void on_state(task_state state, std::uint16_t attempt) = 0;
   virtual void on_outcome(const task_outcome& outcome) = 0;
+  /// The submission was refused (unknown queue, invalid option, full node):
+  /// no task exists and no other call follows.
+  virtual void on_rejected(const error& why) = 0;
 };
 
 using observer_ref = std::shared_ptr<task_observer>;

@@ -8,6 +8,7 @@
 
 #include "drover/core/backoff.hpp"
 #include "drover/core/bytes.hpp"
+#include "drover/core/result.hpp"
 #include "drover/core/time.hpp"
 
 namespace drover::core {
@@ -41,5 +42,9 @@ struct task_spec {
   bytes payload;
   task_options options;
 };
+
+/// Checks the options against their documented ranges and the payload
+/// against `payload_bytes_max` (errc::invalid_argument / payload_too_large).
+result<void> validate(const task_spec& spec, std::size_t payload_bytes_max);
 
 }  // namespace drover::core

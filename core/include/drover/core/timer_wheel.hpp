@@ -54,8 +54,10 @@ class timer_wheel {
     return fired;
   }
 
-  /// A time at or before the earliest due entry; nothing when empty. The
-  /// owner wakes then, advances, and asks again.
+  /// When to advance next: the first tick boundary at or after the earliest
+  /// entry's due time (so at most one resolution late, never early); nothing
+  /// when empty. An entry of a later rotation may make this early: the owner
+  /// then advances, finds nothing due, and asks again.
   std::optional<time_point> next_due() const {
     if (size_ == 0) return std::nullopt;
     if (!overdue_.empty()) return tick_time(current_tick_);

@@ -1,0 +1,41 @@
+#pragma once
+// The broker actor: owns a broker_core and turns messages into calls on it.
+// After every message it ships the core's effects: one dispatch_msg per
+// consumer that received tasks, lease cancellations, and a timer for the
+// core's next deadline (CAF's clock: virtual under the test coordinator).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+#include <caf/actor_addr.hpp>
+#include <caf/behavior.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "drover/actors/messages.hpp"
+#include "drover/actors/submission_inbox.hpp"
+#include "drover/core/broker_core.hpp"
+
+namespace drover::actors {
+
+struct broker_state {
+  std::unique_ptr<core::broker_core> core;
+  std::shared_ptr<submission_inbox> inbox;  // may be null (no embedded API)
+  std::unordered_map<core::consumer_id, caf::actor> consumers;
+  std::unordered_map<caf::actor_addr, core::consumer_id> consumer_by_addr;
+  std::optional<core::time_point> timer_armed_for;
+  std::uint64_t stale_reports = 0;
+
+  static inline const char* name = "drover.broker";
+};
+
+using broker_actor_type = caf::stateful_actor<broker_state>;
+
+caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
+                           std::shared_ptr<submission_inbox> inbox);
+
+/// The actor's clock as scheduler time (virtual time under the test coordinator).
+core::time_point actor_now(const caf::local_actor* self);
+
+}  // namespace drover::actors

@@ -1,0 +1,69 @@
+#pragma once
+// A worker pool: an in-process consumer that runs registered coroutine
+// handlers under its work limit. Its claim/run loop never waits on a task:
+// each turn starts what the limit allows, runs whatever became ready, and
+// tells the broker in one message what finished and how much more it can
+// take (free permits become demand). Lowering the limit lets running
+// handlers finish and takes back unused demand.
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <asio/cancellation_signal.hpp>
+#include <asio/execution_context.hpp>
+#include <caf/behavior.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "drover/actors/handler.hpp"
+#include "drover/actors/messages.hpp"
+#include "drover/actors/pool_executor.hpp"
+
+namespace drover::actors {
+
+struct pool_config {
+  core::consumer_id id;
+  std::uint32_t work_limit = 64;
+  caf::actor broker;
+  /// Hosts asio services (timers, sockets) for handlers; its run loop is the
+  /// node's I/O thread. Null: the pool owns an idle one (tests, simulation).
+  asio::execution_context* services = nullptr;
+};
+
+struct running_task {
+  task_context ctx;
+  asio::cancellation_signal cancel;
+  running_task(core::dispatch_item item, const std::string& queue) : ctx(std::move(item), queue) {}
+};
+
+struct pool_state {
+  pool_config config;
+  std::unique_ptr<asio::execution_context> own_services;
+  std::shared_ptr<pool_context> exec;
+  std::unordered_map<std::string, std::shared_ptr<handler>> handlers;  // by queue name
+  std::vector<std::shared_ptr<handler>> handler_by_queue;              // by broker queue index
+  std::vector<std::string> queue_names;                                // by broker queue index
+  std::deque<core::dispatch_item> waiting;  // received beyond the limit (after a lowering)
+  std::unordered_map<core::task_id, std::unique_ptr<running_task>> running;
+  std::uint32_t requested = 0;  // demand the broker has not filled yet
+  std::vector<report_item> reports;
+  pool_stats counters;
+
+  static inline const char* name = "drover.pool";
+
+  pool_state() = default;
+  pool_state(const pool_state&) = delete;
+  pool_state& operator=(const pool_state&) = delete;
+  ~pool_state() {
+    if (exec) exec->close();
+  }
+};
+
+using pool_actor_type = caf::stateful_actor<pool_state>;
+
+caf::behavior pool_actor(pool_actor_type* self, pool_config config);
+
+}  // namespace drover::actors

@@ -1,0 +1,51 @@
+#pragma once
+// Where the embedded API leaves submissions for the broker. Submitting
+// threads append under a short lock; only the first submission of a batch
+// rings the doorbell (one message), and the broker takes the whole batch in
+// one turn. Under load that is one message per batch, not per task.
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "drover/core/broker_core.hpp"
+
+namespace drover::actors {
+
+struct submission {
+  core::task_id id;
+  core::task_spec spec;
+  core::observer_ref observer;
+};
+
+class submission_inbox {
+ public:
+  explicit submission_inbox(std::function<void()> doorbell) : doorbell_(std::move(doorbell)) {}
+
+  void push(submission s) {
+    bool ring;
+    {
+      std::lock_guard lock(mutex_);
+      pending_.push_back(std::move(s));
+      ring = !rung_;
+      rung_ = true;
+    }
+    if (ring) doorbell_();
+  }
+
+  /// Takes every pending submission; the next push rings again.
+  std::vector<submission> take() {
+    std::vector<submission> out;
+    std::lock_guard lock(mutex_);
+    out.swap(pending_);
+    rung_ = false;
+    return out;
+  }
+
+ private:
+  std::function<void()> doorbell_;
+  std::mutex mutex_;
+  std::vector<submission> pending_;
+  bool rung_ = false;
+};
+
+}  // namespace drover::actors

@@ -1,0 +1,156 @@
+#include "drover/actors/broker_actor.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+
+namespace drover::actors {
+
+core::time_point actor_now(const caf::local_actor* self) {
+  return core::time_point{
+      std::chrono::duration_cast<core::duration>(self->clock().now().time_since_epoch())};
+}
+
+namespace {
+
+void ship_dispatches(broker_actor_type* self) {
+  auto& st = self->state;
+  for (auto& batch : st.core->take_dispatches()) {
+    auto it = st.consumers.find(batch.consumer);
+    assert(it != st.consumers.end());
+    self->send(it->second, dispatch_msg{std::move(batch.items)});
+  }
+}
+
+void ship_cancels(broker_actor_type* self) {
+  auto& st = self->state;
+  auto notices = st.core->take_cancels();
+  if (notices.empty()) return;
+  std::unordered_map<core::consumer_id, std::vector<core::cancel_notice>> by_consumer;
+  for (auto& n : notices) by_consumer[n.consumer].push_back(n);
+  for (auto& [consumer, list] : by_consumer) {
+    // A consumer that left already lost its leases; nothing to tell it.
+    if (auto it = st.consumers.find(consumer); it != st.consumers.end())
+      self->send(it->second, lease_cancel_msg{std::move(list)});
+  }
+}
+
+void arm_timer(broker_actor_type* self, core::time_point now) {
+  auto& st = self->state;
+  const auto next = st.core->next_wakeup();
+  if (!next) return;
+  if (st.timer_armed_for && *st.timer_armed_for <= *next) return;  // an earlier tick will re-arm
+  st.timer_armed_for = *next;
+  const auto delay = std::max(core::duration{0}, *next - now);
+  self->delayed_send(self, std::chrono::duration_cast<caf::timespan>(delay), tick_atom::value);
+}
+
+/// Runs after every message: dispatch, then ship what the core produced.
+void flush(broker_actor_type* self) {
+  const auto now = actor_now(self);
+  self->state.core->dispatch(now);
+  ship_dispatches(self);
+  ship_cancels(self);
+  arm_timer(self, now);
+}
+
+void submit_one(broker_actor_type* self, core::task_id id, core::task_spec&& spec, core::observer_ref observer) {
+  auto observer_copy = observer;
+  auto ack = self->state.core->submit(id, std::move(spec), std::move(observer), actor_now(self));
+  if (!ack && observer_copy) observer_copy->on_rejected(ack.err());
+}
+
+void consumer_left(broker_actor_type* self, core::consumer_id consumer) {
+  auto& st = self->state;
+  auto it = st.consumers.find(consumer);
+  if (it == st.consumers.end()) return;
+  st.consumer_by_addr.erase(it->second.address());
+  st.consumers.erase(it);
+  (void)st.core->leave(consumer, actor_now(self));
+}
+
+}  // namespace
+
+caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
+                           std::shared_ptr<submission_inbox> inbox) {
+  self->state.core = std::make_unique<core::broker_core>(config, actor_now(self));
+  self->state.inbox = std::move(inbox);
+  self->set_down_handler([=](caf::down_msg& down) {
+    auto it = self->state.consumer_by_addr.find(down.source);
+    if (it == self->state.consumer_by_addr.end()) return;
+    consumer_left(self, it->second);
+    flush(self);
+  });
+  return {
+      [=](drain_atom) {
+        if (!self->state.inbox) return;
+        for (auto& s : self->state.inbox->take()) submit_one(self, s.id, std::move(s.spec), std::move(s.observer));
+        flush(self);
+      },
+      [=](submit_msg& m) {
+        submit_one(self, m.id, std::move(m.spec), std::move(m.observer));
+        flush(self);
+      },
+      [=](const join_msg& m) -> core::error {
+        auto joined = self->state.core->join(m.consumer, {});
+        if (!joined) return joined.err();
+        self->monitor(m.handle);
+        self->state.consumers.emplace(m.consumer, m.handle);
+        self->state.consumer_by_addr.emplace(m.handle.address(), m.consumer);
+        return {};
+      },
+      [=](const subscribe_msg& m) -> caf::result<std::uint32_t> {
+        auto index = self->state.core->subscribe(m.consumer, m.queue);
+        if (!index) return caf::make_error(caf::sec::invalid_argument, index.err().message);
+        // Reply before dispatching: the consumer must learn the queue's
+        // index before the first task of that queue reaches it.
+        auto promise = self->make_response_promise<std::uint32_t>();
+        promise.deliver(*index);
+        flush(self);
+        return promise;
+      },
+      [=](const declare_queue_msg& m) -> std::uint32_t { return self->state.core->declare_queue(m.queue); },
+      [=](const leave_msg& m) {
+        consumer_left(self, m.consumer);
+        flush(self);
+      },
+      [=](consumer_update_msg& m) {
+        auto& core = *self->state.core;
+        const auto now = actor_now(self);
+        for (auto& r : m.reports) {
+          // A stale report is normal (cancelled, expired, or a lease the
+          // consumer lost): the outcome was already decided elsewhere.
+          if (!core.report(m.consumer, r.task, r.lease, std::move(r.result), now)) ++self->state.stale_reports;
+        }
+        if (m.revoke > 0) (void)core.revoke_demand(m.consumer, m.revoke);
+        if (m.demand > 0) (void)core.add_demand(m.consumer, m.demand);
+        flush(self);
+      },
+      [=](const cancel_msg& m) -> core::error {
+        auto cancelled = self->state.core->cancel(m.task, actor_now(self));
+        flush(self);
+        return cancelled ? core::error{} : cancelled.err();
+      },
+      [=](const status_msg& m) -> caf::result<core::task_status> {
+        auto status = self->state.core->status(m.task);
+        if (!status) return caf::make_error(caf::sec::invalid_argument, status.err().message);
+        return *status;
+      },
+      [=](stats_atom) -> broker_stats {
+        const auto& core = *self->state.core;
+        broker_stats out;
+        for (std::uint32_t q = 0; q < core.queue_count(); ++q) out.queues.push_back(core.stats(q));
+        out.live_tasks = core.live_tasks();
+        out.live_bytes = core.live_bytes();
+        out.dead_letters = core.dead_letters().size();
+        out.stale_reports = self->state.stale_reports;
+        return out;
+      },
+      [=](tick_atom) {
+        self->state.timer_armed_for.reset();
+        self->state.core->advance(actor_now(self));
+        flush(self);
+      },
+  };
+}
+
+}  // namespace drover::actors

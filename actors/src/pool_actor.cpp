@@ -1,0 +1,175 @@
+#include "drover/actors/pool_actor.hpp"
+
+#include <algorithm>
+#include <exception>
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/co_spawn.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+namespace drover::actors {
+
+namespace {
+
+std::string describe(std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "handler threw a non-standard exception";
+  }
+}
+
+void on_finished(pool_actor_type* self, core::task_id id, std::exception_ptr ep, task_result result) {
+  auto& st = self->state;
+  auto it = st.running.find(id);
+  assert(it != st.running.end());
+  const auto lease = it->second->ctx.item().lease;
+  if (ep) result = task_result::failure(describe(ep));
+  st.reports.push_back(report_item{id, lease, std::move(result)});
+  st.running.erase(it);
+  ++st.counters.completed;
+}
+
+void start(pool_actor_type* self, core::dispatch_item item) {
+  auto& st = self->state;
+  const auto queue = item.queue;
+  std::shared_ptr<handler> fn = queue < st.handler_by_queue.size() ? st.handler_by_queue[queue] : nullptr;
+  if (!fn) {
+    st.reports.push_back(report_item{item.id, item.lease, task_result::failure("no handler for this queue", false)});
+    return;
+  }
+  const core::task_id id = item.id;
+  auto [it, inserted] = st.running.emplace(id, std::make_unique<running_task>(std::move(item), st.queue_names[queue]));
+  assert(inserted);
+  auto& task = *it->second;
+  st.counters.peak_running = std::max(st.counters.peak_running, static_cast<std::uint32_t>(st.running.size()));
+  assert(st.running.size() <= st.config.work_limit);
+  // Runs inline up to the handler's first suspension (pool_executor).
+  asio::co_spawn(pool_executor(st.exec), (*fn)(task.ctx),
+                 asio::bind_cancellation_slot(task.cancel.slot(), [self, id](std::exception_ptr ep, task_result r) {
+                   on_finished(self, id, ep, std::move(r));
+                 }));
+}
+
+/// Demand flows from free permits: limit - running - waiting - requested.
+void send_update(pool_actor_type* self) {
+  auto& st = self->state;
+  const auto committed = static_cast<std::int64_t>(st.running.size() + st.waiting.size() + st.requested);
+  const std::int64_t want = static_cast<std::int64_t>(st.config.work_limit) - committed;
+  consumer_update_msg update{st.config.id, std::move(st.reports), 0, 0};
+  st.reports.clear();
+  if (want > 0) {
+    update.demand = static_cast<std::uint32_t>(want);
+    st.requested += update.demand;
+  } else if (want < 0 && st.requested > 0) {
+    update.revoke = static_cast<std::uint32_t>(std::min<std::int64_t>(st.requested, -want));
+    st.requested -= update.revoke;
+  }
+  if (!update.reports.empty() || update.demand > 0 || update.revoke > 0) self->send(st.config.broker, std::move(update));
+}
+
+/// One turn of the claim/run loop: never waits on a handler.
+void run_turn(pool_actor_type* self) {
+  auto& st = self->state;
+  {
+    pool_context::turn turn(*st.exec);
+    for (;;) {
+      while (!st.waiting.empty() && st.running.size() < st.config.work_limit) {
+        auto item = std::move(st.waiting.front());
+        st.waiting.pop_front();
+        start(self, std::move(item));
+      }
+      const bool ran = st.exec->drain() > 0;
+      const bool can_start = !st.waiting.empty() && st.running.size() < st.config.work_limit;
+      if (!ran && !can_start) break;
+    }
+  }
+  st.counters.running = static_cast<std::uint32_t>(st.running.size());
+  send_update(self);
+}
+
+void cancel_leases(pool_actor_type* self, const std::vector<core::cancel_notice>& notices) {
+  auto& st = self->state;
+  pool_context::turn turn(*st.exec);
+  for (const auto& notice : notices) {
+    if (auto it = st.running.find(notice.task); it != st.running.end() && it->second->ctx.item().lease == notice.lease) {
+      it->second->ctx.mark_cancelled();
+      it->second->cancel.emit(asio::cancellation_type::terminal);
+      continue;
+    }
+    // Not started yet: drop it; the broker already ended the lease.
+    std::erase_if(st.waiting, [&](const core::dispatch_item& item) { return item.lease == notice.lease; });
+  }
+}
+
+}  // namespace
+
+caf::behavior pool_actor(pool_actor_type* self, pool_config config) {
+  auto& st = self->state;
+  st.config = std::move(config);
+  if (!st.config.services) {
+    st.own_services = std::make_unique<asio::execution_context>();
+    st.config.services = st.own_services.get();
+  }
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
+  st.exec = std::make_shared<pool_context>(*st.config.services, [weak] {
+    if (auto strong = weak.lock()) caf::anon_send(caf::actor_cast<caf::actor>(strong), wake_atom::value);
+  });
+  self->request(st.config.broker, caf::infinite, join_msg{st.config.id, caf::actor_cast<caf::actor>(self)})
+      .then([=](const core::error& err) {
+        if (err) self->quit(caf::make_error(caf::sec::runtime_error, "pool could not join: " + err.message));
+      });
+  return {
+      [=](register_msg& m) -> caf::result<std::uint32_t> {
+        auto promise = self->make_response_promise<std::uint32_t>();
+        auto fn = std::make_shared<handler>(std::move(m.fn));
+        self->state.handlers[m.queue] = fn;
+        self->request(self->state.config.broker, caf::infinite, subscribe_msg{self->state.config.id, m.queue})
+            .then(
+                [=](std::uint32_t index) mutable {
+                  auto& s = self->state;
+                  if (index >= s.handler_by_queue.size()) {
+                    s.handler_by_queue.resize(index + 1);
+                    s.queue_names.resize(index + 1);
+                  }
+                  s.handler_by_queue[index] = fn;
+                  s.queue_names[index] = m.queue;
+                  run_turn(self);  // first demand for the new queue
+                  promise.deliver(index);
+                },
+                [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+        return promise;
+      },
+      [=](dispatch_msg& m) {
+        auto& s = self->state;
+        for (auto& item : m.items) {
+          if (s.requested > 0) --s.requested;  // a revoke may have crossed this batch
+          s.waiting.push_back(std::move(item));
+        }
+        run_turn(self);
+      },
+      [=](const lease_cancel_msg& m) {
+        cancel_leases(self, m.notices);
+        run_turn(self);
+      },
+      [=](wake_atom) { run_turn(self); },
+      [=](limit_atom, std::uint32_t limit) {
+        self->state.config.work_limit = limit;
+        run_turn(self);
+      },
+      [=](limit_atom) -> std::uint32_t { return self->state.config.work_limit; },
+      [=](stats_atom) -> pool_stats {
+        auto out = self->state.counters;
+        out.work_limit = self->state.config.work_limit;
+        out.running = static_cast<std::uint32_t>(self->state.running.size());
+        out.waiting = static_cast<std::uint32_t>(self->state.waiting.size());
+        out.requested = self->state.requested;
+        return out;
+      },
+  };
+}
+
+}  // namespace drover::actors
