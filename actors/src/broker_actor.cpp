@@ -51,6 +51,11 @@ void flush(broker_actor_type* self) {
   ship_dispatches(self);
   ship_cancels(self);
   arm_timer(self, now);
+  auto& st = self->state;
+  if (st.admission) {
+    st.admission->settle(st.drained_tasks, st.drained_bytes, st.core->live_tasks(), st.core->live_bytes());
+    st.drained_tasks = st.drained_bytes = 0;
+  }
 }
 
 void submit_one(broker_actor_type* self, core::task_id id, core::task_spec&& spec, core::observer_ref observer) {
@@ -71,9 +76,10 @@ void consumer_left(broker_actor_type* self, core::consumer_id consumer) {
 }  // namespace
 
 caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
-                           std::shared_ptr<submission_inbox> inbox) {
+                           std::shared_ptr<submission_inbox> inbox, std::shared_ptr<admission_gate> admission) {
   self->state.core = std::make_unique<core::broker_core>(config, actor_now(self));
   self->state.inbox = std::move(inbox);
+  self->state.admission = std::move(admission);
   self->set_down_handler([=](caf::down_msg& down) {
     auto it = self->state.consumer_by_addr.find(down.source);
     if (it == self->state.consumer_by_addr.end()) return;
@@ -83,7 +89,11 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
   return {
       [=](drain_atom) {
         if (!self->state.inbox) return;
-        for (auto& s : self->state.inbox->take()) submit_one(self, s.id, std::move(s.spec), std::move(s.observer));
+        for (auto& s : self->state.inbox->take()) {
+          ++self->state.drained_tasks;
+          self->state.drained_bytes += s.spec.payload.size();
+          submit_one(self, s.id, std::move(s.spec), std::move(s.observer));
+        }
         flush(self);
       },
       [=](submit_msg& m) {

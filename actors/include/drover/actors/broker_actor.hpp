@@ -13,6 +13,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "drover/actors/admission_gate.hpp"
 #include "drover/actors/messages.hpp"
 #include "drover/actors/submission_inbox.hpp"
 #include "drover/core/broker_core.hpp"
@@ -21,7 +22,10 @@ namespace drover::actors {
 
 struct broker_state {
   std::unique_ptr<core::broker_core> core;
-  std::shared_ptr<submission_inbox> inbox;  // may be null (no embedded API)
+  std::shared_ptr<submission_inbox> inbox;   // may be null (no embedded API)
+  std::shared_ptr<admission_gate> admission;  // may be null
+  std::size_t drained_tasks = 0;              // taken from the inbox this turn
+  std::size_t drained_bytes = 0;
   std::unordered_map<core::consumer_id, caf::actor> consumers;
   std::unordered_map<caf::actor_addr, core::consumer_id> consumer_by_addr;
   std::optional<core::time_point> timer_armed_for;
@@ -33,7 +37,8 @@ struct broker_state {
 using broker_actor_type = caf::stateful_actor<broker_state>;
 
 caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
-                           std::shared_ptr<submission_inbox> inbox);
+                           std::shared_ptr<submission_inbox> inbox,
+                           std::shared_ptr<admission_gate> admission = nullptr);
 
 /// The actor's clock as scheduler time (virtual time under the test coordinator).
 core::time_point actor_now(const caf::local_actor* self);

@@ -1,0 +1,120 @@
+#pragma once
+// The embedded node: start one in a service, register coroutine handlers,
+// submit tasks and follow their outcomes. See examples/embedded_service.cpp.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+
+#include "drover/actors/handler.hpp"
+#include "drover/core/backoff.hpp"
+#include "drover/core/broker_core.hpp"
+#include "drover/core/bytes.hpp"
+#include "drover/core/result.hpp"
+#include "drover/core/task_spec.hpp"
+#include "drover/task_handle.hpp"
+
+namespace drover {
+
+using actors::handler;
+using actors::task_context;
+using actors::task_result;
+using core::bytes;
+using core::errc;
+using core::error;
+using core::task_options;
+
+struct node_config {
+  /// Most handlers running at once on this node; changeable at run time.
+  std::uint32_t work_limit = 64;
+  core::balance_policy balance = core::balance_policy::least_loaded;
+  /// Backpressure: live (non-terminal) tasks and their payload bytes.
+  std::size_t max_queued_tasks = 1'000'000;
+  std::size_t max_queued_bytes = std::size_t{1} << 30;
+  std::size_t payload_bytes_max = std::size_t{64} << 20;
+  std::uint16_t default_max_attempts = 3;
+  std::chrono::nanoseconds default_timeout = std::chrono::seconds(30);
+  core::backoff_policy default_backoff{};
+  /// CAF scheduler threads; 0 = one per core.
+  std::size_t scheduler_threads = 0;
+  /// Seed for retry jitter; 0 = drawn from the OS at start.
+  std::uint64_t seed = 0;
+};
+
+/// What submit does when the node is full.
+enum class when_full : std::uint8_t {
+  fail,  // return errc::queue_full at once
+  wait,  // block (or, from a coroutine, suspend) until there is room
+};
+
+struct node_stats {
+  std::vector<core::queue_stats> queues;
+  std::size_t live_tasks = 0;
+  std::size_t live_bytes = 0;
+  std::size_t dead_letters = 0;
+  std::uint32_t work_limit = 0;
+  std::uint32_t running = 0;
+  std::uint32_t peak_running = 0;
+  std::uint64_t completed = 0;
+};
+
+class node {
+ public:
+  /// Starts the actor system, the broker, the worker pool and the I/O thread.
+  /// Throws std::invalid_argument for an inconsistent configuration.
+  static std::unique_ptr<node> start(node_config config = {});
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Runs `fn` for every task of `queue` (declares the queue).
+  core::result<void> handle(const std::string& queue, handler fn);
+  /// Declares a queue without a handler here (tasks wait for a consumer).
+  core::result<void> declare_queue(const std::string& queue);
+
+  // Overloads rather than default arguments: g++ 12 miscompiles default
+  // arguments of class type in calls inside a coroutine (docs/stack-notes.md).
+
+  core::result<task_handle> submit(const std::string& queue, bytes payload, task_options options, when_full full);
+  core::result<task_handle> submit(const std::string& queue, bytes payload, task_options options) {
+    return submit(queue, std::move(payload), std::move(options), when_full::fail);
+  }
+  core::result<task_handle> submit(const std::string& queue, bytes payload) {
+    return submit(queue, std::move(payload), task_options{}, when_full::fail);
+  }
+
+  /// Fire and forget: no handle, no outcome delivery; returns the task id.
+  core::result<task_id> post(const std::string& queue, bytes payload, task_options options, when_full full);
+  core::result<task_id> post(const std::string& queue, bytes payload) {
+    return post(queue, std::move(payload), task_options{}, when_full::fail);
+  }
+
+  /// From a coroutine; with when_full::wait it suspends, never blocks a thread.
+  asio::awaitable<core::result<task_handle>> async_submit(std::string queue, bytes payload, task_options options,
+                                                          when_full full);
+  asio::awaitable<core::result<task_handle>> async_submit(std::string queue, bytes payload, task_options options) {
+    return async_submit(std::move(queue), std::move(payload), std::move(options), when_full::wait);
+  }
+  asio::awaitable<core::result<task_handle>> async_submit(std::string queue, bytes payload) {
+    return async_submit(std::move(queue), std::move(payload), task_options{}, when_full::wait);
+  }
+
+  void set_work_limit(std::uint32_t limit);
+  std::uint32_t work_limit() const;
+  node_stats stats() const;
+  /// Waits until no task is live, or the timeout passes; true if drained.
+  bool drain(std::chrono::nanoseconds timeout);
+  /// Stops accepting, lets the actors finish, joins every thread.
+  void stop();
+
+  struct impl;
+
+ private:
+  explicit node(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace drover

@@ -1,0 +1,258 @@
+#include "drover/node.hpp"
+
+#include <random>
+#include <shared_mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_set>
+
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "broker_link.hpp"
+#include "drover/actors/admission_gate.hpp"
+#include "drover/actors/broker_actor.hpp"
+#include "drover/actors/pool_actor.hpp"
+#include "drover/actors/submission_inbox.hpp"
+#include "task_cell.hpp"
+
+namespace drover {
+
+namespace {
+constexpr auto control_timeout = std::chrono::seconds(10);  // registration, stats: control plane only
+
+void check(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+void validate(const node_config& c) {
+  check(c.work_limit >= 1, "work_limit must be at least 1");
+  check(c.max_queued_tasks >= 1, "max_queued_tasks must be at least 1");
+  check(c.max_queued_bytes >= 1, "max_queued_bytes must be at least 1");
+  check(c.default_max_attempts >= 1 && c.default_max_attempts <= core::attempts_max,
+        "default_max_attempts must be between 1 and 1000");
+  check(c.default_backoff.valid(), "default_backoff needs 0 <= initial <= max, multiplier >= 1, 0 <= jitter <= 1");
+  check(c.default_timeout.count() > 0, "default_timeout must be positive");
+}
+
+core::broker_config broker_config_of(const node_config& c) {
+  core::broker_config b;
+  b.policy = c.balance;
+  b.default_max_attempts = c.default_max_attempts;
+  b.default_backoff = c.default_backoff;
+  b.default_timeout = c.default_timeout;
+  b.max_tasks = c.max_queued_tasks;
+  b.max_bytes = c.max_queued_bytes;
+  b.payload_bytes_max = c.payload_bytes_max;
+  b.seed = c.seed != 0 ? c.seed : (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  return b;
+}
+}  // namespace
+
+struct node::impl {
+  node_config config;
+  caf::actor_system_config system_config;
+  std::unique_ptr<caf::actor_system> system;
+  asio::io_context io{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> io_work;
+  std::thread io_thread;
+  std::shared_ptr<actors::admission_gate> admission;
+  std::shared_ptr<actors::submission_inbox> inbox;
+  caf::actor broker;
+  caf::actor pool;
+  std::shared_ptr<detail::broker_link> link;
+  std::atomic<std::uint64_t> last_task_id{0};
+  std::atomic<std::uint32_t> work_limit{0};
+  std::atomic<bool> stopped{false};
+  mutable std::shared_mutex queues_mutex;
+  std::unordered_set<std::string> queues;
+
+  bool knows(const std::string& queue) const {
+    std::shared_lock lock(queues_mutex);
+    return queues.contains(queue);
+  }
+  void remember(const std::string& queue) {
+    std::unique_lock lock(queues_mutex);
+    queues.insert(queue);
+  }
+
+  /// Checks that do not need the broker, so errors come back at once.
+  core::result<void> precheck(const core::task_spec& spec) const {
+    if (stopped.load(std::memory_order_acquire)) return core::make_error(errc::shutting_down, "the node is stopping");
+    if (!knows(spec.queue))
+      return core::make_error(errc::unknown_queue, "queue '" + spec.queue + "' has no handler and was not declared");
+    return core::validate(spec, config.payload_bytes_max);
+  }
+
+  core::result<void> admit(std::size_t bytes, when_full full) {
+    if (full == when_full::wait) {
+      admission->admit_waiting(bytes);
+      return {};
+    }
+    if (admission->try_admit(bytes)) return {};
+    return core::make_error(errc::queue_full, "the node holds its maximum of " + std::to_string(config.max_queued_tasks) +
+                                                  " tasks or " + std::to_string(config.max_queued_bytes) + " bytes");
+  }
+
+  /// Submits once there is room; `done` runs here or, after waiting, on the
+  /// broker's thread when it frees room.
+  void submit_when_room(std::shared_ptr<core::task_spec> spec, when_full full,
+                        std::function<void(core::result<task_handle>)> done) {
+    if (auto ok = precheck(*spec); !ok) return done(ok.err());
+    if (admission->try_admit(spec->payload.size())) return done(task_handle(enqueue(std::move(*spec), true)));
+    if (full == when_full::fail)
+      return done(core::make_error(errc::queue_full, "the node holds its maximum of tasks or bytes"));
+    admission->on_room([this, spec, full, done] { submit_when_room(spec, full, done); });
+  }
+
+  std::shared_ptr<detail::task_cell> enqueue(core::task_spec&& spec, bool with_handle, task_id* assigned = nullptr) {
+    const task_id id{last_task_id.fetch_add(1, std::memory_order_relaxed) + 1};
+    if (assigned) *assigned = id;
+    std::shared_ptr<detail::task_cell> cell;
+    if (with_handle) cell = std::make_shared<detail::task_cell>(id, link);
+    inbox->push(actors::submission{id, std::move(spec), cell});
+    return cell;
+  }
+};
+
+node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+node::~node() { stop(); }
+
+std::unique_ptr<node> node::start(node_config config) {
+  validate(config);
+  auto p = std::make_unique<impl>();
+  p->config = config;
+  p->work_limit = config.work_limit;
+  const auto threads = config.scheduler_threads ? config.scheduler_threads : std::max(1u, std::thread::hardware_concurrency());
+  p->system_config.set("scheduler.max-threads", threads);
+  p->system = std::make_unique<caf::actor_system>(p->system_config);
+  p->admission = std::make_shared<actors::admission_gate>(config.max_queued_tasks, config.max_queued_bytes);
+  auto* raw = p.get();
+  p->inbox = std::make_shared<actors::submission_inbox>([raw] { caf::anon_send(raw->broker, actors::drain_atom::value); });
+  p->broker = p->system->spawn(actors::broker_actor, broker_config_of(config), p->inbox, p->admission);
+  p->link = std::make_shared<detail::broker_link>(p->broker);
+  p->pool = p->system->spawn(actors::pool_actor,
+                             actors::pool_config{core::consumer_id{1}, config.work_limit, p->broker, &p->io});
+  p->io_work.emplace(p->io.get_executor());
+  p->io_thread = std::thread([raw] { raw->io.run(); });
+  return std::unique_ptr<node>(new node(std::move(p)));
+}
+
+core::result<void> node::handle(const std::string& queue, handler fn) {
+  caf::scoped_actor self{*impl_->system};
+  core::result<void> out;
+  self->request(impl_->pool, control_timeout, actors::register_msg{queue, std::move(fn)})
+      .receive([](std::uint32_t) {},
+               [&](caf::error& err) { out = core::make_error(errc::invalid_argument, impl_->system->render(err)); });
+  if (out) impl_->remember(queue);
+  return out;
+}
+
+core::result<void> node::declare_queue(const std::string& queue) {
+  caf::scoped_actor self{*impl_->system};
+  core::result<void> out;
+  self->request(impl_->broker, control_timeout, actors::declare_queue_msg{queue})
+      .receive([](std::uint32_t) {},
+               [&](caf::error& err) { out = core::make_error(errc::invalid_argument, impl_->system->render(err)); });
+  if (out) impl_->remember(queue);
+  return out;
+}
+
+core::result<task_handle> node::submit(const std::string& queue, bytes payload, task_options options, when_full full) {
+  core::task_spec spec{queue, std::move(payload), std::move(options)};
+  if (auto ok = impl_->precheck(spec); !ok) return ok.err();
+  if (auto ok = impl_->admit(spec.payload.size(), full); !ok) return ok.err();
+  return task_handle(impl_->enqueue(std::move(spec), true));
+}
+
+core::result<task_id> node::post(const std::string& queue, bytes payload, task_options options, when_full full) {
+  core::task_spec spec{queue, std::move(payload), std::move(options)};
+  if (auto ok = impl_->precheck(spec); !ok) return ok.err();
+  if (auto ok = impl_->admit(spec.payload.size(), full); !ok) return ok.err();
+  task_id id;
+  impl_->enqueue(std::move(spec), false, &id);
+  return id;
+}
+
+asio::awaitable<core::result<task_handle>> node::async_submit(std::string queue, bytes payload, task_options options,
+                                                              when_full full) {
+  // Not a coroutine: the initiation is the awaitable, so no frame of ours
+  // holds the arguments across a suspension.
+  auto spec = std::make_shared<core::task_spec>(core::task_spec{std::move(queue), std::move(payload), std::move(options)});
+  impl* p = impl_.get();
+  return asio::async_initiate<const asio::use_awaitable_t<>, void(core::result<task_handle>)>(
+      [p, spec, full](auto handler) {
+        auto shared_handler = std::make_shared<decltype(handler)>(std::move(handler));
+        p->submit_when_room(spec, full, [shared_handler](core::result<task_handle> r) {
+          auto ex = asio::get_associated_executor(*shared_handler);
+          asio::post(ex, [shared_handler, r = std::move(r)]() mutable { (*shared_handler)(std::move(r)); });
+        });
+      },
+      asio::use_awaitable);
+}
+
+void node::set_work_limit(std::uint32_t limit) {
+  if (limit == 0) limit = 1;  // a node that can run nothing would hold its tasks forever
+  impl_->work_limit = limit;
+  caf::anon_send(impl_->pool, actors::limit_atom::value, limit);
+}
+
+std::uint32_t node::work_limit() const { return impl_->work_limit.load(); }
+
+node_stats node::stats() const {
+  node_stats out;
+  caf::scoped_actor self{*impl_->system};
+  self->request(impl_->broker, control_timeout, actors::stats_atom::value)
+      .receive(
+          [&](const actors::broker_stats& b) {
+            out.queues = b.queues;
+            out.live_tasks = b.live_tasks;
+            out.live_bytes = b.live_bytes;
+            out.dead_letters = b.dead_letters;
+          },
+          [](caf::error&) {});
+  self->request(impl_->pool, control_timeout, actors::stats_atom::value)
+      .receive(
+          [&](const actors::pool_stats& p) {
+            out.work_limit = p.work_limit;
+            out.running = p.running;
+            out.peak_running = p.peak_running;
+            out.completed = p.completed;
+          },
+          [](caf::error&) {});
+  return out;
+}
+
+bool node::drain(std::chrono::nanoseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (stats().live_tasks == 0 && impl_->admission->live_tasks() == 0) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void node::stop() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  impl_->io_work.reset();
+  impl_->io.stop();
+  if (impl_->io_thread.joinable()) impl_->io_thread.join();
+  impl_->link->cut();
+  caf::anon_send_exit(impl_->pool, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(impl_->broker, caf::exit_reason::user_shutdown);
+  impl_->pool = nullptr;
+  impl_->broker = nullptr;
+  impl_->system->await_all_actors_done();
+  impl_->system.reset();
+}
+
+}  // namespace drover

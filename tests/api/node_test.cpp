@@ -1,0 +1,228 @@
+// The embedded API on the real, threaded scheduler: what a service sees.
+#include "drover/node.hpp"
+
+#include <gtest/gtest.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <future>
+
+using namespace drover;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto patience = 10s;  // an upper bound for a hang, not a timing assertion
+
+std::unique_ptr<node> start_node(std::uint32_t work_limit = 8, std::size_t max_tasks = 100'000) {
+  node_config c;
+  c.work_limit = work_limit;
+  c.max_queued_tasks = max_tasks;
+  c.default_backoff = core::backoff_policy{1ms, 10ms, 2.0, 0.0};
+  c.seed = 1;
+  return node::start(c);
+}
+
+handler echo() {
+  return [](task_context& ctx) -> asio::awaitable<task_result> { co_return task_result::success(ctx.payload()); };
+}
+
+completion wait(const task_handle& h) {
+  auto c = h.wait_for(patience);
+  EXPECT_TRUE(c) << "no outcome within " << patience.count() << " s";
+  return c ? *c : completion(core::make_error(errc::timed_out, "test gave up"));
+}
+
+}  // namespace
+
+TEST(node, submit_runs_the_handler_and_returns_its_result) {
+  auto n = start_node();
+  ASSERT_TRUE(n->handle("echo", echo()));
+  auto h = n->submit("echo", bytes::copy_from("hello"));
+  ASSERT_TRUE(h);
+  auto c = wait(*h);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->state, task_state::succeeded);
+  EXPECT_EQ(c->value.view(), "hello");
+  EXPECT_EQ(h->state(), task_state::succeeded);
+}
+
+TEST(node, unknown_queue_fails_at_once) {
+  auto n = start_node();
+  auto h = n->submit("nobody", {});
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.code(), errc::unknown_queue);
+}
+
+TEST(node, a_full_node_fails_fast_or_waits_by_choice) {
+  auto n = start_node(1, 2);
+  ASSERT_TRUE(n->declare_queue("parked"));  // no handler: tasks stay queued
+  auto a = n->submit("parked", {});
+  auto b = n->submit("parked", {});
+  ASSERT_TRUE(a && b);
+  auto full = n->submit("parked", {});
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.code(), errc::queue_full);
+  auto waiter = std::async(std::launch::async, [&] { return n->submit("parked", {}, {}, when_full::wait); });
+  EXPECT_EQ(waiter.wait_for(50ms), std::future_status::timeout) << "must wait while the node is full";
+  a->cancel();
+  ASSERT_EQ(waiter.wait_for(patience), std::future_status::ready);
+  EXPECT_TRUE(waiter.get());
+}
+
+TEST(node, work_limit_caps_running_handlers_and_changes_at_run_time) {
+  auto n = start_node(3);
+  std::atomic<int> running{0}, peak{0};
+  std::atomic<bool> release{false};
+  ASSERT_TRUE(n->handle("slow", [&](task_context&) -> asio::awaitable<task_result> {
+    const int now = ++running;
+    int seen = peak.load();
+    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+    }
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (!release.load()) {
+      timer.expires_after(1ms);
+      co_await timer.async_wait(asio::use_awaitable);
+    }
+    --running;
+    co_return task_result::success({});
+  }));
+  std::vector<task_handle> hs;
+  for (int i = 0; i < 20; ++i) hs.push_back(*n->submit("slow", {}));
+  for (int i = 0; i < 500 && running.load() < 3; ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(running.load(), 3);
+  n->set_work_limit(6);
+  for (int i = 0; i < 500 && running.load() < 6; ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(running.load(), 6) << "raised without restart";
+  release = true;
+  for (auto& h : hs) EXPECT_TRUE(wait(h));
+  EXPECT_LE(peak.load(), 6);
+  EXPECT_LE(n->stats().peak_running, 6u);
+}
+
+TEST(node, handler_fans_out_child_tasks_and_awaits_them) {
+  auto n = start_node(8);
+  ASSERT_TRUE(n->handle("square", [](task_context& ctx) -> asio::awaitable<task_result> {
+    const int x = std::stoi(ctx.payload().to_string());
+    co_return task_result::success(bytes::copy_from(std::to_string(x * x)));
+  }));
+  node* self = n.get();
+  ASSERT_TRUE(n->handle("sum_of_squares", [self](task_context& ctx) -> asio::awaitable<task_result> {
+    const int upto = std::stoi(ctx.payload().to_string());
+    std::vector<task_handle> children;
+    for (int i = 1; i <= upto; ++i) {
+      auto child = co_await self->async_submit("square", bytes::copy_from(std::to_string(i)));
+      if (!child) co_return task_result::failure(child.err().message);
+      children.push_back(*child);
+    }
+    int sum = 0;
+    for (auto& child : children) {
+      auto done = co_await child.async_wait();
+      if (!done || done->state != task_state::succeeded) co_return task_result::failure("child failed");
+      sum += std::stoi(done->value.to_string());
+    }
+    co_return task_result::success(bytes::copy_from(std::to_string(sum)));
+  }));
+  auto h = n->submit("sum_of_squares", bytes::copy_from("10"));
+  auto c = wait(*h);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->value.view(), "385");
+}
+
+TEST(node, failing_handler_retries_then_succeeds) {
+  auto n = start_node();
+  std::atomic<int> calls{0};
+  ASSERT_TRUE(n->handle("flaky", [&](task_context& ctx) -> asio::awaitable<task_result> {
+    ++calls;
+    if (ctx.attempt() < 3) co_return task_result::failure("not yet");
+    co_return task_result::success({});
+  }));
+  auto c = wait(*n->submit("flaky", {}, {.max_attempts = 5}));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->state, task_state::succeeded);
+  EXPECT_EQ(c->attempts, 3);
+  EXPECT_EQ(calls.load(), 3);
+}
+
+TEST(node, cancel_of_a_queued_task_is_reported) {
+  auto n = start_node();
+  ASSERT_TRUE(n->declare_queue("parked"));
+  auto h = n->submit("parked", {});
+  h->cancel();
+  auto c = wait(*h);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->state, task_state::cancelled);
+}
+
+TEST(node, cancelled_running_handler_sees_cancellation_at_its_next_await) {
+  auto n = start_node();
+  std::atomic<bool> started{false};
+  std::promise<std::string> seen;
+  ASSERT_TRUE(n->handle("sleepy", [&](task_context&) -> asio::awaitable<task_result> {
+    started = true;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(30s);
+    try {
+      co_await timer.async_wait(asio::use_awaitable);
+      seen.set_value("timer ran out");
+    } catch (const std::system_error& e) {
+      seen.set_value(e.code() == asio::error::operation_aborted ? "aborted" : e.what());
+    }
+    co_return task_result::success({});
+  }));
+  auto h = n->submit("sleepy", {});
+  for (int i = 0; i < 1000 && !started; ++i) std::this_thread::sleep_for(1ms);
+  h->cancel();
+  EXPECT_EQ(wait(*h)->state, task_state::cancelled);
+  auto f = seen.get_future();
+  ASSERT_EQ(f.wait_for(patience), std::future_status::ready);
+  EXPECT_EQ(f.get(), "aborted");
+}
+
+TEST(node, duplicate_idempotency_key_joins_the_first_task) {
+  auto n = start_node();
+  std::atomic<int> calls{0};
+  ASSERT_TRUE(n->handle("once", [&](task_context&) -> asio::awaitable<task_result> {
+    ++calls;
+    co_return task_result::success(bytes::copy_from("v"));
+  }));
+  auto a = n->submit("once", {}, {.idempotency_key = "order-17"});
+  auto b = n->submit("once", {}, {.idempotency_key = "order-17"});
+  auto ca = wait(*a), cb = wait(*b);
+  ASSERT_TRUE(ca && cb);
+  EXPECT_EQ(ca->id, cb->id);
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST(node, delayed_task_does_not_run_before_its_time) {
+  auto n = start_node();
+  std::atomic<std::int64_t> ran_at{0};
+  ASSERT_TRUE(n->handle("later", [&](task_context&) -> asio::awaitable<task_result> {
+    ran_at = std::chrono::steady_clock::now().time_since_epoch().count();
+    co_return task_result::success({});
+  }));
+  const auto submitted = std::chrono::steady_clock::now();
+  core::task_options o;
+  o.not_before = core::time_point{std::chrono::duration_cast<core::duration>((submitted + 50ms).time_since_epoch())};
+  ASSERT_TRUE(wait(*n->submit("later", {}, o)));
+  EXPECT_GE(ran_at.load(), (submitted + 50ms).time_since_epoch().count());
+}
+
+TEST(node, invalid_options_are_rejected_with_a_message) {
+  auto n = start_node();
+  ASSERT_TRUE(n->handle("echo", echo()));
+  auto h = n->submit("echo", {}, {.max_attempts = 60000});
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.code(), errc::invalid_argument);
+  EXPECT_FALSE(h.err().message.empty());
+}
+
+TEST(node, bad_config_throws_at_start) {
+  node_config c;
+  c.work_limit = 0;
+  EXPECT_THROW(node::start(c), std::invalid_argument);
+}
