@@ -10,6 +10,7 @@ packages=(
   libboost1.81-dev                           # Boost.Beast/JSON for the gateway (net/)
   libgtest-dev                               # GoogleTest, registered with CTest
   libbenchmark-dev                           # Google Benchmark for micro benchmarks
+  libcli11-dev                               # CLI11: the drover command line
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #include "drover/node.hpp"
 
 #include <random>
+#include <sys/prctl.h>
 #include <shared_mutex>
 #include <stdexcept>
 #include <thread>
@@ -134,7 +135,14 @@ std::unique_ptr<node> node::start(node_config config) {
   p->work_limit = config.work_limit;
   const auto threads = config.scheduler_threads ? config.scheduler_threads : std::max(1u, std::thread::hardware_concurrency());
   p->system_config.set("scheduler.max-threads", threads);
-  p->system = std::make_unique<caf::actor_system>(p->system_config);
+  p->system_config.set("work-stealing.moderate-sleep-duration", caf::timespan{config.idle_poll_interval});
+  // Scheduler threads inherit the timer slack of the thread that creates
+  // them: create the system from a helper thread so the caller's own thread
+  // keeps its setting.
+  std::thread([&] {
+    ::prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(config.timer_slack.count()), 0, 0, 0);
+    p->system = std::make_unique<caf::actor_system>(p->system_config);
+  }).join();
   p->admission = std::make_shared<actors::admission_gate>(config.max_queued_tasks, config.max_queued_bytes);
   auto* raw = p.get();
   p->inbox = std::make_shared<actors::submission_inbox>([raw] { caf::anon_send(raw->broker, actors::drain_atom::value); });

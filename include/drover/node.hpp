@@ -40,6 +40,14 @@ struct node_config {
   core::backoff_policy default_backoff{};
   /// CAF scheduler threads; 0 = one per core.
   std::size_t scheduler_threads = 0;
+  /// An idle scheduler thread polls for work this often (CAF's "moderate"
+  /// phase, about 25 ms after its last work) before sleeping on a condition
+  /// variable: the wake-up latency of a lightly loaded node
+  /// (docs/benchmarks.md, "latency").
+  std::chrono::microseconds idle_poll_interval{10};
+  /// Timer slack of the scheduler threads: Linux rounds their sleeps up by
+  /// this much (50 us by default), which would add to every wake-up.
+  std::chrono::nanoseconds timer_slack{1000};
   /// Seed for retry jitter; 0 = drawn from the OS at start.
   std::uint64_t seed = 0;
 };

@@ -26,7 +26,7 @@ class broker_actor_test : public test_support::caf_fixture {
 TEST_F(broker_actor_test, full_node_rejects_with_queue_full) {
   core::broker_config c;
   c.max_tasks = 2;
-  auto broker = sys.spawn(broker_actor, c, nullptr);
+  auto broker = sys.spawn(broker_actor, c, nullptr, nullptr);
   caf::anon_send(broker, declare_queue_msg{"q"});
   sched.run();
   auto a = submit(broker, 1);
@@ -40,7 +40,7 @@ TEST_F(broker_actor_test, full_node_rejects_with_queue_full) {
 }
 
 TEST_F(broker_actor_test, unknown_queue_is_rejected_with_its_name) {
-  auto broker = sys.spawn(broker_actor, core::broker_config{}, nullptr);
+  auto broker = sys.spawn(broker_actor, core::broker_config{}, nullptr, nullptr);
   auto r = submit(broker, 1, "missing");
   ASSERT_TRUE(r->rejected);
   EXPECT_EQ(r->rejected->code, core::errc::unknown_queue);
@@ -50,7 +50,7 @@ TEST_F(broker_actor_test, unknown_queue_is_rejected_with_its_name) {
 
 TEST_F(broker_actor_test, ttl_expires_on_virtual_time) {
   const auto timer_resolution = core::broker_config{}.timer_resolution + 1ms;
-  auto broker = sys.spawn(broker_actor, core::broker_config{}, nullptr);
+  auto broker = sys.spawn(broker_actor, core::broker_config{}, nullptr, nullptr);
   caf::anon_send(broker, declare_queue_msg{"q"});
   sched.run();
   core::task_options o;
@@ -67,7 +67,7 @@ TEST_F(broker_actor_test, ttl_expires_on_virtual_time) {
 TEST_F(broker_actor_test, inbox_batches_submissions_behind_one_doorbell) {
   int rings = 0;
   auto inbox = std::make_shared<submission_inbox>([&] { ++rings; });
-  auto broker = sys.spawn(broker_actor, core::broker_config{}, inbox);
+  auto broker = sys.spawn(broker_actor, core::broker_config{}, inbox, nullptr);
   caf::anon_send(broker, declare_queue_msg{"q"});
   sched.run();
   std::vector<std::shared_ptr<recorder>> rs;

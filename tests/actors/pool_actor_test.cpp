@@ -23,7 +23,7 @@ class pool_actor_test : public test_support::caf_fixture {
     return c;
   }
 
-  caf::actor broker = sys.spawn(broker_actor, broker_config(), nullptr);
+  caf::actor broker = sys.spawn(broker_actor, broker_config(), nullptr, nullptr);
   test_support::gate gate;
   int now_running = 0;
   int max_running = 0;

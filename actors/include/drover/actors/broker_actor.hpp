@@ -38,7 +38,7 @@ using broker_actor_type = caf::stateful_actor<broker_state>;
 
 caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
                            std::shared_ptr<submission_inbox> inbox,
-                           std::shared_ptr<admission_gate> admission = nullptr);
+                           std::shared_ptr<admission_gate> admission);
 
 /// The actor's clock as scheduler time (virtual time under the test coordinator).
 core::time_point actor_now(const caf::local_actor* self);

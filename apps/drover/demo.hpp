@@ -1,0 +1,5 @@
+#pragma once
+
+namespace drover::apps {
+int run_demo();
+}

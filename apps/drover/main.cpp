@@ -1,0 +1,32 @@
+// The drover command line: `drover demo`, `drover bench embedded`.
+#include <CLI/CLI.hpp>
+
+#include "demo.hpp"
+#include "embedded_bench.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"drover: an actor-based task scheduler"};
+  app.require_subcommand(1);
+
+  app.add_subcommand("demo", "run an embedded node with a few handlers and print what happens");
+
+  auto* bench = app.add_subcommand("bench", "run a benchmark; prints one JSON line per scenario");
+  bench->require_subcommand(1);
+  drover::bench::embedded_options embedded;
+  auto* embedded_cmd = bench->add_subcommand("embedded", "the embedded node: throughput, latency, memory");
+  embedded_cmd->add_option("--scenario", embedded.scenario, "throughput | latency | memory | all")
+      ->check(CLI::IsMember({"throughput", "latency", "memory", "all"}));
+  embedded_cmd->add_option("--tasks", embedded.tasks, "tasks for throughput and memory")->check(CLI::Range(1ull, 100'000'000ull));
+  embedded_cmd->add_option("--rate", embedded.rate_per_s, "latency: submits per second")->check(CLI::Range(1u, 1'000'000u));
+  embedded_cmd->add_option("--seconds", embedded.latency_seconds, "latency: duration")->check(CLI::Range(1u, 600u));
+  embedded_cmd->add_option("--work-limit", embedded.work_limit, "handlers running at once")->check(CLI::Range(1u, 1'000'000u));
+  embedded_cmd->add_option("--idle-poll-us", embedded.idle_poll_us, "latency: scheduler idle poll interval");
+  embedded_cmd->add_option("--timer-slack-ns", embedded.timer_slack_ns, "latency: scheduler thread timer slack");
+  embedded_cmd->add_option("--threads", embedded.threads, "scheduler threads (0 = one per core)");
+  embedded_cmd->add_flag("--json", embedded.json, "JSON lines (the only format)");
+
+  CLI11_PARSE(app, argc, argv);
+  if (app.got_subcommand("demo")) return drover::apps::run_demo();
+  if (embedded_cmd->parsed()) return drover::bench::run_embedded(embedded);
+  return 1;
+}
