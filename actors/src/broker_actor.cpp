@@ -129,7 +129,7 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
         for (auto& r : m.reports) {
           // A stale report is normal (cancelled, expired, or a lease the
           // consumer lost): the outcome was already decided elsewhere.
-          if (!core.report(m.consumer, r.task, r.lease, std::move(r.result), now)) ++self->state.stale_reports;
+          if (!core.report(m.consumer, r.task, r.lease, std::move(r.result), now, r.slot)) ++self->state.stale_reports;
         }
         if (m.revoke > 0) (void)core.revoke_demand(m.consumer, m.revoke);
         if (m.demand > 0) (void)core.add_demand(m.consumer, m.demand);

@@ -26,9 +26,9 @@ void on_finished(pool_actor_type* self, core::task_id id, std::exception_ptr ep,
   auto& st = self->state;
   auto it = st.running.find(id);
   assert(it != st.running.end());
-  const auto lease = it->second->ctx.item().lease;
+  const auto& item = it->second->ctx.item();
   if (ep) result = task_result::failure(describe(ep));
-  st.reports.push_back(report_item{id, lease, std::move(result)});
+  st.reports.push_back(report_item{id, item.lease, std::move(result), item.slot});
   st.running.erase(it);
   ++st.counters.completed;
 }
@@ -38,7 +38,8 @@ void start(pool_actor_type* self, core::dispatch_item item) {
   const auto queue = item.queue;
   std::shared_ptr<handler> fn = queue < st.handler_by_queue.size() ? st.handler_by_queue[queue] : nullptr;
   if (!fn) {
-    st.reports.push_back(report_item{item.id, item.lease, task_result::failure("no handler for this queue", false)});
+    st.reports.push_back(
+        report_item{item.id, item.lease, task_result::failure("no handler for this queue", false), item.slot});
     return;
   }
   const core::task_id id = item.id;

@@ -157,7 +157,7 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
   const auto queue = find_queue(spec.queue);
   if (!queue) return make_error(errc::unknown_queue, "queue '" + spec.queue + "' has no consumer and was not declared");
   if (auto valid = validate(spec, config_.payload_bytes_max); !valid) return valid.err();
-  if (!id.valid() || tasks_.contains(id)) return make_error(errc::invalid_argument, "task id is zero or already in use");
+  if (!id.valid() || tasks_.find(id)) return make_error(errc::invalid_argument, "task id is zero or already in use");
 
   std::string key_slot;
   if (!spec.options.idempotency_key.empty()) {
@@ -181,11 +181,8 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
   if (tasks_.size() >= config_.max_tasks || live_bytes_ + spec.payload.size() > config_.max_bytes)
     return make_error(errc::queue_full, "the node holds its maximum of queued tasks or bytes");
 
-  auto [it, inserted] = tasks_.try_emplace(id);
-  assert(inserted);
-  task_record& task = it->second;
+  task_record& task = *tasks_.insert(id);
   auto& o = spec.options;
-  task.id = id;
   task.queue = *queue;
   task.priority = o.priority;
   task.max_attempts = o.max_attempts ? o.max_attempts : config_.default_max_attempts;
@@ -218,10 +215,11 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
 }
 
 result<void> broker_core::report(consumer_id consumer_id_, task_id id, lease_id lease, attempt_result&& outcome,
-                                 time_point now) {
+                                 time_point now, std::uint32_t slot) {
   consumer_state* consumer = find_consumer(consumer_id_);
   if (!consumer) return make_error(errc::unknown_consumer, "consumer " + std::to_string(consumer_id_.value) + " is not joined");
-  task_record* task = find_task(id);
+  task_record* task = tasks_.find(id, slot);
+  if (!task) task = find_task(id);
   if (!task) return make_error(errc::stale_lease, "task " + std::to_string(id.value) + " is no longer live");
   if (auto valid = lease_table::check(*task, consumer->index, lease); !valid) return valid;
   end_lease(*task);
@@ -300,7 +298,7 @@ void broker_core::lease_to(task_record& task, consumer_state& consumer, time_poi
     outbox_.push_back(dispatch_batch{consumer.id, {}});
   }
   outbox_[static_cast<std::size_t>(consumer.outbox)].items.push_back(dispatch_item{
-      task.id, task.lease, task.attempt, task.queue, task.payload,
+      task.id, task.slot, task.lease, task.attempt, task.queue, task.payload,
       task.extras ? task.extras->meta : nullptr, task.lease_deadline});
   notify_state(task);
 }
@@ -316,11 +314,11 @@ void broker_core::end_lease(task_record& task) {
 
 void broker_core::retry_or_bury(task_record& task, error why, bool with_backoff, time_point now) {
   assert(task.state == task_state::leased);
-  task.last_error = std::move(why);
   if (task.attempt >= task.max_attempts) {
-    finish(task, task_state::dead, task.last_error, {}, now);
+    finish(task, task_state::dead, std::move(why), {}, now);
     return;
   }
+  task.ensure_extras().last_error = std::move(why);
   set_state(task, task_state::queued);
   auto& queue = *queues_[task.queue];
   ++queue.counters.retried;
@@ -356,8 +354,7 @@ void broker_core::finish(task_record& task, task_state terminal, error why, byte
   live_bytes_ -= task.payload.size();
   observer_ref observer = std::move(task.observer);
   std::unique_ptr<task_extras> extras = std::move(task.extras);
-  const task_id id = task.id;
-  tasks_.erase(id);  // `task` dangles from here on
+  tasks_.erase(task);  // `task` is a free slot from here on
 
   if (extras && !extras->idempotency_key.empty()) {
     if (config_.idempotency_retention.count() > 0) {
@@ -479,15 +476,9 @@ std::optional<time_point> broker_core::next_wakeup() const {
 
 // --- lookups and inspection --------------------------------------------
 
-task_record* broker_core::find_task(task_id id) {
-  auto it = tasks_.find(id);
-  return it == tasks_.end() ? nullptr : &it->second;
-}
+task_record* broker_core::find_task(task_id id) { return tasks_.find(id); }
 
-const task_record* broker_core::find_task(task_id id) const {
-  auto it = tasks_.find(id);
-  return it == tasks_.end() ? nullptr : &it->second;
-}
+const task_record* broker_core::find_task(task_id id) const { return tasks_.find(id); }
 
 broker_core::consumer_state* broker_core::find_consumer(consumer_id id) {
   auto it = consumer_index_.find(id);
@@ -524,21 +515,27 @@ result<void> broker_core::check_invariants() const {
   std::vector<std::size_t> ready(queues_.size()), delayed(queues_.size()), leased(queues_.size());
   std::vector<std::uint32_t> held(consumers_.size());
   std::size_t bytes_total = 0;
-  for (const auto& [id, task] : tasks_) {
-    if (is_terminal(task.state)) return fail("terminal task " + std::to_string(id.value) + " still live");
+  std::optional<error> violation;
+  tasks_.for_each([&](const task_record& task) {
+    if (violation) return;
+    const auto id = task.id;
+    if (is_terminal(task.state)) violation = fail("terminal task " + std::to_string(id.value) + " still live");
     bytes_total += task.payload.size();
     if (task.state == task_state::leased) {
-      if (task.owner >= consumers_.size() || !consumers_[task.owner])
-        return fail("task " + std::to_string(id.value) + " leased to a consumer that left");
+      if (task.owner >= consumers_.size() || !consumers_[task.owner]) {
+        violation = fail("task " + std::to_string(id.value) + " leased to a consumer that left");
+        return;
+      }
       ++leased[task.queue];
       ++held[task.owner];
-      if (task.attempt == 0 || task.attempt > task.max_attempts) return fail("attempt out of range");
+      if (task.attempt == 0 || task.attempt > task.max_attempts) violation = fail("attempt out of range");
     } else if (task.delayed) {
       ++delayed[task.queue];
     } else {
       ++ready[task.queue];
     }
-  }
+  });
+  if (violation) return *violation;
   if (bytes_total != live_bytes_) return fail("live byte count drifted");
   for (std::size_t q = 0; q < queues_.size(); ++q) {
     const auto& queue = *queues_[q];

@@ -52,6 +52,7 @@ struct report_item {
   core::task_id task;
   core::lease_id lease;
   task_result result;
+  std::uint32_t slot = UINT32_MAX;  // from the dispatch item: a lookup without hashing
 };
 
 /// Everything a consumer tells the broker after one turn: the attempts it

@@ -24,6 +24,7 @@
 #include "drover/core/rng.hpp"
 #include "drover/core/task_record.hpp"
 #include "drover/core/task_spec.hpp"
+#include "drover/core/task_table.hpp"
 #include "drover/core/timer_wheel.hpp"
 
 namespace drover::core {
@@ -60,6 +61,7 @@ struct attempt_result {
 
 struct dispatch_item {
   task_id id;
+  std::uint32_t slot = 0;  // hand it back with the report: found without hashing
   lease_id lease;
   std::uint16_t attempt = 0;
   std::uint32_t queue = 0;
@@ -122,7 +124,9 @@ class broker_core {
 
   // --- tasks ---------------------------------------------------------
   result<submit_ack> submit(task_id id, task_spec&& spec, observer_ref observer, time_point now);
-  result<void> report(consumer_id consumer, task_id task, lease_id lease, attempt_result&& outcome, time_point now);
+  /// `slot` is the dispatch item's slot (a hint; any value works, slower).
+  result<void> report(consumer_id consumer, task_id task, lease_id lease, attempt_result&& outcome, time_point now,
+                      std::uint32_t slot = UINT32_MAX);
   result<void> cancel(task_id task, time_point now);
   result<task_status> status(task_id task) const;
 
@@ -188,7 +192,7 @@ class broker_core {
   std::vector<std::unique_ptr<consumer_state>> consumers_;
   std::vector<std::uint32_t> free_consumer_slots_;
   std::unordered_map<consumer_id, std::uint32_t> consumer_index_;
-  std::unordered_map<task_id, task_record> tasks_;
+  task_table tasks_;
   std::size_t live_bytes_ = 0;
   lease_table leases_;
   timer_wheel<task_timer> task_timers_;

@@ -24,10 +24,12 @@ struct task_extras {
   std::string idempotency_key;
   std::optional<backoff_policy> backoff;
   std::vector<observer_ref> more_observers;  // duplicate submits that joined this task
+  error last_error;                          // why the latest attempt failed
 };
 
 struct task_record {
-  task_id id;
+  task_id id;               // invalid (0) while the table slot is free
+  std::uint32_t slot = 0;   // where the task table keeps this record
   std::uint32_t queue = 0;  // index into the broker's queue table
   task_state state = task_state::queued;
   std::uint8_t priority = 0;
@@ -40,7 +42,6 @@ struct task_record {
   bytes payload;
   std::unique_ptr<task_extras> extras;
   observer_ref observer;
-  error last_error;  // why the latest attempt failed, for the outcome
 
   // Lease, valid while state == leased.
   lease_id lease;
