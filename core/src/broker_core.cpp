@@ -32,7 +32,8 @@ broker_core::broker_core(broker_config config, time_point start)
     : config_(config),
       random_(config.seed),
       leases_(config.timer_resolution, start),
-      task_timers_(config.timer_resolution, 4096, start),
+      delays_(config.timer_resolution, 4096, start),
+      ttl_timers_(config.timer_resolution, 4096, start),
       dead_letters_(config.dead_letters_max) {
   assert(config_.default_backoff.valid());
   assert(config_.default_max_attempts >= 1);
@@ -201,13 +202,12 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
 
   if (o.ttl.count() > 0) {
     task.expires_at = now + o.ttl;
-    task_timers_.schedule(task_timer{task.expires_at, id, timer_kind::ttl, 0});
+    ttl_timers_.schedule(ttl_timer{task.expires_at, id});
   }
   if (o.not_before && *o.not_before > now) {
     task.delayed = true;
-    task.not_before = *o.not_before;
     ++queues_[task.queue]->delayed;
-    task_timers_.schedule(task_timer{task.not_before, id, timer_kind::delay_end, 0});
+    delays_.schedule(task, *o.not_before);
   } else {
     make_ready(task);
   }
@@ -277,6 +277,7 @@ void broker_core::remove_from_queue(task_record& task) {
   if (task.delayed) {
     --queue.delayed;
     task.delayed = false;
+    delays_.cancel(task);
   } else {
     queue.ready.erase(task);
   }
@@ -299,7 +300,7 @@ void broker_core::lease_to(task_record& task, consumer_state& consumer, time_poi
   }
   outbox_[static_cast<std::size_t>(consumer.outbox)].items.push_back(dispatch_item{
       task.id, task.slot, task.lease, task.attempt, task.queue, task.payload,
-      task.extras ? task.extras->meta : nullptr, task.lease_deadline});
+      task.extras ? task.extras->meta : nullptr, lease_table::deadline_of(task)});
   notify_state(task);
 }
 
@@ -326,9 +327,8 @@ void broker_core::retry_or_bury(task_record& task, error why, bool with_backoff,
   const duration delay = with_backoff ? backoff_delay(policy, task.attempt + 1u, random_) : duration{0};
   if (delay.count() > 0) {
     task.delayed = true;
-    task.not_before = now + delay;
     ++queue.delayed;
-    task_timers_.schedule(task_timer{task.not_before, task.id, timer_kind::delay_end, task.attempt});
+    delays_.schedule(task, now + delay);
   } else {
     make_ready(task);
   }
@@ -428,33 +428,32 @@ std::vector<cancel_notice> broker_core::take_cancels() { return std::exchange(ca
 // --- timers ------------------------------------------------------------
 
 void broker_core::advance(time_point now) {
-  leases_.expire(now, [&](const lease_table::deadline_entry& entry) { on_lease_deadline(entry, now); });
-  task_timers_.advance(now, [&](const task_timer& timer) { on_task_timer(timer, now); });
+  leases_.expire(now, [&](task_record& task) { on_lease_deadline(task, now); });
+  delays_.advance(now, [&](task_record& task) { on_delay_end(task); });
+  ttl_timers_.advance(now, [&](const ttl_timer& timer) { on_ttl(timer, now); });
   forget_idempotency(now);
 }
 
-void broker_core::on_lease_deadline(const lease_table::deadline_entry& entry, time_point now) {
-  task_record* task = find_task(entry.task);
-  if (!task || task->state != task_state::leased || task->lease != entry.lease) return;  // settled already
-  cancels_.push_back(cancel_notice{consumers_[task->owner]->id, task->id, task->lease});
-  end_lease(*task);
-  retry_or_bury(*task, make_error(errc::timed_out, "attempt " + std::to_string(task->attempt) + " ran past its timeout"),
+void broker_core::on_lease_deadline(task_record& task, time_point now) {
+  assert(task.state == task_state::leased);
+  cancels_.push_back(cancel_notice{consumers_[task.owner]->id, task.id, task.lease});
+  end_lease(task);
+  retry_or_bury(task, make_error(errc::timed_out, "attempt " + std::to_string(task.attempt) + " ran past its timeout"),
                 true, now);
 }
 
-void broker_core::on_task_timer(const task_timer& timer, time_point now) {
+void broker_core::on_delay_end(task_record& task) {
+  assert(task.state == task_state::queued && task.delayed);
+  task.delayed = false;
+  --queues_[task.queue]->delayed;
+  make_ready(task);
+}
+
+void broker_core::on_ttl(const ttl_timer& timer, time_point now) {
   task_record* task = find_task(timer.task);
-  if (!task || task->state != task_state::queued) return;
-  if (timer.kind == timer_kind::ttl) {
-    remove_from_queue(*task);
-    finish(*task, task_state::expired, make_error(errc::expired, "time to live passed before dispatch"), {}, now);
-    return;
-  }
-  if (!task->delayed || task->attempt != timer.token) return;  // a later delay superseded this one
-  assert(task->not_before <= now);
-  task->delayed = false;
-  --queues_[task->queue]->delayed;
-  make_ready(*task);
+  if (!task || task->state != task_state::queued) return;  // dispatched or ended meanwhile
+  remove_from_queue(*task);
+  finish(*task, task_state::expired, make_error(errc::expired, "time to live passed before dispatch"), {}, now);
 }
 
 void broker_core::forget_idempotency(time_point now) {
@@ -469,7 +468,8 @@ std::optional<time_point> broker_core::next_wakeup() const {
   auto consider = [&](std::optional<time_point> t) {
     if (t && (!next || *t < *next)) next = t;
   };
-  consider(task_timers_.next_due());
+  consider(delays_.next_due());
+  consider(ttl_timers_.next_due());
   if (!idempotency_forget_.empty()) consider(idempotency_forget_.front().first);
   return next;
 }

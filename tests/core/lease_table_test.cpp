@@ -40,7 +40,10 @@ TEST(lease_table, expired_deadlines_are_reported_once_passed) {
   lease(table, make(store, 1), 0, time_zero + 10ms);
   lease(table, make(store, 2), 0, time_zero + 20ms);
   std::vector<std::uint64_t> expired;
-  auto collect = [&](const lease_table::deadline_entry& e) { expired.push_back(e.task.value); };
+  auto collect = [&](task_record& t) {
+    expired.push_back(t.id.value);
+    table.release(t);
+  };
   table.expire(time_zero + 9ms, collect);
   EXPECT_TRUE(expired.empty());
   table.expire(time_zero + 15ms, collect);

@@ -154,12 +154,11 @@ class broker_core {
  private:
   struct queue_state;
   struct consumer_state;
-  enum class timer_kind : std::uint8_t { delay_end, ttl };
-  struct task_timer {
+  /// Time-to-live timers are lazily cancelled (checked when they fire):
+  /// only tasks with a ttl have one, and it is gone after the ttl.
+  struct ttl_timer {
     time_point due;
     task_id task;
-    timer_kind kind;
-    std::uint16_t token;  // attempt the delay belongs to
   };
   struct idempotency_entry {
     task_id id;
@@ -180,8 +179,9 @@ class broker_core {
   void refresh_load(consumer_state& consumer);
   void set_state(task_record& task, task_state next);
   void notify_state(const task_record& task);
-  void on_task_timer(const task_timer& timer, time_point now);
-  void on_lease_deadline(const lease_table::deadline_entry& entry, time_point now);
+  void on_delay_end(task_record& task);
+  void on_ttl(const ttl_timer& timer, time_point now);
+  void on_lease_deadline(task_record& task, time_point now);
   void forget_idempotency(time_point now);
   std::string idempotency_slot(std::uint32_t queue, std::string_view key) const;
 
@@ -195,7 +195,8 @@ class broker_core {
   task_table tasks_;
   std::size_t live_bytes_ = 0;
   lease_table leases_;
-  timer_wheel<task_timer> task_timers_;
+  intrusive_timer_wheel<task_record, &task_record::timer> delays_;
+  timer_wheel<ttl_timer> ttl_timers_;
   std::unordered_map<std::string, idempotency_entry> idempotency_;
   std::deque<std::pair<time_point, std::string>> idempotency_forget_;
   dead_letter_store dead_letters_;

@@ -12,18 +12,12 @@
 #include "drover/core/intrusive_list.hpp"
 #include "drover/core/result.hpp"
 #include "drover/core/task_record.hpp"
-#include "drover/core/timer_wheel.hpp"
+#include "drover/core/intrusive_timer_wheel.hpp"
 
 namespace drover::core {
 
 class lease_table {
  public:
-  struct deadline_entry {
-    time_point due;
-    task_id task;
-    lease_id lease;
-  };
-
   lease_table(duration resolution, time_point start) : wheel_(resolution, 4096, start) {}
 
   /// Leases `task` to consumer index `consumer` until `deadline`.
@@ -32,9 +26,8 @@ class lease_table {
     ensure_consumer(consumer);
     task.lease = lease_id{++last_lease_};
     task.owner = consumer;
-    task.lease_deadline = deadline;
     by_consumer_[consumer].push_back(task);
-    wheel_.schedule(deadline_entry{deadline, task.id, task.lease});
+    wheel_.schedule(task, deadline);
     ++active_;
     return task.lease;
   }
@@ -52,7 +45,7 @@ class lease_table {
   void release(task_record& task) {
     assert(task.state == task_state::leased);
     by_consumer_[task.owner].erase(task);
-    task.lease_deadline = time_never;
+    wheel_.cancel(task);
     --active_;
   }
 
@@ -68,12 +61,14 @@ class lease_table {
     }
   }
 
-  /// Calls on_expired(entry) for every deadline that passed; the caller
-  /// looks the task up and checks the entry is still its current lease.
+  /// Calls on_expired(task) for every lease whose deadline passed; the task
+  /// is still leased and linked to its consumer (the caller ends the lease).
   template <class OnExpired>
   std::size_t expire(time_point now, OnExpired&& on_expired) {
     return wheel_.advance(now, on_expired);
   }
+
+  static time_point deadline_of(const task_record& task) { return task.timer.due; }
 
   std::size_t held_by(std::uint32_t consumer) const {
     return consumer < by_consumer_.size() ? by_consumer_[consumer].size() : 0;
@@ -86,7 +81,7 @@ class lease_table {
     if (consumer >= by_consumer_.size()) by_consumer_.resize(consumer + 1);
   }
 
-  timer_wheel<deadline_entry> wheel_;
+  intrusive_timer_wheel<task_record, &task_record::timer> wheel_;
   std::vector<intrusive_list<task_record>> by_consumer_;
   std::uint64_t last_lease_ = 0;
   std::size_t active_ = 0;

@@ -10,6 +10,7 @@
 
 #include "drover/core/bytes.hpp"
 #include "drover/core/ids.hpp"
+#include "drover/core/intrusive_timer_wheel.hpp"
 #include "drover/core/outcome.hpp"
 #include "drover/core/task_spec.hpp"
 #include "drover/core/task_state.hpp"
@@ -37,7 +38,6 @@ struct task_record {
   std::uint16_t max_attempts = 1;
   bool delayed = false;  // queued but waiting for not_before (not in the ready list)
   duration timeout{0};
-  time_point not_before = time_zero;
   time_point expires_at = time_never;
   bytes payload;
   std::unique_ptr<task_extras> extras;
@@ -46,7 +46,10 @@ struct task_record {
   // Lease, valid while state == leased.
   lease_id lease;
   std::uint32_t owner = 0;  // consumer index
-  time_point lease_deadline = time_never;
+
+  // The one timer a task needs at a time: not_before while delayed, the
+  // lease deadline while leased (never both).
+  timer_hook<task_record> timer;
 
   task_record* prev = nullptr;
   task_record* next = nullptr;

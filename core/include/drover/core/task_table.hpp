@@ -48,6 +48,7 @@ class task_table {
 
   void erase(task_record& record) {
     assert(record.id.valid() && !record.prev && !record.next);
+    assert(record.timer.slot == UINT32_MAX && "a freed task must not keep a timer");
     index_.erase(record.id);
     const std::uint32_t slot = record.slot;
     record = task_record{};  // releases payload, extras and observer
