@@ -6,6 +6,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -76,6 +77,8 @@ handler noop() {
 figures throughput(const embedded_options& o) {
   node_config config;
   config.work_limit = o.work_limit;
+  config.scheduler_threads = o.threads;
+  config.idle_poll_interval = std::chrono::microseconds(o.idle_poll_us);
   config.max_queued_tasks = o.tasks + 1;
   config.max_queued_bytes = o.tasks * 256 + (1 << 20);
   auto n = node::start(config);
@@ -99,10 +102,12 @@ figures throughput(const embedded_options& o) {
       }
     });
   }
+  const double submit_seconds = std::chrono::duration<double>(clock_type::now() - start).count();
   {
     std::unique_lock lock(mutex);
     all_done.wait(lock, [&] { return done.load() == o.tasks; });
   }
+  if (std::getenv("DROVER_BENCH_DEBUG")) std::fprintf(stderr, "submit loop %.3f s\n", submit_seconds);
   const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
   n->stop();
   figures f{"throughput"};

@@ -89,11 +89,13 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
   return {
       [=](drain_atom) {
         if (!self->state.inbox) return;
-        for (auto& s : self->state.inbox->take()) {
+        auto batch = self->state.inbox->take();
+        for (auto& s : batch) {
           ++self->state.drained_tasks;
           self->state.drained_bytes += s.spec.payload.size();
           submit_one(self, s.id, std::move(s.spec), std::move(s.observer));
         }
+        self->state.inbox->recycle(std::move(batch));
         flush(self);
       },
       [=](submit_msg& m) {

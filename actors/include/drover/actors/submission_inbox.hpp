@@ -37,14 +37,23 @@ class submission_inbox {
     std::vector<submission> out;
     std::lock_guard lock(mutex_);
     out.swap(pending_);
+    pending_.swap(spare_);  // keeps the capacity of an earlier batch: no regrowth per batch
     rung_ = false;
     return out;
+  }
+
+  /// Hands a drained batch's vector back for reuse.
+  void recycle(std::vector<submission>&& drained) {
+    drained.clear();
+    std::lock_guard lock(mutex_);
+    if (drained.capacity() > spare_.capacity()) spare_.swap(drained);
   }
 
  private:
   std::function<void()> doorbell_;
   std::mutex mutex_;
   std::vector<submission> pending_;
+  std::vector<submission> spare_;
   bool rung_ = false;
 };
 
