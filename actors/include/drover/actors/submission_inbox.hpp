@@ -42,12 +42,16 @@ class submission_inbox {
     return out;
   }
 
-  /// Hands a drained batch's vector back for reuse.
+  /// Hands a drained batch's vector back for reuse; a burst's big vector is
+  /// freed instead, so a past burst does not pin its memory.
   void recycle(std::vector<submission>&& drained) {
+    if (drained.capacity() > spare_capacity_max) return;
     drained.clear();
     std::lock_guard lock(mutex_);
     if (drained.capacity() > spare_.capacity()) spare_.swap(drained);
   }
+
+  static constexpr std::size_t spare_capacity_max = 4096;
 
  private:
   std::function<void()> doorbell_;
