@@ -86,21 +86,44 @@ figures throughput(const embedded_options& o) {
   const bytes payload = make_payload(0);  // shared: the broker never copies it
 
   std::atomic<std::uint64_t> done{0};
+  std::atomic<std::uint64_t> submitted{0};
+  std::atomic<bool> submitter_waiting{false};
   std::mutex mutex;
   std::condition_variable all_done;
-  const auto start = clock_type::now();
-  for (std::uint64_t i = 0; i < o.tasks; ++i) {
-    auto h = n->submit("bench", payload);
-    if (!h) {
-      std::fprintf(stderr, "submit failed: %s\n", h.err().message.c_str());
-      break;
+  auto count_one = [&](const completion&) {
+    const auto finished = done.fetch_add(1) + 1;
+    // Wake the submitter once the window is half empty, not per completion.
+    const bool window_open = submitter_waiting.load() &&
+                             submitted.load() - finished == o.window / 2;
+    if (finished == o.tasks || window_open) {
+      std::lock_guard lock(mutex);
+      all_done.notify_all();
     }
-    h->on_complete([&](const completion&) {
-      if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == o.tasks) {
-        std::lock_guard lock(mutex);
-        all_done.notify_all();
-      }
-    });
+  };
+  // A closed loop like the peers' W2: at most `window` tasks outstanding.
+  auto wait_for_window = [&](std::uint64_t sent) {
+    submitted.store(sent);
+    if (o.window == 0 || sent - done.load(std::memory_order_acquire) < o.window) return;
+    std::unique_lock lock(mutex);
+    submitter_waiting.store(true);
+    all_done.wait(lock, [&] { return sent - done.load(std::memory_order_acquire) <= o.window / 2; });
+    submitter_waiting.store(false, std::memory_order_release);
+  };
+  const auto start = clock_type::now();
+  for (std::uint64_t i = 0; i < o.tasks;) {
+    wait_for_window(i);
+    if (o.batch <= 1) {
+      auto h = n->submit("bench", payload);
+      if (!h) return std::fprintf(stderr, "submit failed: %s\n", h.err().message.c_str()), figures{"throughput"};
+      h->on_complete(count_one);
+      ++i;
+      continue;
+    }
+    const auto size = std::min<std::uint64_t>(o.batch, o.tasks - i);
+    auto hs = n->submit_batch("bench", std::vector<bytes>(size, payload));
+    if (!hs) return std::fprintf(stderr, "submit failed: %s\n", hs.err().message.c_str()), figures{"throughput"};
+    for (auto& h : *hs) h.on_complete(count_one);
+    i += size;
   }
   const double submit_seconds = std::chrono::duration<double>(clock_type::now() - start).count();
   {
@@ -110,7 +133,7 @@ figures throughput(const embedded_options& o) {
   if (std::getenv("DROVER_BENCH_DEBUG")) std::fprintf(stderr, "submit loop %.3f s\n", submit_seconds);
   const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
   n->stop();
-  figures f{"throughput"};
+  figures f{o.batch <= 1 ? "throughput" : "throughput_batch_" + std::to_string(o.batch)};
   f.tasks = o.tasks;
   f.tasks_per_s = static_cast<double>(o.tasks) / seconds;
   return f;

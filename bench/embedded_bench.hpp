@@ -15,6 +15,8 @@ struct embedded_options {
   std::uint32_t idle_poll_us = 10;
   std::uint32_t timer_slack_ns = 1000;
   std::size_t threads = 0;  // scheduler threads; 0 = one per core
+  std::uint64_t window = 10'000;  // throughput: most tasks outstanding (as the peers' W2); 0 = no limit
+  std::size_t batch = 1;    // throughput: tasks per submit call (1 = submit, more = submit_batch)
   bool json = true;
 };
 

@@ -182,6 +182,37 @@ core::result<task_handle> node::submit(const std::string& queue, bytes payload, 
   return task_handle(impl_->enqueue(std::move(spec), true));
 }
 
+core::result<std::vector<task_handle>> node::submit_batch(const std::string& queue, std::vector<bytes> payloads,
+                                                          task_options options, when_full full) {
+  std::size_t total_bytes = 0;
+  for (const auto& p : payloads) total_bytes += p.size();
+  core::task_spec probe{queue, {}, options};
+  if (auto ok = impl_->precheck(probe); !ok) return ok.err();
+  for (const auto& p : payloads)
+    if (p.size() > impl_->config.payload_bytes_max)
+      return core::make_error(errc::payload_too_large, "a payload of " + std::to_string(p.size()) + " bytes exceeds the limit");
+  if (payloads.size() > impl_->config.max_queued_tasks)
+    return core::make_error(errc::invalid_argument, "a batch larger than max_queued_tasks can never fit");
+  if (full == when_full::wait) {
+    impl_->admission->admit_waiting(total_bytes, payloads.size());
+  } else if (!impl_->admission->try_admit(total_bytes, payloads.size())) {
+    return core::make_error(errc::queue_full, "the node has no room for a batch of " + std::to_string(payloads.size()));
+  }
+  std::vector<task_handle> handles;
+  handles.reserve(payloads.size());
+  std::vector<actors::submission> batch;
+  batch.reserve(payloads.size());
+  const auto first = impl_->last_task_id.fetch_add(payloads.size(), std::memory_order_relaxed) + 1;
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    const task_id id{first + i};
+    auto cell = std::make_shared<detail::task_cell>(id, impl_->link);
+    handles.emplace_back(cell);
+    batch.push_back(actors::submission{id, core::task_spec{queue, std::move(payloads[i]), options}, std::move(cell)});
+  }
+  impl_->inbox->push_many(std::move(batch));
+  return handles;
+}
+
 core::result<task_id> node::post(const std::string& queue, bytes payload, task_options options, when_full full) {
   core::task_spec spec{queue, std::move(payload), std::move(options)};
   if (auto ok = impl_->precheck(spec); !ok) return ok.err();

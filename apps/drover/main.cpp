@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   embedded_cmd->add_option("--work-limit", embedded.work_limit, "handlers running at once")->check(CLI::Range(1u, 1'000'000u));
   embedded_cmd->add_option("--idle-poll-us", embedded.idle_poll_us, "latency: scheduler idle poll interval");
   embedded_cmd->add_option("--timer-slack-ns", embedded.timer_slack_ns, "latency: scheduler thread timer slack");
+  embedded_cmd->add_option("--window", embedded.window, "throughput: most tasks outstanding (0 = all at once)");
+  embedded_cmd->add_option("--batch", embedded.batch, "throughput: tasks per submit_batch call (1 = submit)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   embedded_cmd->add_option("--threads", embedded.threads, "scheduler threads (0 = one per core)");
   embedded_cmd->add_flag("--json", embedded.json, "JSON lines (the only format)");
 

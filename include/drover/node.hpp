@@ -94,6 +94,14 @@ class node {
     return submit(queue, std::move(payload), task_options{}, when_full::fail);
   }
 
+  /// Many tasks of one queue with the same options: one check, one
+  /// reservation and one hand-over for the whole batch (all or none).
+  core::result<std::vector<task_handle>> submit_batch(const std::string& queue, std::vector<bytes> payloads,
+                                                      task_options options, when_full full);
+  core::result<std::vector<task_handle>> submit_batch(const std::string& queue, std::vector<bytes> payloads) {
+    return submit_batch(queue, std::move(payloads), task_options{}, when_full::fail);
+  }
+
   /// Fire and forget: no handle, no outcome delivery; returns the task id.
   core::result<task_id> post(const std::string& queue, bytes payload, task_options options, when_full full);
   core::result<task_id> post(const std::string& queue, bytes payload) {

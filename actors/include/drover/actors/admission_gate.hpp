@@ -17,25 +17,27 @@ class admission_gate {
   admission_gate(std::size_t max_tasks, std::size_t max_bytes)
       : max_tasks_(static_cast<std::int64_t>(max_tasks)), max_bytes_(static_cast<std::int64_t>(max_bytes)) {}
 
-  /// Reserves room for one submission of `bytes`, or returns false.
-  bool try_admit(std::size_t bytes) {
+  /// Reserves room for `count` submissions of `bytes` in all, or none.
+  bool try_admit(std::size_t bytes, std::size_t count = 1) {
     const auto b = static_cast<std::int64_t>(bytes);
-    const auto tasks = reserved_tasks_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    const auto n = static_cast<std::int64_t>(count);
+    const auto tasks = reserved_tasks_.fetch_add(n, std::memory_order_acq_rel) + n;
     const auto total = reserved_bytes_.fetch_add(b, std::memory_order_acq_rel) + b;
     if (tasks + live_tasks_.load(std::memory_order_acquire) <= max_tasks_ &&
         total + live_bytes_.load(std::memory_order_acquire) <= max_bytes_)
       return true;
-    reserved_tasks_.fetch_sub(1, std::memory_order_acq_rel);
+    reserved_tasks_.fetch_sub(n, std::memory_order_acq_rel);
     reserved_bytes_.fetch_sub(b, std::memory_order_acq_rel);
     return false;
   }
 
-  /// Blocks the calling thread until room for `bytes` is reserved.
-  void admit_waiting(std::size_t bytes) {
-    if (try_admit(bytes)) return;
+  /// Blocks the calling thread until room for `count` submissions of
+  /// `bytes` in all is reserved.
+  void admit_waiting(std::size_t bytes, std::size_t count = 1) {
+    if (try_admit(bytes, count)) return;
     std::unique_lock lock(mutex_);
     waiters_.fetch_add(1, std::memory_order_acq_rel);
-    room_.wait(lock, [&] { return try_admit(bytes); });
+    room_.wait(lock, [&] { return try_admit(bytes, count); });
     waiters_.fetch_sub(1, std::memory_order_acq_rel);
   }
 

@@ -32,6 +32,22 @@ class submission_inbox {
     if (ring) doorbell_();
   }
 
+  /// Many submissions under one lock and at most one doorbell.
+  void push_many(std::vector<submission>&& batch) {
+    bool ring;
+    {
+      std::lock_guard lock(mutex_);
+      if (pending_.empty()) {
+        pending_.swap(batch);
+      } else {
+        for (auto& s : batch) pending_.push_back(std::move(s));
+      }
+      ring = !rung_;
+      rung_ = true;
+    }
+    if (ring) doorbell_();
+  }
+
   /// Takes every pending submission; the next push rings again.
   std::vector<submission> take() {
     std::vector<submission> out;
