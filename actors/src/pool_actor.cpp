@@ -22,14 +22,12 @@ std::string describe(std::exception_ptr ep) {
   }
 }
 
-void on_finished(pool_actor_type* self, core::task_id id, std::exception_ptr ep, task_result result) {
+void on_finished(pool_actor_type* self, std::uint32_t running_slot, std::exception_ptr ep, task_result result) {
   auto& st = self->state;
-  auto it = st.running.find(id);
-  assert(it != st.running.end());
-  const auto& item = it->second->ctx.item();
+  const auto& item = st.running.at(running_slot).ctx.item();
   if (ep) result = task_result::failure(describe(ep));
-  st.reports.push_back(report_item{id, item.lease, std::move(result), item.slot});
-  st.running.erase(it);
+  st.reports.push_back(report_item{item.id, item.lease, std::move(result), item.slot});
+  st.running.remove(running_slot);
   ++st.counters.completed;
 }
 
@@ -42,16 +40,14 @@ void start(pool_actor_type* self, core::dispatch_item item) {
         report_item{item.id, item.lease, task_result::failure("no handler for this queue", false), item.slot});
     return;
   }
-  const core::task_id id = item.id;
-  auto [it, inserted] = st.running.emplace(id, std::make_unique<running_task>(std::move(item), st.queue_names[queue]));
-  assert(inserted);
-  auto& task = *it->second;
+  const std::uint32_t slot = st.running.add(std::make_unique<running_task>(std::move(item), st.queue_names[queue]));
+  auto& task = st.running.at(slot);
   st.counters.peak_running = std::max(st.counters.peak_running, static_cast<std::uint32_t>(st.running.size()));
   assert(st.running.size() <= st.config.work_limit);
   // Runs inline up to the handler's first suspension (pool_executor).
   asio::co_spawn(pool_executor(st.exec), (*fn)(task.ctx),
-                 asio::bind_cancellation_slot(task.cancel.slot(), [self, id](std::exception_ptr ep, task_result r) {
-                   on_finished(self, id, ep, std::move(r));
+                 asio::bind_cancellation_slot(task.cancel.slot(), [self, slot](std::exception_ptr ep, task_result r) {
+                   on_finished(self, slot, ep, std::move(r));
                  }));
 }
 
@@ -96,9 +92,9 @@ void cancel_leases(pool_actor_type* self, const std::vector<core::cancel_notice>
   auto& st = self->state;
   pool_context::turn turn(*st.exec);
   for (const auto& notice : notices) {
-    if (auto it = st.running.find(notice.task); it != st.running.end() && it->second->ctx.item().lease == notice.lease) {
-      it->second->ctx.mark_cancelled();
-      it->second->cancel.emit(asio::cancellation_type::terminal);
+    if (running_task* task = st.running.find_lease(notice.task, notice.lease)) {
+      task->ctx.mark_cancelled();
+      task->cancel.emit(asio::cancellation_type::terminal);
       continue;
     }
     // Not started yet: drop it; the broker already ended the lease.

@@ -39,6 +39,47 @@ struct running_task {
   running_task(core::dispatch_item item, const std::string& queue) : ctx(std::move(item), queue) {}
 };
 
+/// The pool's running handlers by slot: a finished handler's completion
+/// names its slot, so no lookup by id is needed on the hot path.
+class running_set {
+ public:
+  std::size_t size() const { return size_; }
+
+  std::uint32_t add(std::unique_ptr<running_task> task) {
+    std::uint32_t slot;
+    if (!free_.empty()) {
+      slot = free_.back();
+      free_.pop_back();
+      slots_[slot] = std::move(task);
+    } else {
+      slot = static_cast<std::uint32_t>(slots_.size());
+      slots_.push_back(std::move(task));
+    }
+    ++size_;
+    return slot;
+  }
+
+  running_task& at(std::uint32_t slot) { return *slots_[slot]; }
+
+  void remove(std::uint32_t slot) {
+    slots_[slot].reset();
+    free_.push_back(slot);
+    --size_;
+  }
+
+  /// Linear in the running count: only cancellations ask.
+  running_task* find_lease(core::task_id task, core::lease_id lease) {
+    for (auto& t : slots_)
+      if (t && t->ctx.id() == task && t->ctx.item().lease == lease) return t.get();
+    return nullptr;
+  }
+
+ private:
+  std::vector<std::unique_ptr<running_task>> slots_;
+  std::vector<std::uint32_t> free_;
+  std::size_t size_ = 0;
+};
+
 struct pool_state {
   pool_config config;
   std::unique_ptr<asio::execution_context> own_services;
@@ -47,7 +88,7 @@ struct pool_state {
   std::vector<std::shared_ptr<handler>> handler_by_queue;              // by broker queue index
   std::vector<std::string> queue_names;                                // by broker queue index
   std::deque<core::dispatch_item> waiting;  // received beyond the limit (after a lowering)
-  std::unordered_map<core::task_id, std::unique_ptr<running_task>> running;
+  running_set running;
   std::uint32_t requested = 0;  // demand the broker has not filled yet
   std::vector<report_item> reports;
   pool_stats counters;

@@ -40,6 +40,7 @@ class submission_inbox {
       if (pending_.empty()) {
         pending_.swap(batch);
       } else {
+        pending_.reserve(pending_.size() + batch.size());
         for (auto& s : batch) pending_.push_back(std::move(s));
       }
       ring = !rung_;
