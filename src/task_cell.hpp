@@ -38,7 +38,8 @@ class task_cell final : public core::task_observer {
     {
       std::lock_guard lock(mutex_);
       if (!result_) {
-        callbacks_.push_back(std::move(fn));
+        // The usual single subscriber needs no vector (no allocation).
+        if (!first_callback_) first_callback_ = std::move(fn); else more_callbacks_.push_back(std::move(fn));
         return;
       }
     }
@@ -59,16 +60,19 @@ class task_cell final : public core::task_observer {
 
  private:
   void complete(completion c) {
-    std::vector<callback> callbacks;
+    callback first;
+    std::vector<callback> more;
     {
       std::lock_guard lock(mutex_);
       if (result_) return;  // exactly one outcome
       result_.emplace(std::move(c));
-      callbacks.swap(callbacks_);
+      first.swap(first_callback_);
+      more.swap(more_callbacks_);
       done_.store(true, std::memory_order_release);
     }
     changed_.notify_all();
-    for (auto& fn : callbacks) fn(*result_);
+    if (first) first(*result_);
+    for (auto& fn : more) fn(*result_);
   }
 
   std::atomic<std::uint64_t> id_;
@@ -78,7 +82,8 @@ class task_cell final : public core::task_observer {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::optional<completion> result_;
-  std::vector<callback> callbacks_;
+  callback first_callback_;
+  std::vector<callback> more_callbacks_;
 };
 
 }  // namespace drover::detail
