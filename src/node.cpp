@@ -239,6 +239,15 @@ asio::awaitable<core::result<task_handle>> node::async_submit(std::string queue,
       asio::use_awaitable);
 }
 
+core::result<core::task_status> node::status(task_id id) const {
+  caf::scoped_actor self{*impl_->system};
+  core::result<core::task_status> out = core::make_error(errc::unknown_task, "no answer from the broker");
+  self->request(impl_->broker, control_timeout, actors::status_msg{id})
+      .receive([&](const core::task_status& s) { out = s; },
+               [&](caf::error& err) { out = core::make_error(errc::unknown_task, impl_->system->render(err)); });
+  return out;
+}
+
 void node::set_work_limit(std::uint32_t limit) {
   if (limit == 0) limit = 1;  // a node that can run nothing would hold its tasks forever
   impl_->work_limit = limit;

@@ -118,6 +118,10 @@ class node {
     return async_submit(std::move(queue), std::move(payload), task_options{}, when_full::wait);
   }
 
+  /// The broker's view of a live task; errc::unknown_task once it ended
+  /// (its handle keeps the outcome).
+  core::result<core::task_status> status(task_id id) const;
+
   void set_work_limit(std::uint32_t limit);
   std::uint32_t work_limit() const;
   node_stats stats() const;

@@ -221,6 +221,39 @@ TEST(node, invalid_options_are_rejected_with_a_message) {
   EXPECT_FALSE(h.err().message.empty());
 }
 
+TEST(node, submit_batch_runs_every_task_and_is_all_or_nothing) {
+  auto n = start_node(4, 10);
+  ASSERT_TRUE(n->handle("echo", echo()));
+  std::vector<bytes> payloads;
+  for (int i = 0; i < 8; ++i) payloads.push_back(bytes::copy_from(std::to_string(i)));
+  auto hs = n->submit_batch("echo", payloads);
+  ASSERT_TRUE(hs);
+  ASSERT_EQ(hs->size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    auto c = wait((*hs)[i]);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->value.view(), std::to_string(i));
+  }
+  auto too_many = n->submit_batch("echo", std::vector<bytes>(11));
+  ASSERT_FALSE(too_many);
+  EXPECT_EQ(too_many.code(), errc::invalid_argument) << "a batch over the node's capacity can never fit";
+  EXPECT_EQ(n->submit_batch("nobody", std::vector<bytes>(2)).code(), errc::unknown_queue);
+}
+
+TEST(node, status_reports_a_live_task_and_forgets_an_ended_one) {
+  auto n = start_node();
+  ASSERT_TRUE(n->declare_queue("parked"));
+  auto h = n->submit("parked", {}, {.priority = 3});
+  ASSERT_TRUE(h);
+  core::result<core::task_status> s = core::make_error(errc::unknown_task, "");
+  for (int i = 0; i < 1000 && !(s = n->status(h->id())); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(s) << s.err().message;
+  EXPECT_EQ(s->state, task_state::queued);
+  h->cancel();
+  ASSERT_TRUE(wait(*h));
+  EXPECT_EQ(n->status(h->id()).code(), errc::unknown_task);
+}
+
 TEST(node, bad_config_throws_at_start) {
   node_config c;
   c.work_limit = 0;
