@@ -32,6 +32,7 @@ struct figures {
   std::string scenario;
   std::optional<double> tasks_per_s, p50_us, p99_us, p999_us, bytes_per_queued_task;
   std::uint64_t tasks = 0;
+  std::uint64_t failed = 0;  // tasks whose outcome was not success: the figure is void if any
 };
 
 std::string field(const std::optional<double>& v) {
@@ -44,9 +45,10 @@ std::string field(const std::optional<double>& v) {
 void print(const figures& f) {
   std::printf(
       "{\"scenario\":\"%s\",\"tasks_per_s\":%s,\"p50_us\":%s,\"p99_us\":%s,\"p999_us\":%s,"
-      "\"bytes_per_queued_task\":%s,\"tasks\":%llu}\n",
+      "\"bytes_per_queued_task\":%s,\"tasks\":%llu,\"failed\":%llu}\n",
       f.scenario.c_str(), field(f.tasks_per_s).c_str(), field(f.p50_us).c_str(), field(f.p99_us).c_str(),
-      field(f.p999_us).c_str(), field(f.bytes_per_queued_task).c_str(), static_cast<unsigned long long>(f.tasks));
+      field(f.p999_us).c_str(), field(f.bytes_per_queued_task).c_str(), static_cast<unsigned long long>(f.tasks),
+      static_cast<unsigned long long>(f.failed));
   std::fflush(stdout);
 }
 
@@ -90,7 +92,9 @@ figures throughput(const embedded_options& o) {
   std::atomic<bool> submitter_waiting{false};
   std::mutex mutex;
   std::condition_variable all_done;
-  auto on_done = [&] {
+  std::atomic<std::uint64_t> not_succeeded{0};
+  auto on_done = [&](const completion& c) {
+    if (!c || c->state != task_state::succeeded) not_succeeded.fetch_add(1);
     const auto finished = done.fetch_add(1) + 1;
     // Wake the submitter once the window is half empty, not per completion.
     const bool window_open = submitter_waiting.load() &&
@@ -101,7 +105,7 @@ figures throughput(const embedded_options& o) {
     }
   };
   // One pointer of capture: fits std::function's inline buffer (no allocation).
-  auto count_one = [fn = &on_done](const completion&) { (*fn)(); };
+  auto count_one = [fn = &on_done](const completion& c) { (*fn)(c); };
   // A closed loop like the peers' W2: at most `window` tasks outstanding.
   auto wait_for_window = [&](std::uint64_t sent) {
     submitted.store(sent);
@@ -137,6 +141,7 @@ figures throughput(const embedded_options& o) {
   n->stop();
   figures f{o.batch <= 1 ? "throughput" : "throughput_batch_" + std::to_string(o.batch)};
   f.tasks = o.tasks;
+  f.failed = not_succeeded.load();
   f.tasks_per_s = static_cast<double>(o.tasks) / seconds;
   return f;
 }

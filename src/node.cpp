@@ -133,7 +133,11 @@ std::unique_ptr<node> node::start(node_config config) {
   auto p = std::make_unique<impl>();
   p->config = config;
   p->work_limit = config.work_limit;
-  const auto threads = config.scheduler_threads ? config.scheduler_threads : std::max(1u, std::thread::hardware_concurrency());
+  // Default: leave one core to the embedding service's own threads (its
+  // submitters); on 2 cores one scheduler thread gave more throughput and
+  // less CPU than two (docs/benchmarks.md).
+  const auto cores = std::max(1u, std::thread::hardware_concurrency());
+  const auto threads = config.scheduler_threads ? config.scheduler_threads : std::max(1u, cores - 1);
   p->system_config.set("scheduler.max-threads", threads);
   p->system_config.set("work-stealing.moderate-sleep-duration", caf::timespan{config.idle_poll_interval});
   // Scheduler threads inherit the timer slack of the thread that creates

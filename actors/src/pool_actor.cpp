@@ -40,7 +40,7 @@ void start(pool_actor_type* self, core::dispatch_item item) {
         report_item{item.id, item.lease, task_result::failure("no handler for this queue", false), item.slot});
     return;
   }
-  const std::uint32_t slot = st.running.add(std::make_unique<running_task>(std::move(item), st.queue_names[queue]));
+  const std::uint32_t slot = st.running.add(std::move(item), st.queue_names[queue]);
   auto& task = st.running.at(slot);
   st.counters.peak_running = std::max(st.counters.peak_running, static_cast<std::uint32_t>(st.running.size()));
   assert(st.running.size() <= st.config.work_limit);

@@ -53,8 +53,11 @@ std::uint32_t broker_core::declare_queue(std::string_view name) {
 }
 
 std::optional<std::uint32_t> broker_core::find_queue(std::string_view name) const {
+  // Submissions come in runs of one queue: check the last answer first.
+  if (last_found_queue_ < queues_.size() && queues_[last_found_queue_]->name == name) return last_found_queue_;
   auto it = queue_index_.find(std::string(name));
   if (it == queue_index_.end()) return std::nullopt;
+  last_found_queue_ = it->second;
   return it->second;
 }
 

@@ -38,7 +38,7 @@ struct node_config {
   std::uint16_t default_max_attempts = 3;
   std::chrono::nanoseconds default_timeout = std::chrono::seconds(30);
   core::backoff_policy default_backoff{};
-  /// CAF scheduler threads; 0 = one per core.
+  /// CAF scheduler threads; 0 = one per core but one (at least one).
   std::size_t scheduler_threads = 0;
   /// An idle scheduler thread polls for work this often (CAF's "moderate"
   /// phase, about 25 ms after its last work) before sleeping on a condition

@@ -18,10 +18,17 @@ using task_result = core::attempt_result;
 
 class task_context {
  public:
-  task_context(core::dispatch_item item, const std::string& queue) : item_(std::move(item)), queue_(queue) {}
+  task_context(core::dispatch_item item, const std::string& queue) : item_(std::move(item)), queue_(&queue) {}
+
+  /// Reuses this context for another task (the pool recycles them).
+  void reset(core::dispatch_item item, const std::string& queue) {
+    item_ = std::move(item);
+    queue_ = &queue;
+    cancelled_ = false;
+  }
 
   core::task_id id() const { return item_.id; }
-  const std::string& queue() const { return queue_; }
+  const std::string& queue() const { return *queue_; }
   const core::bytes& payload() const { return item_.payload; }
   std::string_view payload_view() const { return item_.payload.view(); }
   std::uint16_t attempt() const { return item_.attempt; }
@@ -42,7 +49,7 @@ class task_context {
 
  private:
   core::dispatch_item item_;
-  const std::string& queue_;
+  const std::string* queue_;
   bool cancelled_ = false;
 };
 

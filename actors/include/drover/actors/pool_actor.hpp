@@ -45,37 +45,47 @@ class running_set {
  public:
   std::size_t size() const { return size_; }
 
-  std::uint32_t add(std::unique_ptr<running_task> task) {
+  /// Occupies a slot; a freed slot keeps its running_task (context and
+  /// cancellation signal), so steady state allocates nothing per task.
+  std::uint32_t add(core::dispatch_item item, const std::string& queue) {
     std::uint32_t slot;
     if (!free_.empty()) {
       slot = free_.back();
       free_.pop_back();
-      slots_[slot] = std::move(task);
+      slots_[slot]->ctx.reset(std::move(item), queue);
     } else {
       slot = static_cast<std::uint32_t>(slots_.size());
-      slots_.push_back(std::move(task));
+      slots_.push_back(std::make_unique<running_task>(std::move(item), queue));
+      busy_.push_back(false);
     }
+    busy_[slot] = true;
     ++size_;
     return slot;
   }
 
-  running_task& at(std::uint32_t slot) { return *slots_[slot]; }
+  running_task& at(std::uint32_t slot) {
+    assert(busy_[slot]);
+    return *slots_[slot];
+  }
 
   void remove(std::uint32_t slot) {
-    slots_[slot].reset();
+    assert(busy_[slot]);
+    busy_[slot] = false;
+    slots_[slot]->ctx.reset(core::dispatch_item{}, slots_[slot]->ctx.queue());  // drop the payload now
     free_.push_back(slot);
     --size_;
   }
 
   /// Linear in the running count: only cancellations ask.
   running_task* find_lease(core::task_id task, core::lease_id lease) {
-    for (auto& t : slots_)
-      if (t && t->ctx.id() == task && t->ctx.item().lease == lease) return t.get();
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (busy_[i] && slots_[i]->ctx.id() == task && slots_[i]->ctx.item().lease == lease) return slots_[i].get();
     return nullptr;
   }
 
  private:
   std::vector<std::unique_ptr<running_task>> slots_;
+  std::vector<bool> busy_;
   std::vector<std::uint32_t> free_;
   std::size_t size_ = 0;
 };

@@ -189,6 +189,7 @@ class broker_core {
   rng random_;
   std::vector<std::unique_ptr<queue_state>> queues_;
   std::unordered_map<std::string, std::uint32_t> queue_index_;
+  mutable std::uint32_t last_found_queue_ = UINT32_MAX;
   std::vector<std::unique_ptr<consumer_state>> consumers_;
   std::vector<std::uint32_t> free_consumer_slots_;
   std::unordered_map<consumer_id, std::uint32_t> consumer_index_;
