@@ -13,6 +13,8 @@ struct embedded_options {
   std::uint32_t latency_seconds = 3;
   std::uint32_t work_limit = 1024;
   std::uint32_t idle_poll_us = 10;
+  std::size_t idle_spin_polls = 20'000;
+  std::size_t idle_sleep_polls = 0;
   std::uint32_t timer_slack_ns = 1000;
   std::size_t threads = 0;  // scheduler threads; 0 = one per core
   std::uint64_t window = 10'000;  // throughput: most tasks outstanding (as the peers' W2); 0 = no limit

@@ -140,6 +140,8 @@ std::unique_ptr<node> node::start(node_config config) {
   const auto threads = config.scheduler_threads ? config.scheduler_threads : std::max(1u, cores - 1);
   p->system_config.set("scheduler.max-threads", threads);
   p->system_config.set("work-stealing.moderate-sleep-duration", caf::timespan{config.idle_poll_interval});
+  p->system_config.set("work-stealing.aggressive-poll-attempts", config.idle_spin_polls);
+  p->system_config.set("work-stealing.moderate-poll-attempts", config.idle_sleep_polls);
   // Scheduler threads inherit the timer slack of the thread that creates
   // them: create the system from a helper thread so the caller's own thread
   // keeps its setting.

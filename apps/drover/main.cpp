@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   embedded_cmd->add_option("--seconds", embedded.latency_seconds, "latency: duration")->check(CLI::Range(1u, 600u));
   embedded_cmd->add_option("--work-limit", embedded.work_limit, "handlers running at once")->check(CLI::Range(1u, 1'000'000u));
   embedded_cmd->add_option("--idle-poll-us", embedded.idle_poll_us, "latency: scheduler idle poll interval");
+  embedded_cmd->add_option("--idle-spin-polls", embedded.idle_spin_polls, "latency: polls without sleeping when idle");
+  embedded_cmd->add_option("--idle-sleep-polls", embedded.idle_sleep_polls, "latency: sleeping polls before blocking");
   embedded_cmd->add_option("--timer-slack-ns", embedded.timer_slack_ns, "latency: scheduler thread timer slack");
   embedded_cmd->add_option("--window", embedded.window, "throughput: most tasks outstanding (0 = all at once)");
   embedded_cmd->add_option("--batch", embedded.batch, "throughput: tasks per submit_batch call (1 = submit)")

@@ -45,6 +45,15 @@ struct node_config {
   /// variable: the wake-up latency of a lightly loaded node
   /// (docs/benchmarks.md, "latency").
   std::chrono::microseconds idle_poll_interval{10};
+  /// Polls an idle scheduler thread makes without sleeping (CAF's
+  /// "aggressive" phase; CAF's default is 100), a few hundred microseconds:
+  /// work arriving meanwhile starts within microseconds. On this VM a sleep
+  /// of 10 us lasts 50-100 us, so sleeping polls cannot give a 50 us p99
+  /// (docs/benchmarks.md, "latency").
+  std::size_t idle_spin_polls = 20'000;
+  /// Sleeping polls after the spinning ones, before the thread blocks on a
+  /// condition variable (CAF's "moderate" phase; CAF's default is 500).
+  std::size_t idle_sleep_polls = 0;
   /// Timer slack of the scheduler threads: Linux rounds their sleeps up by
   /// this much (50 us by default), which would add to every wake-up.
   std::chrono::nanoseconds timer_slack{1000};
