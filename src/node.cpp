@@ -41,7 +41,8 @@ void validate(const node_config& c) {
   check(c.default_max_attempts >= 1 && c.default_max_attempts <= core::attempts_max,
         "default_max_attempts must be between 1 and 1000");
   check(c.default_backoff.valid(), "default_backoff needs 0 <= initial <= max, multiplier >= 1, 0 <= jitter <= 1");
-  check(c.default_timeout.count() > 0, "default_timeout must be positive");
+  check(c.default_timeout.count() > 0 && c.default_timeout <= core::timeout_max,
+        "default_timeout must be positive and at most 2^32-1 ms");
 }
 
 core::broker_config broker_config_of(const node_config& c) {

@@ -150,6 +150,7 @@ result<void> validate(const task_spec& spec, std::size_t payload_bytes_max) {
   if (o.backoff && !o.backoff->valid())
     return make_error(errc::invalid_argument, "backoff needs 0 <= initial <= max, multiplier >= 1, 0 <= jitter <= 1");
   if (o.timeout.count() < 0) return make_error(errc::invalid_argument, "timeout must not be negative");
+  if (o.timeout > timeout_max) return make_error(errc::invalid_argument, "timeout must be at most 2^32-1 ms (49 days)");
   if (o.ttl.count() < 0) return make_error(errc::invalid_argument, "ttl must not be negative");
   if (spec.payload.size() > payload_bytes_max)
     return make_error(errc::payload_too_large, "payload of " + std::to_string(spec.payload.size()) +
@@ -190,7 +191,10 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
   task.queue = *queue;
   task.priority = o.priority;
   task.max_attempts = o.max_attempts ? o.max_attempts : config_.default_max_attempts;
-  task.timeout = o.timeout.count() > 0 ? o.timeout : config_.default_timeout;
+  const duration timeout = o.timeout.count() > 0 ? o.timeout : config_.default_timeout;
+  // Rounded up to whole milliseconds, at least one.
+  task.timeout_ms = static_cast<std::uint32_t>(
+      std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(timeout).count()));
   task.payload = std::move(spec.payload);
   task.observer = std::move(observer);
   if (!o.meta.empty()) task.ensure_extras().meta = std::make_shared<const meta_map>(std::move(o.meta));
@@ -204,8 +208,8 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
   if (task.observer) task.observer->on_accepted(id, false);
 
   if (o.ttl.count() > 0) {
-    task.expires_at = now + o.ttl;
-    ttl_timers_.schedule(ttl_timer{task.expires_at, id});
+    task.ensure_extras().expires_at = now + o.ttl;
+    ttl_timers_.schedule(ttl_timer{now + o.ttl, id});
   }
   if (o.not_before && *o.not_before > now) {
     task.delayed = true;
@@ -289,7 +293,7 @@ void broker_core::remove_from_queue(task_record& task) {
 void broker_core::lease_to(task_record& task, consumer_state& consumer, time_point now) {
   assert(consumer.credit > 0);
   ++task.attempt;
-  leases_.grant(task, consumer.index, now + task.timeout);
+  leases_.grant(task, consumer.index, now + task.timeout());
   set_state(task, task_state::leased);
   --consumer.credit;
   ++consumer.in_flight;
@@ -409,7 +413,7 @@ void broker_core::dispatch(time_point now) {
     queue.in_dispatch_list = false;
     if (queue.ready.empty() || queue.eligible.empty()) continue;
     task_record& task = *queue.ready.pop();
-    if (task.expires_at <= now) {
+    if (task.expires_at() <= now) {
       finish(task, task_state::expired, make_error(errc::expired, "time to live passed before dispatch"), {}, now);
     } else {
       subscription* sub = queue.eligible.pick();

@@ -347,6 +347,8 @@ TEST_F(broker_core_test, invalid_options_are_rejected) {
   EXPECT_EQ(broker.submit(task_id{1}, task_spec{"q", {}, o}, nullptr, now).code(), errc::invalid_argument);
   EXPECT_EQ(broker.submit(task_id{2}, task_spec{"q", {}, {.max_attempts = 5000}}, nullptr, now).code(),
             errc::invalid_argument);
+  EXPECT_EQ(broker.submit(task_id{3}, task_spec{"q", {}, {.timeout = timeout_max + 1ms}}, nullptr, now).code(),
+            errc::invalid_argument);
   EXPECT_EQ(broker.live_tasks(), 0u);
 }
 

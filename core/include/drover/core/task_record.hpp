@@ -26,6 +26,7 @@ struct task_extras {
   std::optional<backoff_policy> backoff;
   std::vector<observer_ref> more_observers;  // duplicate submits that joined this task
   error last_error;                          // why the latest attempt failed
+  time_point expires_at = time_never;        // set when the task has a time to live
 };
 
 struct task_record {
@@ -37,8 +38,10 @@ struct task_record {
   std::uint16_t attempt = 0;  // attempts started so far
   std::uint16_t max_attempts = 1;
   bool delayed = false;  // queued but waiting for not_before (not in the ready list)
-  duration timeout{0};
-  time_point expires_at = time_never;
+  std::uint32_t timeout_ms = 0;  // longest one attempt may run (milliseconds keep the record small)
+
+  duration timeout() const { return std::chrono::milliseconds(timeout_ms); }
+  time_point expires_at() const { return extras ? extras->expires_at : time_never; }
   bytes payload;
   std::unique_ptr<task_extras> extras;
   observer_ref observer;

@@ -18,6 +18,8 @@ using meta_map = std::vector<std::pair<std::string, std::string>>;
 
 constexpr std::uint32_t priority_max = 255;
 constexpr std::uint32_t attempts_max = 1000;
+/// A task's timeout is kept in milliseconds in 32 bits.
+constexpr auto timeout_max = std::chrono::milliseconds(UINT32_MAX);
 
 struct task_options {
   /// Higher runs first; FIFO within one priority. 0..priority_max.
