@@ -52,6 +52,7 @@ void flush(broker_actor_type* self) {
   ship_cancels(self);
   arm_timer(self, now);
   auto& st = self->state;
+  if (auto retired = st.core->take_retired(); st.inbox && !retired.empty()) st.inbox->retire(std::move(retired));
   if (st.admission) {
     st.admission->settle(st.drained_tasks, st.drained_bytes, st.core->live_tasks(), st.core->live_bytes());
     st.drained_tasks = st.drained_bytes = 0;

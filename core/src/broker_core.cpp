@@ -361,6 +361,7 @@ void broker_core::finish(task_record& task, task_state terminal, error why, byte
   live_bytes_ -= task.payload.size();
   observer_ref observer = std::move(task.observer);
   std::unique_ptr<task_extras> extras = std::move(task.extras);
+  if (!task.payload.empty()) retired_.payloads.push_back(std::move(task.payload));
   tasks_.erase(task);  // `task` is a free slot from here on
 
   if (extras && !extras->idempotency_key.empty()) {
@@ -371,10 +372,15 @@ void broker_core::finish(task_record& task, task_state terminal, error why, byte
       idempotency_.erase(extras->idempotency_key);
     }
   }
-  if (observer) observer->on_outcome(outcome);
+  if (observer) {
+    observer->on_outcome(outcome);
+    retired_.observers.push_back(std::move(observer));
+  }
   if (extras)
     for (const auto& o : extras->more_observers) o->on_outcome(outcome);
 }
+
+retired_refs broker_core::take_retired() { return std::exchange(retired_, {}); }
 
 // --- dispatch ------------------------------------------------------------
 

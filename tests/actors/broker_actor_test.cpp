@@ -64,6 +64,23 @@ TEST_F(broker_actor_test, ttl_expires_on_virtual_time) {
   shutdown({broker});
 }
 
+TEST_F(broker_actor_test, ended_tasks_are_freed_by_the_next_submission) {
+  auto inbox = std::make_shared<submission_inbox>([] {});
+  auto broker = sys.spawn(broker_actor, core::broker_config{}, inbox, nullptr);
+  caf::anon_send(broker, declare_queue_msg{"q"});
+  sched.run();
+  auto r = std::make_shared<recorder>();
+  inbox->push(submission{core::task_id{1}, core::task_spec{"q", {}, {}}, r});
+  caf::anon_send(broker, drain_atom::value);
+  caf::anon_send(broker, cancel_msg{core::task_id{1}});
+  sched.run();
+  ASSERT_TRUE(r->outcome);
+  EXPECT_EQ(r.use_count(), 2) << "the inbox holds the retired observer until the next push";
+  inbox->push(submission{core::task_id{2}, core::task_spec{"q", {}, {}}, nullptr});
+  EXPECT_EQ(r.use_count(), 1) << "the push released it on the submitting thread";
+  shutdown({broker});
+}
+
 TEST_F(broker_actor_test, inbox_batches_submissions_behind_one_doorbell) {
   int rings = 0;
   auto inbox = std::make_shared<submission_inbox>([&] { ++rings; });

@@ -87,6 +87,19 @@ TEST_F(broker_core_test, success_runs_queued_leased_succeeded) {
   EXPECT_EQ(broker.live_tasks(), 0u);
 }
 
+TEST_F(broker_core_test, ended_tasks_hand_back_their_observer_and_payload) {
+  auto payload = bytes::copy_from("p");
+  auto r = std::make_shared<recorder>();
+  ASSERT_TRUE(broker.submit(task_id{50}, task_spec{"q", payload, {}}, r, now));
+  ASSERT_TRUE(broker.cancel(task_id{50}, now));
+  auto retired = broker.take_retired();
+  ASSERT_EQ(retired.observers.size(), 1u);
+  EXPECT_EQ(retired.observers[0].get(), r.get());
+  ASSERT_EQ(retired.payloads.size(), 1u);
+  EXPECT_TRUE(retired.payloads[0].same_buffer(payload));
+  EXPECT_TRUE(broker.take_retired().empty());
+}
+
 TEST_F(broker_core_test, payload_reaches_consumer_without_a_copy) {
   auto payload = bytes::copy_from("shared");
   ASSERT_TRUE(broker.submit(task_id{99}, task_spec{"q", payload, {}}, nullptr, now));

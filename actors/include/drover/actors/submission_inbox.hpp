@@ -23,18 +23,28 @@ class submission_inbox {
 
   void push(submission s) {
     bool ring;
+    std::vector<core::retired_refs> to_free;
     {
       std::lock_guard lock(mutex_);
       pending_.push_back(std::move(s));
       ring = !rung_;
       rung_ = true;
+      to_free.swap(retired_);
     }
     if (ring) doorbell_();
+  }  // to_free dies here: on the submitting thread, outside the lock
+
+  /// The broker hands back references its ended tasks let go of; the next
+  /// push frees them on the submitter's thread.
+  void retire(core::retired_refs&& refs) {
+    std::lock_guard lock(mutex_);
+    retired_.push_back(std::move(refs));
   }
 
   /// Many submissions under one lock and at most one doorbell.
   void push_many(std::vector<submission>&& batch) {
     bool ring;
+    std::vector<core::retired_refs> to_free;
     {
       std::lock_guard lock(mutex_);
       if (pending_.empty()) {
@@ -45,6 +55,7 @@ class submission_inbox {
       }
       ring = !rung_;
       rung_ = true;
+      to_free.swap(retired_);
     }
     if (ring) doorbell_();
   }
@@ -75,6 +86,7 @@ class submission_inbox {
   std::mutex mutex_;
   std::vector<submission> pending_;
   std::vector<submission> spare_;
+  std::vector<core::retired_refs> retired_;
   bool rung_ = false;
 };
 
