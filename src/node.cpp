@@ -63,7 +63,10 @@ struct node::impl {
   node_config config;
   caf::actor_system_config system_config;
   std::unique_ptr<caf::actor_system> system;
-  asio::io_context io{1};
+  // Declared before `io`, so destroyed after it: the io_context's pending
+  // operations may hold handler coroutines whose cleanup is posted to this.
+  std::shared_ptr<actors::pool_context> pool_exec;
+  std::optional<asio::io_context> io{std::in_place, 1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> io_work;
   std::thread io_thread;
   std::shared_ptr<actors::admission_gate> admission;
@@ -155,10 +158,11 @@ std::unique_ptr<node> node::start(node_config config) {
   p->inbox = std::make_shared<actors::submission_inbox>([raw] { caf::anon_send(raw->broker, actors::drain_atom::value); });
   p->broker = p->system->spawn(actors::broker_actor, broker_config_of(config), p->inbox, p->admission);
   p->link = std::make_shared<detail::broker_link>(p->broker);
-  p->pool = p->system->spawn(actors::pool_actor,
-                             actors::pool_config{core::consumer_id{1}, config.work_limit, p->broker, &p->io});
-  p->io_work.emplace(p->io.get_executor());
-  p->io_thread = std::thread([raw] { raw->io.run(); });
+  p->pool_exec = std::make_shared<actors::pool_context>(*p->io);
+  p->pool = p->system->spawn(actors::pool_actor, actors::pool_config{core::consumer_id{1}, config.work_limit, p->broker,
+                                                                     &*p->io, p->pool_exec});
+  p->io_work.emplace(p->io->get_executor());
+  p->io_thread = std::thread([raw] { raw->io->run(); });
   return std::unique_ptr<node>(new node(std::move(p)));
 }
 
@@ -299,7 +303,7 @@ bool node::drain(std::chrono::nanoseconds timeout) {
 void node::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
   impl_->io_work.reset();
-  impl_->io.stop();
+  impl_->io->stop();
   if (impl_->io_thread.joinable()) impl_->io_thread.join();
   impl_->link->cut();
   caf::anon_send_exit(impl_->pool, caf::exit_reason::user_shutdown);
@@ -308,6 +312,7 @@ void node::stop() {
   impl_->broker = nullptr;
   impl_->system->await_all_actors_done();
   impl_->system.reset();
+  impl_->io.reset();  // destroys pending operations while pool_exec still lives
 }
 
 }  // namespace drover

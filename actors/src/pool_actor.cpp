@@ -45,7 +45,7 @@ void start(pool_actor_type* self, core::dispatch_item item) {
   st.counters.peak_running = std::max(st.counters.peak_running, static_cast<std::uint32_t>(st.running.size()));
   assert(st.running.size() <= st.config.work_limit);
   // Runs inline up to the handler's first suspension (pool_executor).
-  asio::co_spawn(pool_executor(st.exec), (*fn)(task.ctx),
+  asio::co_spawn(pool_executor(*st.exec), (*fn)(task.ctx),
                  asio::bind_cancellation_slot(task.cancel.slot(), [self, slot](std::exception_ptr ep, task_result r) {
                    on_finished(self, slot, ep, std::move(r));
                  }));
@@ -112,7 +112,8 @@ caf::behavior pool_actor(pool_actor_type* self, pool_config config) {
     st.config.services = st.own_services.get();
   }
   auto weak = caf::actor_cast<caf::weak_actor_ptr>(self);
-  st.exec = std::make_shared<pool_context>(*st.config.services, [weak] {
+  st.exec = st.config.context ? st.config.context : std::make_shared<pool_context>(*st.config.services);
+  st.exec->set_wake([weak] {
     if (auto strong = weak.lock()) caf::anon_send(caf::actor_cast<caf::actor>(strong), wake_atom::value);
   });
   self->request(st.config.broker, caf::infinite, join_msg{st.config.id, caf::actor_cast<caf::actor>(self)})

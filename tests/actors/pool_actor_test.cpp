@@ -24,6 +24,10 @@ class pool_actor_test : public test_support::caf_fixture {
   }
 
   caf::actor broker = sys.spawn(broker_actor, broker_config(), nullptr, nullptr);
+  // Before `gate`: a handler parked in the gate may outlive its pool, and
+  // destroying it posts to the pool's context (see pool_executor).
+  asio::execution_context services;
+  std::vector<std::shared_ptr<pool_context>> contexts;
   test_support::gate gate;
   int now_running = 0;
   int max_running = 0;
@@ -33,7 +37,8 @@ class pool_actor_test : public test_support::caf_fixture {
   ~pool_actor_test() override { sched.run(); }
 
   caf::actor spawn_pool(std::uint64_t id, std::uint32_t limit) {
-    auto pool = sys.spawn(pool_actor, pool_config{core::consumer_id{id}, limit, broker, nullptr});
+    contexts.push_back(std::make_shared<pool_context>(services));
+    auto pool = sys.spawn(pool_actor, pool_config{core::consumer_id{id}, limit, broker, &services, contexts.back()});
     sched.run();
     return pool;
   }

@@ -31,6 +31,10 @@ struct pool_config {
   /// Hosts asio services (timers, sockets) for handlers; its run loop is the
   /// node's I/O thread. Null: the pool owns an idle one (tests, simulation).
   asio::execution_context* services = nullptr;
+  /// The executor context of the pool's coroutines. Give one that outlives
+  /// `services` whenever handlers may leave coroutines pending in them
+  /// (see pool_executor); null: the pool makes its own.
+  std::shared_ptr<pool_context> context;
 };
 
 struct running_task {

@@ -24,8 +24,11 @@ class pool_context {
   /// `services` hosts asio's timer and socket services for handlers that use
   /// them (its run loop is the node's I/O thread); `wake` asks the pool to
   /// run a turn and is called at most once per batch of foreign posts.
-  pool_context(asio::execution_context& services, std::function<void()> wake)
+  pool_context(asio::execution_context& services, std::function<void()> wake = {})
       : services_(services), wake_(std::move(wake)) {}
+
+  /// Set once by the pool that runs this context, before any post.
+  void set_wake(std::function<void()> wake) { wake_ = std::move(wake); }
   pool_context(const pool_context&) = delete;
   pool_context& operator=(const pool_context&) = delete;
 
@@ -107,20 +110,24 @@ class pool_context {
   bool closed_ = false;
 };
 
-/// Shares ownership of its context: an unfinished coroutine may outlive the
-/// pool, and its cleanup is posted to this executor.
+/// A plain pointer to its context: asio copies executors many times per
+/// coroutine, and a shared_ptr here cost ~10 % of throughput. Lifetime rule:
+/// an unfinished coroutine can outlive its pool (its pending operation holds
+/// it), and asio posts its destruction to this executor, so whoever owns the
+/// asio services the handlers use (the node's io_context) must keep the
+/// pool_context alive until those services are destroyed (pool_config::context).
 class pool_executor {
  public:
-  explicit pool_executor(std::shared_ptr<pool_context> ctx, bool never_blocking = false) noexcept
-      : ctx_(std::move(ctx)), never_blocking_(never_blocking) {}
+  explicit pool_executor(pool_context& ctx, bool never_blocking = false) noexcept
+      : ctx_(&ctx), never_blocking_(never_blocking) {}
 
   asio::execution_context& query(asio::execution::context_t) const noexcept { return ctx_->services(); }
   asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
     return never_blocking_ ? asio::execution::blocking_t(asio::execution::blocking.never)
                            : asio::execution::blocking_t(asio::execution::blocking.possibly);
   }
-  pool_executor require(asio::execution::blocking_t::never_t) const noexcept { return pool_executor(ctx_, true); }
-  pool_executor require(asio::execution::blocking_t::possibly_t) const noexcept { return pool_executor(ctx_, false); }
+  pool_executor require(asio::execution::blocking_t::never_t) const noexcept { return pool_executor(*ctx_, true); }
+  pool_executor require(asio::execution::blocking_t::possibly_t) const noexcept { return pool_executor(*ctx_, false); }
 
   template <class F>
   void execute(F&& f) const {
@@ -137,7 +144,7 @@ class pool_executor {
   friend bool operator!=(const pool_executor& a, const pool_executor& b) noexcept { return !(a == b); }
 
  private:
-  std::shared_ptr<pool_context> ctx_;
+  pool_context* ctx_;
   bool never_blocking_;
 };
 
