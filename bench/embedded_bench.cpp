@@ -71,27 +71,28 @@ bytes make_payload(std::int64_t stamp) {
   return bytes::copy_from(p);
 }
 
-/// The scheduler settings every scenario takes from the command line.
-void apply_scheduler_options(node_config& config, const embedded_options& o) {
+/// The scheduler settings every scenario takes from the command line, and
+/// room for `o.tasks` live tasks.
+node_config config_for(const embedded_options& o) {
+  node_config config;
+  config.max_queued_tasks = o.tasks + 1;
+  config.max_queued_bytes = o.tasks * 256 + (1 << 20);
   config.work_limit = o.work_limit;
   config.scheduler_threads = o.threads;
   config.idle_poll_interval = std::chrono::microseconds(o.idle_poll_us);
   config.timer_slack = std::chrono::nanoseconds(o.timer_slack_ns);
   config.idle_spin_polls = o.idle_spin_polls;
   config.idle_sleep_polls = o.idle_sleep_polls;
+  return config;
 }
 
 handler noop() {
   return [](task_context&) -> asio::awaitable<task_result> { co_return task_result::success({}); };
 }
 
-/// submit -> coroutine handler -> result, all tasks in flight at once.
+/// submit -> coroutine handler -> result, at most `o.window` outstanding.
 figures throughput(const embedded_options& o) {
-  node_config config;
-  apply_scheduler_options(config, o);
-  config.max_queued_tasks = o.tasks + 1;
-  config.max_queued_bytes = o.tasks * 256 + (1 << 20);
-  auto n = node::start(config);
+  auto n = node::start(config_for(o));
   (void)n->handle("bench", noop());
   const bytes payload = make_payload(0);  // shared: the broker never copies it
 
@@ -156,10 +157,8 @@ figures throughput(const embedded_options& o) {
 
 /// Open loop at a fixed rate: submit -> handler start, measured in the handler.
 figures latency(const embedded_options& o) {
-  node_config config;
-  apply_scheduler_options(config, o);
   ::prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // the submitter keeps its rate
-  auto n = node::start(config);
+  auto n = node::start(config_for(o));
   const std::uint64_t total = static_cast<std::uint64_t>(o.rate_per_s) * o.latency_seconds;
   std::vector<std::int64_t> samples(total, -1);
   (void)n->handle("bench", [&samples](task_context& ctx) -> asio::awaitable<task_result> {
@@ -205,11 +204,7 @@ figures latency(const embedded_options& o) {
 
 /// Queued tasks with no consumer: resident bytes per task beyond its payload.
 figures memory(const embedded_options& o) {
-  node_config config;
-  apply_scheduler_options(config, o);
-  config.max_queued_tasks = o.tasks + 1;
-  config.max_queued_bytes = o.tasks * 256 + (1 << 20);
-  auto n = node::start(config);
+  auto n = node::start(config_for(o));
   (void)n->declare_queue("parked");
   std::vector<bytes> payloads;
   payloads.reserve(o.tasks);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "drover/core/slot_bitmap.hpp"
 #include "drover/core/time.hpp"
 
 namespace drover::core {
@@ -27,7 +28,7 @@ template <class T, timer_hook<T> T::*Hook>
 class intrusive_timer_wheel {
  public:
   intrusive_timer_wheel(duration resolution, std::size_t slot_count, time_point start)
-      : resolution_(resolution.count()), slots_(slot_count + 1), occupied_((slot_count + 63) / 64, 0),
+      : resolution_(resolution.count()), slots_(slot_count + 1), occupied_(slot_count),
         current_tick_(start.time_since_epoch().count() / resolution.count()) {
     assert(resolution.count() > 0);
     assert(std::has_single_bit(slot_count) && slot_count >= 64);
@@ -78,19 +79,9 @@ class intrusive_timer_wheel {
   std::optional<time_point> next_due() const {
     if (size_ == 0) return std::nullopt;
     if (!slots_[overdue_slot()].empty()) return tick_time(current_tick_);
-    const std::size_t n = slot_count();
-    const std::size_t start = slot_of(current_tick_ + 1);
-    for (std::size_t step = 0; step < n;) {
-      const std::size_t slot = (start + step) % n;
-      const std::uint64_t word = occupied_[slot / 64] >> (slot % 64);
-      if (word != 0) {
-        const std::size_t skip = static_cast<std::size_t>(std::countr_zero(word));
-        if (step + skip < n) return tick_time(current_tick_ + 1 + static_cast<std::int64_t>(step + skip));
-        break;
-      }
-      step += 64 - slot % 64;
-    }
-    return tick_time(current_tick_ + static_cast<std::int64_t>(n));
+    const auto distance = occupied_.distance_to_next(slot_of(current_tick_ + 1));
+    assert(distance);
+    return tick_time(current_tick_ + 1 + static_cast<std::int64_t>(*distance));
   }
 
  private:
@@ -106,10 +97,10 @@ class intrusive_timer_wheel {
   time_point tick_time(std::int64_t tick) const { return time_point{duration{tick * resolution_}}; }
 
   void mark(std::uint32_t slot) {
-    if (slot < slot_count()) occupied_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+    if (slot < slot_count()) occupied_.set(slot);
   }
   void unmark(std::uint32_t slot) {
-    if (slot < slot_count()) occupied_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+    if (slot < slot_count()) occupied_.clear(slot);
   }
 
   struct hook_list {
@@ -154,7 +145,7 @@ class intrusive_timer_wheel {
 
   std::int64_t resolution_;
   std::vector<hook_list> slots_;  // the last one holds owners already due when scheduled
-  std::vector<std::uint64_t> occupied_;
+  slot_bitmap occupied_;
   std::int64_t current_tick_;
   std::size_t size_ = 0;
 };

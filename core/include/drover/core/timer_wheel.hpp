@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "drover/core/slot_bitmap.hpp"
 #include "drover/core/time.hpp"
 
 namespace drover::core {
@@ -17,7 +18,7 @@ template <class Entry>  // Entry has a `time_point due` member
 class timer_wheel {
  public:
   timer_wheel(duration resolution, std::size_t slot_count, time_point start)
-      : resolution_(resolution.count()), slots_(slot_count), occupied_((slot_count + 63) / 64, 0),
+      : resolution_(resolution.count()), slots_(slot_count), occupied_(slot_count),
         current_tick_(start.time_since_epoch().count() / resolution.count()) {
     assert(resolution.count() > 0);
     assert(std::has_single_bit(slot_count) && slot_count >= 64);
@@ -35,7 +36,7 @@ class timer_wheel {
     }
     const std::size_t slot = slot_of(tick);
     slots_[slot].push_back(stored{tick, std::move(entry)});
-    occupied_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+    occupied_.set(slot);
   }
 
   /// Fires, in no particular order, every entry due at or before `now`.
@@ -61,19 +62,9 @@ class timer_wheel {
   std::optional<time_point> next_due() const {
     if (size_ == 0) return std::nullopt;
     if (!overdue_.empty()) return tick_time(current_tick_);
-    const std::size_t n = slots_.size();
-    const std::size_t start = slot_of(current_tick_ + 1);
-    for (std::size_t step = 0; step < n;) {
-      const std::size_t slot = (start + step) % n;
-      const std::uint64_t word = occupied_[slot / 64] >> (slot % 64);
-      if (word != 0) {
-        const std::size_t skip = static_cast<std::size_t>(std::countr_zero(word));
-        if (step + skip < n) return tick_time(current_tick_ + 1 + static_cast<std::int64_t>(step + skip));
-        break;
-      }
-      step += 64 - slot % 64;
-    }
-    return tick_time(current_tick_ + static_cast<std::int64_t>(n));
+    const auto distance = occupied_.distance_to_next(slot_of(current_tick_ + 1));
+    assert(distance);
+    return tick_time(current_tick_ + 1 + static_cast<std::int64_t>(*distance));
   }
 
  private:
@@ -115,7 +106,7 @@ class timer_wheel {
       }
     }
     list.resize(kept);
-    if (kept == 0) occupied_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+    if (kept == 0) occupied_.clear(slot);
     size_ -= due.size();
     for (auto& s : due) fire(s.entry);
     return due.size();
@@ -123,7 +114,7 @@ class timer_wheel {
 
   std::int64_t resolution_;
   std::vector<std::vector<stored>> slots_;
-  std::vector<std::uint64_t> occupied_;
+  slot_bitmap occupied_;
   std::vector<stored> overdue_;
   std::int64_t current_tick_;
   std::size_t size_ = 0;
