@@ -259,6 +259,8 @@ core::result<core::task_status> node::status(task_id id) const {
   return out;
 }
 
+void node::cancel(task_id id) { impl_->link->cancel(id); }
+
 void node::set_work_limit(std::uint32_t limit) {
   if (limit == 0) limit = 1;  // a node that can run nothing would hold its tasks forever
   impl_->work_limit = limit;

@@ -131,6 +131,9 @@ class node {
   /// (its handle keeps the outcome).
   core::result<core::task_status> status(task_id id) const;
 
+  /// Asks the broker to cancel a task by id (the outcome tells whether it was in time).
+  void cancel(task_id id);
+
   void set_work_limit(std::uint32_t limit);
   std::uint32_t work_limit() const;
   node_stats stats() const;

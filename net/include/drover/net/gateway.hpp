@@ -1,0 +1,51 @@
+#pragma once
+// The HTTP gateway of a node (Boost.Beast): clients submit tasks, read their
+// status and results, cancel them and list queues. Beast stays inside
+// gateway.cpp; this header is all a caller sees. Protocol: docs/protocol.md.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "drover/core/result.hpp"
+#include "drover/node.hpp"
+
+namespace drover::net {
+
+struct gateway_config {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 7700;  // 0 = an ephemeral port (tests)
+  /// Request bodies (payloads) above this get 413.
+  std::size_t body_bytes_max = std::size_t{64} << 20;
+  std::size_t header_bytes_max = 16 * 1024;
+  /// Bearer tokens accepted; empty = no authentication.
+  std::vector<std::string> tokens;
+  /// A client that sends nothing for this long is disconnected.
+  std::chrono::milliseconds idle_timeout{30'000};
+  /// Outcomes of this many most recent HTTP-submitted tasks stay readable.
+  std::size_t results_retained = 100'000;
+  /// Upper bound of a long-poll (`?wait_ms=`).
+  std::chrono::milliseconds wait_max{60'000};
+};
+
+class gateway {
+ public:
+  /// Binds and starts serving on its own I/O thread.
+  static core::result<std::unique_ptr<gateway>> start(node& n, gateway_config config);
+  ~gateway();
+  gateway(const gateway&) = delete;
+  gateway& operator=(const gateway&) = delete;
+
+  std::uint16_t port() const;
+  /// Stops accepting, closes connections, joins the I/O thread.
+  void stop();
+
+  struct impl;
+
+ private:
+  explicit gateway(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace drover::net

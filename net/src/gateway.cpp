@@ -1,0 +1,376 @@
+#include "drover/net/gateway.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <span>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include "http_target.hpp"
+#include "retained_tasks.hpp"
+
+namespace drover::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using string_response = http::response<http::string_body>;
+using request = http::request<http::string_body>;
+constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+/// Posts to the gateway's I/O thread until the gateway stops; callbacks that
+/// fire later on the broker's thread then post nothing.
+class poster {
+ public:
+  explicit poster(asio::io_context::executor_type ex) : ex_(ex) {}
+  template <class F>
+  void post(F&& f) {
+    std::lock_guard lock(mutex_);
+    if (open_) asio::post(ex_, std::forward<F>(f));
+  }
+  void close() {
+    std::lock_guard lock(mutex_);
+    open_ = false;
+  }
+
+ private:
+  std::mutex mutex_;
+  asio::io_context::executor_type ex_;
+  bool open_ = true;
+};
+
+/// What a route answers: JSON (or empty) in `res`, or raw result bytes.
+struct reply {
+  string_response res;
+  std::optional<core::bytes> raw;  // sent as the body, without a copy
+};
+
+reply json_reply(http::status status, const json::value& body, const request& req) {
+  reply r{string_response{status, req.version()}, std::nullopt};
+  r.res.set(http::field::content_type, "application/json");
+  r.res.body() = json::serialize(body);
+  r.res.keep_alive(req.keep_alive());
+  r.res.prepare_payload();
+  return r;
+}
+
+reply error_reply(http::status status, std::string_view code, std::string_view message, const request& req) {
+  return json_reply(status, json::object{{"error", code}, {"message", message}}, req);
+}
+
+http::status status_of(core::errc code) {
+  switch (code) {
+    case core::errc::unknown_queue:
+    case core::errc::unknown_task: return http::status::not_found;
+    case core::errc::queue_full: return http::status::too_many_requests;
+    case core::errc::payload_too_large: return http::status::payload_too_large;
+    case core::errc::shutting_down: return http::status::service_unavailable;
+    default: return http::status::bad_request;
+  }
+}
+
+reply error_reply(const core::error& e, const request& req) {
+  return error_reply(status_of(e.code), core::to_string(e.code), e.message, req);
+}
+
+json::object describe(const task_handle& h) {
+  json::object o{{"id", h.id().value}, {"state", core::to_string(h.state())}, {"done", h.done()}};
+  if (!h.done()) return o;
+  auto c = h.wait();  // done: returns at once
+  if (!c) {
+    o["error"] = json::object{{"code", core::to_string(c.err().code)}, {"message", c.err().message}};
+    return o;
+  }
+  o["id"] = c->id.value;
+  o["attempts"] = c->attempts;
+  if (c->state == task_state::succeeded) o["result_bytes"] = c->value.size();
+  if (c->err) o["error"] = json::object{{"code", core::to_string(c->err.code)}, {"message", c->err.message}};
+  return o;
+}
+
+/// Reads the submit options from the query string; nothing = a 400 was built.
+std::optional<core::task_options> submit_options(const http_target& t, const request& req, reply& bad) {
+  core::task_options o;
+  auto number = [&](const char* name, std::uint64_t max, auto& out) -> bool {
+    const std::string* text = t.param(name);
+    if (!text) return true;
+    auto v = parse_number<std::uint64_t>(*text, 0, max);
+    if (!v) {
+      bad = error_reply(http::status::bad_request, "invalid_argument",
+                        std::string("query parameter '") + name + "' must be a whole number from 0 to " +
+                            std::to_string(max),
+                        req);
+      return false;
+    }
+    out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+    return true;
+  };
+  std::uint64_t timeout_ms = 0, delay_ms = 0, ttl_ms = 0;
+  if (!number("priority", core::priority_max, o.priority) || !number("max_attempts", core::attempts_max, o.max_attempts) ||
+      !number("timeout_ms", UINT32_MAX, timeout_ms) || !number("delay_ms", UINT32_MAX, delay_ms) ||
+      !number("ttl_ms", UINT32_MAX, ttl_ms))
+    return std::nullopt;
+  o.timeout = std::chrono::milliseconds(timeout_ms);
+  o.ttl = std::chrono::milliseconds(ttl_ms);
+  if (delay_ms > 0) {
+    o.not_before = core::time_point{std::chrono::duration_cast<core::duration>(
+        (std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms)).time_since_epoch())};
+  }
+  if (const std::string* key = t.param("idempotency_key")) o.idempotency_key = *key;
+  if (auto it = req.find("Idempotency-Key"); it != req.end()) o.idempotency_key = std::string(it->value());
+  return o;
+}
+
+}  // namespace
+
+struct gateway::impl {
+  node& n;
+  gateway_config config;
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::shared_ptr<poster> post_to_io = std::make_shared<poster>(io.get_executor());
+  retained_tasks retained;
+  std::thread thread;
+  std::atomic<bool> stopped{false};
+
+  impl(node& node_, gateway_config c) : n(node_), config(std::move(c)), retained(config.results_retained) {}
+
+  bool authorized(const request& req) const {
+    if (config.tokens.empty()) return true;
+    auto it = req.find(http::field::authorization);
+    if (it == req.end()) return false;
+    const std::string_view value = it->value();
+    constexpr std::string_view scheme = "Bearer ";
+    if (!value.starts_with(scheme)) return false;
+    const auto token = value.substr(scheme.size());
+    for (const auto& t : config.tokens)
+      if (t == token) return true;
+    return false;
+  }
+
+  reply submit(const std::string& queue, const http_target& t, request& req) {
+    reply bad;
+    auto options = submit_options(t, req, bad);
+    if (!options) return bad;
+    // The body becomes the payload without a copy: Beast read it into this string.
+    auto payload = core::bytes::adopt(std::move(req.body()));
+    auto h = n.submit(queue, std::move(payload), std::move(*options), when_full::fail);
+    if (!h) return error_reply(h.err(), req);
+    retained.add(*h);
+    return json_reply(http::status::accepted,
+                      json::object{{"id", h->id().value}, {"queue", queue}, {"state", core::to_string(h->state())}},
+                      req);
+  }
+
+  asio::awaitable<reply> status(std::uint64_t id, const http_target& t, const request& req) {
+    auto h = retained.find(id);
+    if (!h) {
+      auto s = n.status(task_id{id});
+      if (!s) co_return error_reply(http::status::not_found, "unknown_task",
+                                    "task " + std::to_string(id) + " is unknown or its outcome is no longer kept", req);
+      co_return json_reply(http::status::ok,
+                           json::object{{"id", id}, {"state", core::to_string(s->state)}, {"attempts", s->attempt},
+                                        {"done", false}},
+                           req);
+    }
+    if (const std::string* wait = t.param("wait_ms"); wait && !h->done()) {
+      auto ms = parse_number<std::uint64_t>(*wait, 0, static_cast<std::uint64_t>(config.wait_max.count()));
+      if (!ms)
+        co_return error_reply(http::status::bad_request, "invalid_argument",
+                              "wait_ms must be a whole number from 0 to " + std::to_string(config.wait_max.count()), req);
+      co_await wait_for(*h, std::chrono::milliseconds(*ms));
+    }
+    co_return json_reply(http::status::ok, describe(*h), req);
+  }
+
+  /// Long-poll: suspends this connection (no thread, no polling) until the
+  /// outcome is known or the time is up.
+  asio::awaitable<void> wait_for(const task_handle& h, std::chrono::milliseconds limit) {
+    struct wake_state {
+      bool alive = true;
+      asio::steady_timer* timer = nullptr;  // touched on the I/O thread only
+    };
+    auto state = std::make_shared<wake_state>();
+    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
+    state->timer = &timer;
+    struct guard {
+      std::shared_ptr<wake_state> s;
+      ~guard() { s->alive = false, s->timer = nullptr; }
+    } g{state};
+    h.on_complete([state, p = post_to_io](const completion&) {
+      p->post([state] {
+        if (state->alive && state->timer) state->timer->cancel();
+      });
+    });
+    co_await timer.async_wait(tuple);
+  }
+
+  reply result(std::uint64_t id, const request& req) {
+    auto h = retained.find(id);
+    if (!h) return error_reply(http::status::not_found, "unknown_task", "task " + std::to_string(id) + " is unknown", req);
+    if (!h->done()) return error_reply(http::status::conflict, "not_done", "the task has no outcome yet", req);
+    auto c = h->wait();
+    if (!c || c->state != task_state::succeeded)
+      return error_reply(http::status::conflict, "no_result", "the task did not succeed", req);
+    reply r{string_response{http::status::ok, req.version()}, c->value};
+    r.res.set(http::field::content_type, "application/octet-stream");
+    r.res.keep_alive(req.keep_alive());
+    return r;
+  }
+
+  reply queues(const request& req) {
+    json::array list;
+    for (const auto& q : n.stats().queues) {
+      list.push_back(json::object{{"name", q.name},          {"ready", q.ready},       {"delayed", q.delayed},
+                                  {"leased", q.leased},      {"consumers", q.consumers}, {"submitted", q.submitted},
+                                  {"succeeded", q.succeeded}, {"failed", q.failed},     {"dead", q.dead}});
+    }
+    return json_reply(http::status::ok, json::object{{"queues", std::move(list)}}, req);
+  }
+
+  reply not_allowed(std::string_view allow, const request& req) {
+    auto r = error_reply(http::status::method_not_allowed, "method_not_allowed",
+                         "allowed: " + std::string(allow), req);
+    r.res.set(http::field::allow, allow);
+    return r;
+  }
+
+  asio::awaitable<reply> route(request& req) {
+    if (!authorized(req)) {
+      auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
+      r.res.set(http::field::www_authenticate, "Bearer");
+      co_return r;
+    }
+    auto target = parse_target(req.target());
+    if (!target) co_return error_reply(http::status::bad_request, "bad_target", "malformed request target", req);
+    const auto& s = target->segments;
+    const auto method = req.method();
+    if (s.size() == 4 && s[0] == "v1" && s[1] == "queues" && s[3] == "tasks") {
+      if (method != http::verb::post) co_return not_allowed("POST", req);
+      co_return submit(s[2], *target, req);
+    }
+    if (s.size() == 2 && s[0] == "v1" && s[1] == "queues") {
+      if (method != http::verb::get) co_return not_allowed("GET", req);
+      co_return queues(req);
+    }
+    if ((s.size() == 3 || s.size() == 4) && s[0] == "v1" && s[1] == "tasks") {
+      auto id = parse_number<std::uint64_t>(s[2], 1, UINT64_MAX);
+      if (!id) co_return error_reply(http::status::bad_request, "invalid_argument", "task ids are positive integers", req);
+      if (s.size() == 4) {
+        if (s[3] != "result") co_return error_reply(http::status::not_found, "not_found", "no such resource", req);
+        if (method != http::verb::get) co_return not_allowed("GET", req);
+        co_return result(*id, req);
+      }
+      if (method == http::verb::get) co_return co_await status(*id, *target, req);
+      if (method == http::verb::delete_) {
+        n.cancel(task_id{*id});
+        co_return json_reply(http::status::accepted, json::object{{"id", *id}, {"cancel", "requested"}}, req);
+      }
+      co_return not_allowed("GET, DELETE", req);
+    }
+    co_return error_reply(http::status::not_found, "not_found", "no such resource", req);
+  }
+
+  asio::awaitable<void> session(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(config.body_bytes_max);
+      parser.header_limit(static_cast<std::uint32_t>(config.header_bytes_max));
+      stream.expires_after(config.idle_timeout);
+      auto [ec, n_read] = co_await http::async_read(stream, buffer, parser, tuple);
+      if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted) break;
+      if (ec) {
+        // The offender learns why; the connection closes (its framing is lost).
+        const bool too_big = ec == http::error::body_limit || ec == http::error::header_limit;
+        request dummy{http::verb::unknown, "/", 11};
+        dummy.keep_alive(false);
+        auto r = error_reply(too_big ? http::status::payload_too_large : http::status::bad_request,
+                             too_big ? "too_large" : "bad_request", ec.message(), dummy);
+        co_await http::async_write(stream, r.res, tuple);
+        break;
+      }
+      request req = parser.release();
+      reply r = co_await route(req);
+      bool keep_alive = r.res.keep_alive();
+      if (r.raw) {
+        http::response<http::span_body<const char>> raw{r.res.result(), r.res.version()};
+        raw.base() = r.res.base();
+        raw.body() = std::span<const char>(reinterpret_cast<const char*>(r.raw->data()), r.raw->size());
+        raw.prepare_payload();
+        auto [wec, n_written] = co_await http::async_write(stream, raw, tuple);
+        if (wec) break;
+      } else {
+        auto [wec, n_written] = co_await http::async_write(stream, r.res, tuple);
+        if (wec) break;
+      }
+      if (!keep_alive) break;
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  asio::awaitable<void> listen() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(tuple);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) continue;  // a failed accept (e.g. out of descriptors) must not stop the listener
+      asio::co_spawn(io, session(std::move(socket)), asio::detached);
+    }
+  }
+};
+
+gateway::gateway(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+gateway::~gateway() { stop(); }
+
+core::result<std::unique_ptr<gateway>> gateway::start(node& n, gateway_config config) {
+  auto p = std::make_unique<impl>(n, std::move(config));
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(p->config.address, ec);
+  if (ec) return core::make_error(core::errc::invalid_argument, "bad listen address '" + p->config.address + "'");
+  const tcp::endpoint endpoint{address, p->config.port};
+  p->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) p->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) p->acceptor.bind(endpoint, ec);
+  if (!ec) p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return core::make_error(core::errc::invalid_argument,
+                            "cannot listen on " + p->config.address + ":" + std::to_string(p->config.port) + ": " +
+                                ec.message());
+  asio::co_spawn(p->io, p->listen(), asio::detached);
+  auto* raw = p.get();
+  p->thread = std::thread([raw] { raw->io.run(); });
+  return std::unique_ptr<gateway>(new gateway(std::move(p)));
+}
+
+std::uint16_t gateway::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+void gateway::stop() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  impl_->post_to_io->close();
+  asio::post(impl_->io, [p = impl_.get()] {
+    beast::error_code ignored;
+    p->acceptor.close(ignored);
+  });
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace drover::net

@@ -1,0 +1,2 @@
+// Boost.JSON compiled once, header-only (Debian's libboost-json is not needed).
+#include <boost/json/src.hpp>

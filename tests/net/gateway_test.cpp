@@ -1,0 +1,188 @@
+// The HTTP gateway on real loopback sockets with ephemeral ports.
+#include "drover/net/gateway.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+using namespace drover;
+namespace basio = boost::asio;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+using tcp = basio::ip::tcp;
+
+namespace {
+
+struct http_reply {
+  unsigned status = 0;
+  std::string body;
+  std::string allow;
+  json::value json() const { return json::parse(body); }
+};
+
+http_reply call(std::uint16_t port, http::verb verb, const std::string& target, std::string body = {},
+                std::vector<std::pair<std::string, std::string>> headers = {}) {
+  basio::io_context io;
+  tcp::socket socket(io);
+  socket.connect({basio::ip::make_address("127.0.0.1"), port});
+  http::request<http::string_body> req{verb, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (auto& [k, v] : headers) req.set(k, v);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  http::write(socket, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  return {static_cast<unsigned>(res.result_int()), res.body(), std::string(res[http::field::allow])};
+}
+
+std::string send_raw(std::uint16_t port, const std::string& bytes) {
+  basio::io_context io;
+  tcp::socket socket(io);
+  socket.connect({basio::ip::make_address("127.0.0.1"), port});
+  basio::write(socket, basio::buffer(bytes));
+  std::string out;
+  boost::system::error_code ec;
+  char chunk[4096];
+  for (;;) {
+    const auto n = socket.read_some(basio::buffer(chunk), ec);
+    out.append(chunk, n);
+    if (ec) break;
+  }
+  return out;
+}
+
+class gateway_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    node_config c;
+    c.work_limit = 8;
+    c.seed = 1;
+    n = node::start(c);
+    ASSERT_TRUE(n->handle("echo", [](task_context& ctx) -> asio::awaitable<task_result> {
+      co_return task_result::success(ctx.payload());
+    }));
+    ASSERT_TRUE(n->declare_queue("parked"));
+    start_gateway({});
+  }
+
+  void start_gateway(std::vector<std::string> tokens) {
+    if (gw) gw->stop();
+    net::gateway_config g;
+    g.port = 0;
+    g.body_bytes_max = 1024;
+    g.tokens = std::move(tokens);
+    auto started = net::gateway::start(*n, g);
+    ASSERT_TRUE(started) << started.err().message;
+    gw = std::move(*started);
+    port = gw->port();
+  }
+
+  void TearDown() override {
+    if (gw) gw->stop();
+    n->stop();
+  }
+
+  std::unique_ptr<node> n;
+  std::unique_ptr<net::gateway> gw;
+  std::uint16_t port = 0;
+};
+
+}  // namespace
+
+TEST_F(gateway_test, submit_then_long_poll_then_read_the_result) {
+  auto submitted = call(port, http::verb::post, "/v1/queues/echo/tasks?priority=3", "hello bytes");
+  ASSERT_EQ(submitted.status, 202u) << submitted.body;
+  const auto id = submitted.json().at("id").to_number<std::uint64_t>();
+  auto status = call(port, http::verb::get, "/v1/tasks/" + std::to_string(id) + "?wait_ms=10000");
+  ASSERT_EQ(status.status, 200u);
+  EXPECT_EQ(status.json().at("state").as_string(), "succeeded") << status.body;
+  EXPECT_EQ(status.json().at("done").as_bool(), true);
+  auto result = call(port, http::verb::get, "/v1/tasks/" + std::to_string(id) + "/result");
+  EXPECT_EQ(result.status, 200u);
+  EXPECT_EQ(result.body, "hello bytes") << "the payload travelled as opaque bytes";
+}
+
+TEST_F(gateway_test, unknown_queue_is_404_with_its_name) {
+  auto r = call(port, http::verb::post, "/v1/queues/nobody/tasks", "x");
+  EXPECT_EQ(r.status, 404u);
+  EXPECT_EQ(r.json().at("error").as_string(), "unknown_queue");
+  EXPECT_NE(r.body.find("nobody"), std::string::npos);
+}
+
+TEST_F(gateway_test, bad_options_are_400_and_name_the_parameter) {
+  auto r = call(port, http::verb::post, "/v1/queues/echo/tasks?priority=300", "x");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(r.body.find("priority"), std::string::npos);
+  EXPECT_EQ(call(port, http::verb::post, "/v1/queues/echo/tasks?max_attempts=abc", "x").status, 400u);
+  EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/notanumber").status, 400u);
+  EXPECT_EQ(call(port, http::verb::get, "/v1/queues/%zz").status, 400u) << "malformed percent escape";
+}
+
+TEST_F(gateway_test, oversized_body_is_413_and_others_are_still_served) {
+  auto big = call(port, http::verb::post, "/v1/queues/echo/tasks", std::string(4096, 'x'));
+  EXPECT_EQ(big.status, 413u);
+  auto fine = call(port, http::verb::post, "/v1/queues/echo/tasks", "small");
+  EXPECT_EQ(fine.status, 202u);
+}
+
+TEST_F(gateway_test, unknown_route_is_404_and_wrong_method_is_405_with_allow) {
+  EXPECT_EQ(call(port, http::verb::get, "/v2/nothing").status, 404u);
+  auto r = call(port, http::verb::get, "/v1/queues/echo/tasks");
+  EXPECT_EQ(r.status, 405u);
+  EXPECT_EQ(r.allow, "POST");
+}
+
+TEST_F(gateway_test, garbage_bytes_get_400_and_the_gateway_keeps_serving) {
+  const auto answer = send_raw(port, "THIS IS NOT HTTP\r\n\r\n");
+  EXPECT_NE(answer.find("400"), std::string::npos) << answer;
+  EXPECT_EQ(call(port, http::verb::get, "/v1/queues").status, 200u);
+}
+
+TEST_F(gateway_test, tokens_are_required_when_configured) {
+  start_gateway({"s3cret"});
+  auto missing = call(port, http::verb::get, "/v1/queues");
+  EXPECT_EQ(missing.status, 401u);
+  auto wrong = call(port, http::verb::get, "/v1/queues", {}, {{"Authorization", "Bearer nope"}});
+  EXPECT_EQ(wrong.status, 401u);
+  auto right = call(port, http::verb::get, "/v1/queues", {}, {{"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(right.status, 200u);
+}
+
+TEST_F(gateway_test, queues_list_their_depth) {
+  ASSERT_EQ(call(port, http::verb::post, "/v1/queues/parked/tasks", "a").status, 202u);
+  ASSERT_EQ(call(port, http::verb::post, "/v1/queues/parked/tasks", "b").status, 202u);
+  auto r = call(port, http::verb::get, "/v1/queues");
+  ASSERT_EQ(r.status, 200u);
+  bool found = false;
+  const auto doc = r.json();
+  for (const auto& q : doc.at("queues").as_array()) {
+    if (q.at("name").as_string() != "parked") continue;
+    found = true;
+    EXPECT_EQ(q.at("ready").to_number<std::uint64_t>(), 2u) << r.body;
+    EXPECT_EQ(q.at("submitted").to_number<std::uint64_t>(), 2u) << r.body;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(gateway_test, delete_cancels_a_queued_task) {
+  auto submitted = call(port, http::verb::post, "/v1/queues/parked/tasks", "never");
+  const auto id = std::to_string(submitted.json().at("id").to_number<std::uint64_t>());
+  EXPECT_EQ(call(port, http::verb::delete_, "/v1/tasks/" + id).status, 202u);
+  auto status = call(port, http::verb::get, "/v1/tasks/" + id + "?wait_ms=10000");
+  EXPECT_EQ(status.json().at("state").as_string(), "cancelled") << status.body;
+  EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/" + id + "/result").status, 409u);
+}
+
+TEST_F(gateway_test, unknown_task_is_404) {
+  EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/999999").status, 404u);
+  EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/999999/result").status, 404u);
+}
