@@ -16,5 +16,8 @@ target_include_directories(asio SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})
 target_compile_definitions(asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
 target_link_libraries(asio INTERFACE Threads::Threads)
 
+# Boost 1.81 headers: Beast (HTTP/WebSocket) and JSON for the gateway (net/).
+find_package(Boost 1.81 REQUIRED)
+
 find_package(GTest 1.12 REQUIRED)
 include(GoogleTest)

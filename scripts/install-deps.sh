@@ -11,6 +11,7 @@ packages=(
   libgtest-dev                               # GoogleTest, registered with CTest
   libbenchmark-dev                           # Google Benchmark for micro benchmarks
   libcli11-dev                               # CLI11: the drover command line
+  libtomlplusplus-dev                        # toml++: `drover serve --config drover.toml`
 )
 
 missing=()

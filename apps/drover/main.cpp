@@ -3,12 +3,18 @@
 
 #include "demo.hpp"
 #include "embedded_bench.hpp"
+#include "serve.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"drover: an actor-based task scheduler"};
   app.require_subcommand(1);
 
   app.add_subcommand("demo", "run an embedded node with a few handlers and print what happens");
+
+  drover::apps::serve_options serve;
+  auto* serve_cmd = app.add_subcommand("serve", "run a node with its HTTP gateway until SIGINT/SIGTERM");
+  serve_cmd->add_option("--config", serve.config_file, "TOML settings (see configs/drover.toml)")->check(CLI::ExistingFile);
+  serve_cmd->add_option("--listen", serve.listen, "address:port (default 127.0.0.1:7700; port 0 = any)");
 
   auto* bench = app.add_subcommand("bench", "run a benchmark; prints one JSON line per scenario");
   bench->require_subcommand(1);
@@ -32,6 +38,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand("demo")) return drover::apps::run_demo();
+  if (serve_cmd->parsed()) return drover::apps::run_serve(serve);
   if (embedded_cmd->parsed()) return drover::bench::run_embedded(embedded);
   return 1;
 }

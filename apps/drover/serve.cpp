@@ -1,0 +1,136 @@
+// `drover serve`: a standalone node. Settings come from a TOML file
+// (configs/drover.toml documents every key), then DROVER_* environment
+// variables, then the command line.
+#include "serve.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+#include <toml++/toml.h>
+
+#include "drover/drover.hpp"
+#include "drover/net/gateway.hpp"
+
+namespace drover::apps {
+
+namespace {
+
+struct serve_config {
+  node_config node;
+  net::gateway_config gateway;
+  std::vector<std::string> queues;  // declared at start
+  std::string echo_queue = "echo";  // served in-process by a handler that returns its payload; "" = none
+  std::chrono::milliseconds shutdown_grace{10'000};
+};
+
+void split_listen(const std::string& listen, net::gateway_config& g) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("listen must be address:port, got '" + listen + "'");
+  g.address = listen.substr(0, colon);
+  const auto port = std::stoul(listen.substr(colon + 1));
+  if (port > 65535) throw std::invalid_argument("port out of range in '" + listen + "'");
+  g.port = static_cast<std::uint16_t>(port);
+}
+
+template <class T>
+void read(const toml::table& t, const char* section, const char* key, T& out) {
+  if (auto v = t[section][key].value<T>()) out = *v;
+}
+
+serve_config load(const serve_options& options) {
+  serve_config c;
+  if (!options.config_file.empty()) {
+    toml::table t = toml::parse_file(options.config_file);  // throws with line and column
+    std::int64_t work_limit = c.node.work_limit, max_tasks = static_cast<std::int64_t>(c.node.max_queued_tasks);
+    std::int64_t max_bytes = static_cast<std::int64_t>(c.node.max_queued_bytes);
+    std::int64_t attempts = c.node.default_max_attempts, timeout_ms = 30'000, payload_max = 64 << 20;
+    read(t, "node", "work_limit", work_limit);
+    read(t, "node", "max_queued_tasks", max_tasks);
+    read(t, "node", "max_queued_bytes", max_bytes);
+    read(t, "node", "default_max_attempts", attempts);
+    read(t, "node", "default_timeout_ms", timeout_ms);
+    read(t, "node", "payload_bytes_max", payload_max);
+    if (work_limit < 1 || max_tasks < 1 || max_bytes < 1 || attempts < 1 || timeout_ms < 1 || payload_max < 1)
+      throw std::invalid_argument("[node] values must be positive");
+    c.node.work_limit = static_cast<std::uint32_t>(work_limit);
+    c.node.max_queued_tasks = static_cast<std::size_t>(max_tasks);
+    c.node.max_queued_bytes = static_cast<std::size_t>(max_bytes);
+    c.node.default_max_attempts = static_cast<std::uint16_t>(attempts);
+    c.node.default_timeout = std::chrono::milliseconds(timeout_ms);
+    c.node.payload_bytes_max = static_cast<std::size_t>(payload_max);
+    std::string listen;
+    read(t, "gateway", "listen", listen);
+    if (!listen.empty()) split_listen(listen, c.gateway);
+    std::int64_t idle_ms = c.gateway.idle_timeout.count(), retained = static_cast<std::int64_t>(c.gateway.results_retained);
+    read(t, "gateway", "idle_timeout_ms", idle_ms);
+    read(t, "gateway", "results_retained", retained);
+    c.gateway.idle_timeout = std::chrono::milliseconds(idle_ms);
+    c.gateway.results_retained = static_cast<std::size_t>(retained);
+    c.gateway.body_bytes_max = c.node.payload_bytes_max;
+    if (auto tokens = t["gateway"]["tokens"].as_array())
+      for (auto& v : *tokens)
+        if (auto s = v.value<std::string>()) c.gateway.tokens.push_back(*s);
+    if (auto queues = t["queues"]["declare"].as_array())
+      for (auto& v : *queues)
+        if (auto s = v.value<std::string>()) c.queues.push_back(*s);
+    read(t, "queues", "echo", c.echo_queue);
+  }
+  if (const char* env = std::getenv("DROVER_LISTEN")) split_listen(env, c.gateway);
+  if (const char* env = std::getenv("DROVER_WORK_LIMIT")) c.node.work_limit = static_cast<std::uint32_t>(std::stoul(env));
+  if (const char* env = std::getenv("DROVER_TOKEN")) c.gateway.tokens.push_back(env);
+  if (!options.listen.empty()) split_listen(options.listen, c.gateway);
+  return c;
+}
+
+}  // namespace
+
+int run_serve(const serve_options& options) {
+  serve_config c;
+  try {
+    c = load(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "drover serve: bad configuration: %s\n", e.what());
+    return 2;
+  }
+  // Block the stop signals before any thread starts, so every thread inherits
+  // the mask and only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto n = node::start(c.node);
+  for (const auto& q : c.queues) (void)n->declare_queue(q);
+  if (!c.echo_queue.empty()) {
+    (void)n->handle(c.echo_queue, [](task_context& ctx) -> asio::awaitable<task_result> {
+      co_return task_result::success(ctx.payload());
+    });
+  }
+  auto gw = net::gateway::start(*n, c.gateway);
+  if (!gw) {
+    std::fprintf(stderr, "drover serve: %s\n", gw.err().message.c_str());
+    return 1;
+  }
+  std::printf("drover serve: listening on %s:%u (work limit %u%s)\n", c.gateway.address.c_str(), (*gw)->port(),
+              c.node.work_limit, c.echo_queue.empty() ? "" : (", queue '" + c.echo_queue + "' echoes its payload").c_str());
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::printf("drover serve: %s, stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  std::fflush(stdout);
+  (*gw)->stop();  // stop accepting first
+  // Let running handlers finish within the grace period; what is still
+  // queued is dropped with the node (transient mode: no durable store yet).
+  const auto until = std::chrono::steady_clock::now() + c.shutdown_grace;
+  while (n->stats().running > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  n->stop();
+  return 0;
+}
+
+}  // namespace drover::apps
