@@ -1,0 +1,80 @@
+#pragma once
+// A remote runtime as a broker consumer. The gateway's session for one
+// connection (WebSocket, SSE or long-poll) owns a remote_sink and talks to
+// this actor; the broker sees an ordinary consumer it monitors, so a
+// session that ends (the actor exits) has its leases released at once.
+//
+// The actor keeps the leases its runtime holds, so a result for a lease the
+// runtime does not hold is refused here with a precise reason before it
+// reaches the broker, and queue indices become names for the wire.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/behavior.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "drover/actors/messages.hpp"
+
+namespace drover::actors {
+
+/// A task on its way to a runtime, with its queue's name resolved.
+struct remote_task {
+  core::dispatch_item item;
+  std::string queue;
+};
+
+/// Implemented by the connection's session; called on a CAF thread, so an
+/// implementation hands work to its own I/O thread and returns.
+class remote_sink {
+ public:
+  virtual ~remote_sink() = default;
+  /// Joined and subscribed: the runtime may now signal demand.
+  virtual void joined(core::consumer_id id) = 0;
+  virtual void deliver(std::vector<remote_task> tasks) = 0;
+  /// The broker took these leases back (cancelled or expired).
+  virtual void revoke(std::vector<core::cancel_notice> notices) = 0;
+  /// A report the runtime sent was refused; the runtime should be told why.
+  virtual void refused(core::task_id task, core::lease_id lease, core::error why) = 0;
+  /// Joining failed (e.g. a queue name was refused): the session should end.
+  virtual void failed(core::error why) = 0;
+};
+
+struct remote_consumer_config {
+  core::consumer_id id;
+  caf::actor broker;
+  std::vector<std::string> queues;
+  std::shared_ptr<remote_sink> sink;
+};
+
+/// From the session: the runtime can take `n` more tasks.
+struct remote_demand_msg {
+  std::uint32_t n = 0;
+};
+
+/// From the session: attempts the runtime finished.
+struct remote_reports_msg {
+  std::vector<report_item> reports;
+};
+
+struct remote_consumer_state {
+  remote_consumer_config config;
+  std::vector<std::string> queue_names;  // by broker queue index
+  std::size_t subscribed = 0;
+  std::unordered_map<core::lease_id, core::task_id> held;
+  std::uint64_t refused = 0;
+
+  static inline const char* name = "drover.remote_consumer";
+};
+
+using remote_consumer_actor_type = caf::stateful_actor<remote_consumer_state>;
+
+caf::behavior remote_consumer_actor(remote_consumer_actor_type* self, remote_consumer_config config);
+
+}  // namespace drover::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::remote_demand_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::remote_reports_msg)
