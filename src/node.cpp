@@ -22,6 +22,7 @@
 #include "drover/actors/admission_gate.hpp"
 #include "drover/actors/broker_actor.hpp"
 #include "drover/actors/pool_actor.hpp"
+#include "drover/actors/remote_consumer_actor.hpp"
 #include "drover/actors/submission_inbox.hpp"
 #include "task_cell.hpp"
 
@@ -59,6 +60,10 @@ core::broker_config broker_config_of(const node_config& c) {
 }
 }  // namespace
 
+namespace detail {
+class remote_handle;
+}
+
 struct node::impl {
   node_config config;
   caf::actor_system_config system_config;
@@ -75,6 +80,9 @@ struct node::impl {
   caf::actor pool;
   std::shared_ptr<detail::broker_link> link;
   std::atomic<std::uint64_t> last_task_id{0};
+  std::atomic<std::uint64_t> last_consumer_id{1};  // 1 is the node's own pool
+  std::mutex remotes_mutex;
+  std::vector<std::weak_ptr<detail::remote_handle>> remotes;
   std::atomic<std::uint32_t> work_limit{0};
   std::atomic<bool> stopped{false};
   mutable std::shared_mutex queues_mutex;
@@ -261,6 +269,59 @@ core::result<core::task_status> node::status(task_id id) const {
 
 void node::cancel(task_id id) { impl_->link->cancel(id); }
 
+namespace detail {
+/// The node's side of a remote runtime's consumer actor. The node closes
+/// every one when it stops, so a link kept past its node touches nothing.
+class remote_handle {
+ public:
+  explicit remote_handle(caf::actor consumer) : consumer_(std::move(consumer)) {}
+  template <class Message>
+  void send(Message&& m) {
+    std::lock_guard lock(mutex_);
+    if (consumer_) caf::anon_send(consumer_, std::forward<Message>(m));
+  }
+  void close() {
+    std::lock_guard lock(mutex_);
+    if (consumer_) caf::anon_send_exit(consumer_, caf::exit_reason::user_shutdown);
+    consumer_ = nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  caf::actor consumer_;
+};
+}  // namespace detail
+
+namespace {
+class actor_remote_link final : public actors::remote_link {
+ public:
+  explicit actor_remote_link(std::shared_ptr<detail::remote_handle> h) : handle_(std::move(h)) {}
+  ~actor_remote_link() override { close(); }
+  void demand(std::uint32_t n) override { handle_->send(actors::remote_demand_msg{n}); }
+  void report(std::vector<actors::remote_report> reports) override {
+    handle_->send(actors::remote_reports_msg{std::move(reports)});
+  }
+  void close() override { handle_->close(); }
+
+ private:
+  std::shared_ptr<detail::remote_handle> handle_;
+};
+}  // namespace
+
+std::unique_ptr<actors::remote_link> node::attach_remote(std::vector<std::string> queues,
+                                                         std::shared_ptr<actors::remote_sink> sink) {
+  const core::consumer_id id{impl_->last_consumer_id.fetch_add(1) + 1};
+  auto consumer = impl_->system->spawn(actors::remote_consumer_actor,
+                                       actors::remote_consumer_config{id, impl_->broker, std::move(queues), std::move(sink)});
+  auto handle = std::make_shared<detail::remote_handle>(std::move(consumer));
+  {
+    std::lock_guard lock(impl_->remotes_mutex);
+    std::erase_if(impl_->remotes, [](const std::weak_ptr<detail::remote_handle>& w) { return w.expired(); });
+    impl_->remotes.push_back(handle);
+  }
+  return std::make_unique<actor_remote_link>(std::move(handle));
+}
+
 void node::set_work_limit(std::uint32_t limit) {
   if (limit == 0) limit = 1;  // a node that can run nothing would hold its tasks forever
   impl_->work_limit = limit;
@@ -308,6 +369,12 @@ void node::stop() {
   impl_->io->stop();
   if (impl_->io_thread.joinable()) impl_->io_thread.join();
   impl_->link->cut();
+  {
+    std::lock_guard lock(impl_->remotes_mutex);
+    for (auto& w : impl_->remotes)
+      if (auto h = w.lock()) h->close();
+    impl_->remotes.clear();
+  }
   caf::anon_send_exit(impl_->pool, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(impl_->broker, caf::exit_reason::user_shutdown);
   impl_->pool = nullptr;

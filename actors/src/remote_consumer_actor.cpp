@@ -65,7 +65,7 @@ caf::behavior remote_consumer_actor(remote_consumer_actor_type* self, remote_con
             continue;
           }
           st.held.erase(it);
-          update.reports.push_back(std::move(r));
+          update.reports.push_back(report_item{r.task, r.lease, std::move(r.result), r.slot});
         }
         if (!update.reports.empty()) self->send(st.config.broker, std::move(update));
       },

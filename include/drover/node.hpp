@@ -10,6 +10,7 @@
 #include <asio/awaitable.hpp>
 
 #include "drover/actors/handler.hpp"
+#include "drover/actors/remote_sink.hpp"
 #include "drover/core/backoff.hpp"
 #include "drover/core/broker_core.hpp"
 #include "drover/core/bytes.hpp"
@@ -130,6 +131,12 @@ class node {
   /// The broker's view of a live task; errc::unknown_task once it ended
   /// (its handle keeps the outcome).
   core::result<core::task_status> status(task_id id) const;
+
+  /// Makes a remote runtime a consumer of this node's broker (the gateway
+  /// calls this once per runtime connection). `sink` hears what the broker
+  /// sends; the returned link carries demand and results back.
+  std::unique_ptr<actors::remote_link> attach_remote(std::vector<std::string> queues,
+                                                     std::shared_ptr<actors::remote_sink> sink);
 
   /// Asks the broker to cancel a task by id (the outcome tells whether it was in time).
   void cancel(task_id id);

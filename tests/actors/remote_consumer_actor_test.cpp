@@ -70,13 +70,13 @@ TEST_F(remote_consumer_test, results_settle_tasks_and_unheld_leases_are_refused)
   sched.run();
   ASSERT_EQ(sink->delivered.size(), 1u);
   const auto item = sink->delivered[0].item;
-  caf::anon_send(runtime, remote_reports_msg{{report_item{item.id, core::lease_id{item.lease.value + 1000},
+  caf::anon_send(runtime, remote_reports_msg{{remote_report{item.id, core::lease_id{item.lease.value + 1000},
                                                           task_result::success({}), item.slot}}});
   sched.run();
   ASSERT_EQ(sink->refusals.size(), 1u);
   EXPECT_EQ(sink->refusals[0].code, core::errc::stale_lease);
   EXPECT_FALSE(r->outcome) << "a refused report must not reach the broker";
-  caf::anon_send(runtime, remote_reports_msg{{report_item{item.id, item.lease,
+  caf::anon_send(runtime, remote_reports_msg{{remote_report{item.id, item.lease,
                                                           task_result::success(core::bytes::copy_from("done")), item.slot}}});
   sched.run();
   ASSERT_TRUE(r->outcome);
@@ -112,7 +112,7 @@ TEST_F(remote_consumer_test, a_cancelled_lease_is_revoked_and_its_late_result_re
   sched.run();
   ASSERT_EQ(sink->revoked.size(), 1u);
   EXPECT_EQ(sink->revoked[0].lease, item.lease);
-  caf::anon_send(runtime, remote_reports_msg{{report_item{item.id, item.lease, task_result::success({}), item.slot}}});
+  caf::anon_send(runtime, remote_reports_msg{{remote_report{item.id, item.lease, task_result::success({}), item.slot}}});
   sched.run();
   EXPECT_EQ(sink->refusals.size(), 1u);
   EXPECT_EQ(r->outcome->state, core::task_state::cancelled);

@@ -18,30 +18,9 @@
 #include <caf/stateful_actor.hpp>
 
 #include "drover/actors/messages.hpp"
+#include "drover/actors/remote_sink.hpp"
 
 namespace drover::actors {
-
-/// A task on its way to a runtime, with its queue's name resolved.
-struct remote_task {
-  core::dispatch_item item;
-  std::string queue;
-};
-
-/// Implemented by the connection's session; called on a CAF thread, so an
-/// implementation hands work to its own I/O thread and returns.
-class remote_sink {
- public:
-  virtual ~remote_sink() = default;
-  /// Joined and subscribed: the runtime may now signal demand.
-  virtual void joined(core::consumer_id id) = 0;
-  virtual void deliver(std::vector<remote_task> tasks) = 0;
-  /// The broker took these leases back (cancelled or expired).
-  virtual void revoke(std::vector<core::cancel_notice> notices) = 0;
-  /// A report the runtime sent was refused; the runtime should be told why.
-  virtual void refused(core::task_id task, core::lease_id lease, core::error why) = 0;
-  /// Joining failed (e.g. a queue name was refused): the session should end.
-  virtual void failed(core::error why) = 0;
-};
 
 struct remote_consumer_config {
   core::consumer_id id;
@@ -57,7 +36,7 @@ struct remote_demand_msg {
 
 /// From the session: attempts the runtime finished.
 struct remote_reports_msg {
-  std::vector<report_item> reports;
+  std::vector<remote_report> reports;
 };
 
 struct remote_consumer_state {

@@ -1,0 +1,55 @@
+#pragma once
+// The boundary between a connection (gateway session) and the actor that
+// makes its runtime a broker consumer. CAF-free, so the gateway and the
+// embedded API can name it without CAF headers.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "drover/core/broker_core.hpp"
+
+namespace drover::actors {
+
+/// A task on its way to a runtime, with its queue's name resolved.
+struct remote_task {
+  core::dispatch_item item;
+  std::string queue;
+};
+
+/// An attempt the runtime finished.
+struct remote_report {
+  core::task_id task;
+  core::lease_id lease;
+  core::attempt_result result;
+  std::uint32_t slot = UINT32_MAX;
+};
+
+/// Implemented by the connection's session; called on a CAF thread, so an
+/// implementation hands work to its own I/O thread and returns.
+class remote_sink {
+ public:
+  virtual ~remote_sink() = default;
+  /// Joined and subscribed: the runtime may now signal demand.
+  virtual void joined(core::consumer_id id) = 0;
+  virtual void deliver(std::vector<remote_task> tasks) = 0;
+  /// The broker took these leases back (cancelled or expired).
+  virtual void revoke(std::vector<core::cancel_notice> notices) = 0;
+  /// A report the runtime sent was refused; the runtime should be told why.
+  virtual void refused(core::task_id task, core::lease_id lease, core::error why) = 0;
+  /// Joining failed (e.g. a queue name was refused): the session should end.
+  virtual void failed(core::error why) = 0;
+};
+
+/// The connection's handle on its consumer: demand and results go in here.
+/// Destroying it (or close()) ends the consumer; the broker then releases
+/// every lease the runtime held.
+class remote_link {
+ public:
+  virtual ~remote_link() = default;
+  virtual void demand(std::uint32_t n) = 0;
+  virtual void report(std::vector<remote_report> reports) = 0;
+  virtual void close() = 0;
+};
+
+}  // namespace drover::actors
