@@ -311,6 +311,7 @@ class actor_remote_link final : public actors::remote_link {
 std::unique_ptr<actors::remote_link> node::attach_remote(std::vector<std::string> queues,
                                                          std::shared_ptr<actors::remote_sink> sink) {
   const core::consumer_id id{impl_->last_consumer_id.fetch_add(1) + 1};
+  for (const auto& q : queues) impl_->remember(q);  // submits to these queues pass the precheck
   auto consumer = impl_->system->spawn(actors::remote_consumer_actor,
                                        actors::remote_consumer_config{id, impl_->broker, std::move(queues), std::move(sink)});
   auto handle = std::make_shared<detail::remote_handle>(std::move(consumer));

@@ -41,6 +41,14 @@ bytes bytes::adopt(std::string&& text) {
   return bytes(new owning_block<std::string>(std::move(text)));
 }
 
+bytes bytes::adopt(std::string&& text, std::size_t offset) {
+  if (offset >= text.size()) return {};
+  auto* b = new owning_block<std::string>(std::move(text));
+  b->data += offset;
+  b->size -= offset;
+  return bytes(b);
+}
+
 bytes bytes::adopt(std::vector<std::byte>&& data) {
   if (data.empty()) return {};
   return bytes(new owning_block<std::vector<std::byte>>(std::move(data)));

@@ -16,9 +16,12 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
 
 #include "http_target.hpp"
+#include "io_poster.hpp"
+#include "runtime_session.hpp"
 #include "retained_tasks.hpp"
 
 namespace drover::net {
@@ -33,27 +36,6 @@ using request = http::request<http::string_body>;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-
-/// Posts to the gateway's I/O thread until the gateway stops; callbacks that
-/// fire later on the broker's thread then post nothing.
-class poster {
- public:
-  explicit poster(asio::io_context::executor_type ex) : ex_(ex) {}
-  template <class F>
-  void post(F&& f) {
-    std::lock_guard lock(mutex_);
-    if (open_) asio::post(ex_, std::forward<F>(f));
-  }
-  void close() {
-    std::lock_guard lock(mutex_);
-    open_ = false;
-  }
-
- private:
-  std::mutex mutex_;
-  asio::io_context::executor_type ex_;
-  bool open_ = true;
-};
 
 /// What a route answers: JSON (or empty) in `res`, or raw result bytes.
 struct reply {
@@ -144,7 +126,24 @@ struct gateway::impl {
   gateway_config config;
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
-  std::shared_ptr<poster> post_to_io = std::make_shared<poster>(io.get_executor());
+  std::shared_ptr<io_poster> post_to_io = std::make_shared<io_poster>(io.get_executor());
+  std::mutex posters_mutex;
+  std::vector<std::weak_ptr<io_poster>> posters;  // one per runtime session, closed at stop
+
+  std::shared_ptr<io_poster> make_poster() {
+    auto p = std::make_shared<io_poster>(io.get_executor());
+    std::lock_guard lock(posters_mutex);
+    std::erase_if(posters, [](const std::weak_ptr<io_poster>& w) { return w.expired(); });
+    posters.push_back(p);
+    return p;
+  }
+
+  void close_posters() {
+    post_to_io->close();
+    std::lock_guard lock(posters_mutex);
+    for (auto& w : posters)
+      if (auto p = w.lock()) p->close();
+  }
   retained_tasks retained;
   std::thread thread;
   std::atomic<bool> stopped{false};
@@ -308,6 +307,15 @@ struct gateway::impl {
         break;
       }
       request req = parser.release();
+      if (beast::websocket::is_upgrade(req)) {
+        auto target = parse_target(req.target());
+        if (target && target->segments == std::vector<std::string>{"v1", "runtime"}) {
+          // The connection becomes a runtime's WebSocket; it ends with it.
+          co_await run_runtime_session(runtime_session_context{n, config, [this] { return make_poster(); }},
+                                       std::move(stream), std::move(req));
+          co_return;
+        }
+      }
       reply r = co_await route(req);
       bool keep_alive = r.res.keep_alive();
       if (r.raw) {
@@ -364,7 +372,7 @@ std::uint16_t gateway::port() const { return impl_->acceptor.local_endpoint().po
 
 void gateway::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
-  impl_->post_to_io->close();
+  impl_->close_posters();
   asio::post(impl_->io, [p = impl_.get()] {
     beast::error_code ignored;
     p->acceptor.close(ignored);

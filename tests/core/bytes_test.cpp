@@ -20,6 +20,15 @@ TEST(bytes, adopting_a_string_keeps_its_buffer) {
   EXPECT_EQ(b.size(), 1000u);
 }
 
+TEST(bytes, adopting_with_an_offset_exposes_the_tail_without_a_copy) {
+  std::string frame = "HEADERpayload-bytes-of-some-length";
+  const char* base = frame.data();
+  bytes b = bytes::adopt(std::move(frame), 6);
+  EXPECT_EQ(b.view(), "payload-bytes-of-some-length");
+  EXPECT_EQ(reinterpret_cast<const char*>(b.data()), base + 6);
+  EXPECT_TRUE(bytes::adopt(std::string("abc"), 3).empty());
+}
+
 TEST(bytes, last_release_frees_and_moves_leave_empty) {
   bytes a = bytes::copy_from("abc");
   {

@@ -34,6 +34,9 @@ class bytes {
   static bytes copy_from(std::string_view text);
   /// Takes ownership of the string's buffer without copying its bytes.
   static bytes adopt(std::string&& text);
+  /// Takes the string's buffer and exposes its bytes from `offset` on (a
+  /// frame's payload after its header), still without a copy.
+  static bytes adopt(std::string&& text, std::size_t offset);
   static bytes adopt(std::vector<std::byte>&& data);
 
   const std::byte* data() const { return block_ ? block_->data : nullptr; }

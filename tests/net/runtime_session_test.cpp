@@ -1,0 +1,230 @@
+// The WebSocket runtime protocol (/v1/runtime) on loopback sockets.
+#include <gtest/gtest.h>
+
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/websocket.hpp>
+#include <future>
+
+#include "drover/net/gateway.hpp"
+#include "support/http_client.hpp"
+
+using namespace drover;
+using namespace drover::test_support;
+namespace websocket = boost::beast::websocket;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A minimal runtime client written from docs/protocol.md.
+class ws_runtime {
+ public:
+  explicit ws_runtime(std::uint16_t port) : ws_(io_) {
+    ws_.next_layer().connect({basio::ip::make_address("127.0.0.1"), port});
+    ws_.handshake("127.0.0.1", "/v1/runtime");
+  }
+
+  void send_text(const std::string& text) {
+    ws_.text(true);
+    ws_.write(basio::buffer(text));
+  }
+  void send_binary(const std::string& bytes) {
+    ws_.binary(true);
+    ws_.write(basio::buffer(bytes));
+  }
+  void hello(const std::string& queues_json, int capacity, const std::string& token = "") {
+    send_text(R"({"type":"hello","runtime":"test","queues":)" + queues_json + R"(,"capacity":)" +
+              std::to_string(capacity) + (token.empty() ? "" : R"(,"token":")" + token + "\"") + "}");
+  }
+
+  struct message {
+    bool binary = false;
+    json::object header;  // text: the message; binary: the frame header
+    std::string payload;  // binary: the bytes after the header
+    boost::system::error_code error;
+  };
+
+  message read() {
+    message m;
+    boost::beast::flat_buffer buffer;
+    ws_.read(buffer, m.error);
+    if (m.error) return m;
+    std::string data = boost::beast::buffers_to_string(buffer.data());
+    m.binary = ws_.got_binary();
+    if (!m.binary) {
+      m.header = json::parse(data).as_object();
+      return m;
+    }
+    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+    const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+    m.header = json::parse(data.substr(4, len)).as_object();
+    m.payload = data.substr(4 + len);
+    return m;
+  }
+
+  static std::string frame(const json::object& header, const std::string& payload) {
+    const std::string h = json::serialize(header);
+    std::string out(4, '\0');
+    out[0] = static_cast<char>(h.size() >> 24), out[1] = static_cast<char>(h.size() >> 16);
+    out[2] = static_cast<char>(h.size() >> 8), out[3] = static_cast<char>(h.size());
+    return out + h + payload;
+  }
+
+  void result(const message& task, const std::string& value) {
+    send_binary(frame(json::object{{"type", "result"}, {"task", task.header.at("task")},
+                                   {"lease", task.header.at("lease")}, {"slot", task.header.at("slot")}},
+                      value));
+  }
+
+  websocket::close_reason reason() const { return ws_.reason(); }
+  void close() { ws_.close(websocket::close_code::normal); }
+
+ private:
+  basio::io_context io_;
+  websocket::stream<tcp::socket> ws_;
+};
+
+class runtime_session_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    node_config c;
+    c.seed = 1;
+    n = node::start(c);
+    net::gateway_config g;
+    g.port = 0;
+    g.body_bytes_max = 64 * 1024;
+    g.tokens = tokens;
+    auto started = net::gateway::start(*n, g);
+    ASSERT_TRUE(started) << started.err().message;
+    gw = std::move(*started);
+    port = gw->port();
+  }
+  void TearDown() override {
+    gw->stop();
+    n->stop();
+  }
+
+  ws_runtime::message welcome(ws_runtime& rt, const std::string& queues = R"(["resize"])", int capacity = 4) {
+    rt.hello(queues, capacity);
+    auto m = rt.read();
+    EXPECT_FALSE(m.error) << m.error.message();
+    EXPECT_EQ(m.header.at("type").as_string(), "welcome");
+    return m;
+  }
+
+  completion outcome(const task_handle& h) {
+    auto c = h.wait_for(10s);
+    EXPECT_TRUE(c);
+    return c ? *c : completion(core::make_error(core::errc::timed_out, "no outcome"));
+  }
+
+  std::vector<std::string> tokens;
+  std::unique_ptr<node> n;
+  std::unique_ptr<net::gateway> gw;
+  std::uint16_t port = 0;
+};
+
+}  // namespace
+
+TEST_F(runtime_session_test, tasks_flow_as_binary_frames_no_faster_than_demand) {
+  ws_runtime rt(port);
+  welcome(rt);
+  std::vector<task_handle> hs;
+  for (int i = 0; i < 3; ++i) hs.push_back(*n->submit("resize", bytes::copy_from("img" + std::to_string(i))));
+  rt.send_text(R"({"type":"demand","n":2})");
+  auto a = rt.read(), b = rt.read();
+  ASSERT_TRUE(a.binary && b.binary);
+  EXPECT_EQ(a.header.at("queue").as_string(), "resize");
+  EXPECT_EQ(a.payload, "img0") << "the payload arrives exactly as submitted";
+  EXPECT_EQ(b.payload, "img1");
+  rt.result(a, "thumb0");
+  rt.result(b, "thumb1");
+  EXPECT_EQ(outcome(hs[0])->value.view(), "thumb0");
+  EXPECT_EQ(outcome(hs[1])->value.view(), "thumb1");
+  EXPECT_FALSE(hs[2].done()) << "no demand was left for the third task";
+  rt.send_text(R"({"type":"demand","n":1})");
+  auto c = rt.read();
+  EXPECT_EQ(c.payload, "img2");
+  rt.send_text(json::serialize(json::object{{"type", "failure"}, {"task", c.header.at("task")},
+                                            {"lease", c.header.at("lease")}, {"message", "corrupt image"},
+                                            {"retryable", false}}));
+  auto failed = outcome(hs[2]);
+  EXPECT_EQ(failed->state, task_state::failed);
+  EXPECT_EQ(failed->err.message, "corrupt image");
+}
+
+TEST_F(runtime_session_test, a_runtime_that_disconnects_mid_task_loses_it_to_another) {
+  ASSERT_TRUE(n->declare_queue("resize"));
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  {
+    ws_runtime first(port);
+    welcome(first);
+    first.send_text(R"({"type":"demand","n":1})");
+    auto task = first.read();
+    ASSERT_TRUE(task.binary);
+    first.close();  // goes away without a result
+  }
+  ws_runtime second(port);
+  welcome(second);
+  second.send_text(R"({"type":"demand","n":1})");
+  auto task = second.read();
+  ASSERT_TRUE(task.binary);
+  EXPECT_EQ(task.header.at("attempt").to_number<int>(), 2);
+  second.result(task, "done");
+  EXPECT_EQ(outcome(h)->value.view(), "done");
+}
+
+TEST_F(runtime_session_test, bad_messages_get_precise_errors_and_the_session_continues) {
+  ws_runtime rt(port);
+  welcome(rt);
+  rt.send_text("{not json");
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "bad_json");
+  rt.send_text(R"({"type":"teleport"})");
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "unknown_type");
+  rt.send_text(R"({"type":"demand","n":5})");
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "over_capacity") << "capacity 4 was declared";
+  rt.send_binary(std::string("\x00\x00", 2));
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "bad_frame");
+  rt.send_binary(std::string("\x00\x00\x10\x00{}", 6));
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "bad_frame") << "header length beyond the frame";
+  rt.send_binary(ws_runtime::frame(json::object{{"type", "result"}, {"task", 99}, {"lease", 12345}}, "x"));
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "stale_lease") << "a lease this runtime does not hold";
+  rt.send_text(R"({"type":"heartbeat"})");
+  EXPECT_EQ(rt.read().header.at("type").as_string(), "heartbeat") << "still served";
+}
+
+TEST_F(runtime_session_test, an_oversized_frame_closes_with_1009) {
+  ws_runtime rt(port);
+  welcome(rt);
+  rt.send_binary(std::string(200 * 1024, 'x'));
+  auto m = rt.read();
+  EXPECT_TRUE(m.error);
+  EXPECT_EQ(rt.reason().code, websocket::close_code::too_big);
+}
+
+TEST_F(runtime_session_test, a_bad_hello_is_refused_with_a_close_code) {
+  ws_runtime rt(port);
+  rt.send_text(R"({"type":"demand","n":1})");
+  auto m = rt.read();
+  EXPECT_EQ(m.header.at("code").as_string(), "expected_hello");
+  EXPECT_TRUE(rt.read().error);
+  EXPECT_EQ(rt.reason().code, websocket::close_code::protocol_error);
+}
+
+class runtime_session_auth_test : public runtime_session_test {
+ protected:
+  void SetUp() override {
+    tokens = {"s3cret"};
+    runtime_session_test::SetUp();
+  }
+};
+
+TEST_F(runtime_session_auth_test, a_wrong_token_is_closed_with_1008) {
+  ws_runtime rt(port);
+  rt.hello(R"(["resize"])", 1, "wrong");
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "unauthorized");
+  EXPECT_TRUE(rt.read().error);
+  EXPECT_EQ(rt.reason().code, websocket::close_code::policy_error);
+  ws_runtime good(port);
+  good.hello(R"(["resize"])", 1, "s3cret");
+  EXPECT_EQ(good.read().header.at("type").as_string(), "welcome");
+}
