@@ -41,6 +41,7 @@ struct session_state {
   std::deque<out_frame> outbox;
   asio::steady_timer* wake = nullptr;  // the writer's; null once the session ended
   bool closing = false;
+  bool writer_done = false;
   std::uint32_t capacity = 0;
   std::uint64_t granted = 0;  // demand sent to the broker, not yet filled
   std::uint64_t held = 0;     // tasks delivered, not yet reported or revoked
@@ -132,8 +133,15 @@ class ws_sink final : public actors::remote_sink {
 
 using ws_stream = websocket::stream<beast::tcp_stream>;
 
-/// The single writer: one write at a time, frames in order.
+/// The single writer: one write at a time, frames in order. A named
+/// coroutine with plain parameters, not a capturing lambda: with a lambda,
+/// valgrind saw its captures released from freed memory when the gateway
+/// shut down with the session open (docs/stack-notes.md).
 asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s, asio::steady_timer& wake) {
+  struct mark_done {
+    session_state& s;
+    ~mark_done() { s.writer_done = true; }
+  } done{*s};
   for (;;) {
     while (!s->outbox.empty()) {
       out_frame f = std::move(s->outbox.front());
@@ -312,13 +320,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     }
   } guard{state, poster, link.get()};
 
-  bool writer_done = false;
-  asio::co_spawn(co_await asio::this_coro::executor,
-                 [&ws, state, &wake, &writer_done]() -> asio::awaitable<void> {
-                   co_await write_loop(ws, state, wake);
-                   writer_done = true;
-                 },
-                 asio::detached);
+  asio::co_spawn(co_await asio::this_coro::executor, write_loop(ws, state, wake), asio::detached);
   for (;;) {
     std::string message;
     auto dyn = asio::dynamic_buffer(message);
@@ -334,7 +336,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   // Let the writer finish what is queued (a final error frame) before the frame goes.
   state->closing = true;
   wake.cancel();
-  while (!writer_done) {  // the writer refers to `ws` and `wake`: they must outlive it
+  while (!state->writer_done) {  // the writer refers to `ws` and `wake`: they must outlive it
     asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
     co_await pause.async_wait(tuple);
   }
