@@ -21,6 +21,7 @@
 
 #include "http_target.hpp"
 #include "io_poster.hpp"
+#include "poll_sessions.hpp"
 #include "runtime_session.hpp"
 #include "retained_tasks.hpp"
 
@@ -145,6 +146,7 @@ struct gateway::impl {
       if (auto p = w.lock()) p->close();
   }
   retained_tasks retained;
+  poll_sessions polls{n, config};
   std::thread thread;
   std::atomic<bool> stopped{false};
 
@@ -250,6 +252,34 @@ struct gateway::impl {
     return r;
   }
 
+  /// Long-poll runtime endpoints: JSON in, JSON out.
+  asio::awaitable<reply> runtime_poll(bool claim, const request& req) {
+    boost::system::error_code ec;
+    json::value body = json::parse(req.body(), ec);
+    if (ec || !body.is_object()) co_return error_reply(http::status::bad_request, "bad_json", "the body must be a JSON object", req);
+    unsigned status = 500;
+    // Plain if/else: g++ 12 mis-destroys a co_await inside a conditional expression.
+    json::object out;
+    if (claim) {
+      out = co_await polls.claim(body.as_object(), status, make_poster());
+    } else {
+      out = polls.results(body.as_object(), status);
+    }
+    co_return json_reply(static_cast<http::status>(status), out, req);
+  }
+
+  /// Ends idle long-poll sessions; one timer for all of them.
+  asio::awaitable<void> sweep_sessions() {
+    const auto period = std::max(std::chrono::milliseconds(10), std::min(config.poll_session_idle / 2, std::chrono::milliseconds(1000)));
+    asio::steady_timer timer(io);
+    for (;;) {
+      timer.expires_after(period);
+      auto [ec] = co_await timer.async_wait(tuple);
+      if (ec) co_return;
+      polls.expire(std::chrono::steady_clock::now());
+    }
+  }
+
   asio::awaitable<reply> route(request& req) {
     if (!authorized(req)) {
       auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
@@ -263,6 +293,10 @@ struct gateway::impl {
     if (s.size() == 4 && s[0] == "v1" && s[1] == "queues" && s[3] == "tasks") {
       if (method != http::verb::post) co_return not_allowed("POST", req);
       co_return submit(s[2], *target, req);
+    }
+    if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && (s[2] == "claim" || s[2] == "results")) {
+      if (method != http::verb::post) co_return not_allowed("POST", req);
+      co_return co_await runtime_poll(s[2] == "claim", req);
     }
     if (s.size() == 2 && s[0] == "v1" && s[1] == "queues") {
       if (method != http::verb::get) co_return not_allowed("GET", req);
@@ -363,6 +397,7 @@ core::result<std::unique_ptr<gateway>> gateway::start(node& n, gateway_config co
                             "cannot listen on " + p->config.address + ":" + std::to_string(p->config.port) + ": " +
                                 ec.message());
   asio::co_spawn(p->io, p->listen(), asio::detached);
+  asio::co_spawn(p->io, p->sweep_sessions(), asio::detached);
   auto* raw = p.get();
   p->thread = std::thread([raw] { raw->io.run(); });
   return std::unique_ptr<gateway>(new gateway(std::move(p)));

@@ -25,8 +25,11 @@ struct gateway_config {
   std::chrono::milliseconds idle_timeout{30'000};
   /// Outcomes of this many most recent HTTP-submitted tasks stay readable.
   std::size_t results_retained = 100'000;
-  /// Upper bound of a long-poll (`?wait_ms=`).
+  /// Upper bound of a long-poll (`?wait_ms=`, a claim's `wait_ms`).
   std::chrono::milliseconds wait_max{60'000};
+  /// A long-poll runtime session with no request for this long ends, and
+  /// its leases are released.
+  std::chrono::milliseconds poll_session_idle{30'000};
 };
 
 class gateway {

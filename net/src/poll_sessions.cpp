@@ -1,0 +1,224 @@
+#include "poll_sessions.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/detail/base64.hpp>
+
+namespace drover::net {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+namespace base64 = boost::beast::detail::base64;
+
+namespace {
+
+constexpr std::uint64_t claim_max = 1000;
+
+std::string to_base64(const core::bytes& b) {
+  std::string out(base64::encoded_size(b.size()), '\0');
+  out.resize(base64::encode(out.data(), b.data(), b.size()));
+  return out;
+}
+
+std::optional<std::string> from_base64(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::string out(base64::decoded_size(text.size()), '\0');
+  std::size_t padding = 0;
+  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
+  auto [written, read] = base64::decode(out.data(), text.data(), text.size());
+  if (read < text.size() - padding) return std::nullopt;  // stopped at a character outside the alphabet
+  out.resize(written);
+  return out;
+}
+
+std::optional<std::uint64_t> uint_field(const json::object& o, const char* name) {
+  auto v = o.if_contains(name);
+  if (!v) return std::nullopt;
+  if (v->is_uint64()) return v->as_uint64();
+  if (v->is_int64() && v->as_int64() >= 0) return static_cast<std::uint64_t>(v->as_int64());
+  return std::nullopt;
+}
+
+json::object error(unsigned& status, unsigned code, std::string_view name, std::string_view message) {
+  status = code;
+  return json::object{{"error", name}, {"message", message}};
+}
+
+/// The session's sink: the broker's deliveries land in the session's queue on
+/// the I/O thread; a waiting claim is woken.
+class poll_sink final : public actors::remote_sink {
+ public:
+  explicit poll_sink(std::weak_ptr<poll_session> s, std::shared_ptr<io_poster> p) : s_(std::move(s)), p_(std::move(p)) {}
+  void joined(core::consumer_id) override {}
+  void deliver(std::vector<actors::remote_task> tasks) override {
+    p_->post([w = s_, tasks = std::move(tasks)]() mutable {
+      auto s = w.lock();
+      if (!s) return;
+      s->outstanding -= std::min<std::uint64_t>(s->outstanding, tasks.size());
+      for (auto& t : tasks) s->ready.push_back(std::move(t));
+      if (s->waiter) s->waiter->cancel();
+    });
+  }
+  void revoke(std::vector<core::cancel_notice> notices) override {
+    p_->post([w = s_, notices = std::move(notices)] {
+      auto s = w.lock();
+      if (!s) return;
+      for (const auto& n : notices)
+        std::erase_if(s->ready, [&](const actors::remote_task& t) { return t.item.lease == n.lease; });
+    });
+  }
+  void refused(core::task_id task, core::lease_id lease, core::error why) override {
+    p_->post([w = s_, task, lease, why = std::move(why)] {
+      if (auto s = w.lock())
+        s->errors.push_back(json::object{{"code", core::to_string(why.code)}, {"message", why.message},
+                                         {"task", task.value}, {"lease", lease.value}});
+    });
+  }
+  void failed(core::error why) override {
+    p_->post([w = s_, why = std::move(why)] {
+      if (auto s = w.lock()) {
+        s->failed = true;
+        s->errors.push_back(json::object{{"code", core::to_string(why.code)}, {"message", why.message}});
+        if (s->waiter) s->waiter->cancel();
+      }
+    });
+  }
+
+ private:
+  std::weak_ptr<poll_session> s_;
+  std::shared_ptr<io_poster> p_;
+};
+
+json::object describe(const actors::remote_task& t) {
+  const auto& item = t.item;
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(item.deadline.time_since_epoch() - now);
+  return json::object{{"task", item.id.value},      {"lease", item.lease.value},
+                      {"slot", item.slot},          {"attempt", item.attempt},
+                      {"queue", t.queue},           {"deadline_ms", std::max<std::int64_t>(0, left.count())},
+                      {"payload_base64", to_base64(item.payload)}};
+}
+
+}  // namespace
+
+asio::awaitable<json::object> poll_sessions::claim(const json::object& body, unsigned& status,
+                                                   std::shared_ptr<io_poster> poster) {
+  const auto max = uint_field(body, "max").value_or(1);
+  const auto wait_ms = uint_field(body, "wait_ms").value_or(0);
+  if (max < 1 || max > claim_max) co_return error(status, 400, "invalid_argument", "max must be 1 to 1000");
+  if (wait_ms > static_cast<std::uint64_t>(config_.wait_max.count()))
+    co_return error(status, 400, "invalid_argument", "wait_ms is above the gateway's wait_max");
+
+  std::shared_ptr<poll_session> s;
+  if (auto id = uint_field(body, "session")) {
+    auto it = sessions_.find(*id);
+    if (it == sessions_.end())
+      co_return error(status, 404, "unknown_session", "session " + std::to_string(*id) + " is unknown or expired");
+    s = it->second;
+  } else {
+    auto queues = body.if_contains("queues");
+    if (!queues || !queues->is_array() || queues->as_array().empty())
+      co_return error(status, 400, "invalid_argument", "a new session needs a non-empty 'queues' array");
+    std::vector<std::string> names;
+    for (const auto& q : queues->as_array()) {
+      if (!q.is_string() || q.as_string().empty())
+        co_return error(status, 400, "invalid_argument", "queue names must be non-empty strings");
+      names.emplace_back(q.as_string());
+    }
+    s = std::make_shared<poll_session>();
+    s->id = ++last_id_;
+    s->poster = std::move(poster);
+    s->link = n_.attach_remote(std::move(names), std::make_shared<poll_sink>(s, s->poster));
+    sessions_.emplace(s->id, s);
+  }
+  s->last_seen = std::chrono::steady_clock::now();
+  const std::uint64_t have = s->ready.size() + s->outstanding;
+  if (have < max) {
+    s->outstanding += max - have;
+    s->link->demand(static_cast<std::uint32_t>(max - have));
+  }
+  if (s->ready.empty() && wait_ms > 0 && !s->failed) {
+    // Wait without spinning: a timer the sink cancels when tasks arrive.
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(wait_ms));
+    s->waiter = &timer;
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    s->waiter = nullptr;
+    s->last_seen = std::chrono::steady_clock::now();
+  }
+  json::array tasks;
+  while (!s->ready.empty() && tasks.size() < max) {
+    tasks.push_back(describe(s->ready.front()));
+    s->ready.pop_front();
+  }
+  json::array errors(s->errors.begin(), s->errors.end());
+  s->errors.clear();
+  status = 200;
+  co_return json::object{{"session", s->id}, {"tasks", std::move(tasks)}, {"errors", std::move(errors)}};
+}
+
+json::object poll_sessions::results(const json::object& body, unsigned& status) {
+  auto id = uint_field(body, "session");
+  if (!id) return error(status, 400, "invalid_argument", "results need a 'session'");
+  auto it = sessions_.find(*id);
+  if (it == sessions_.end())
+    return error(status, 404, "unknown_session", "session " + std::to_string(*id) + " is unknown or expired");
+  auto& s = *it->second;
+  s.last_seen = std::chrono::steady_clock::now();
+  auto list = body.if_contains("results");
+  if (!list || !list->is_array()) return error(status, 400, "invalid_argument", "'results' must be an array");
+  std::vector<actors::remote_report> reports;
+  for (const auto& v : list->as_array()) {
+    if (!v.is_object()) return error(status, 400, "invalid_argument", "each result must be an object");
+    const auto& r = v.as_object();
+    auto task = uint_field(r, "task"), lease = uint_field(r, "lease");
+    if (!task || !lease) return error(status, 400, "invalid_argument", "each result needs task and lease");
+    const auto slot = static_cast<std::uint32_t>(uint_field(r, "slot").value_or(UINT32_MAX));
+    auto ok = r.if_contains("ok");
+    if (!ok || !ok->is_bool()) return error(status, 400, "invalid_argument", "each result needs a boolean 'ok'");
+    if (ok->as_bool()) {
+      std::string value;
+      if (auto b = r.if_contains("value_base64")) {
+        auto decoded = b->is_string() ? from_base64(b->as_string()) : std::nullopt;
+        if (!decoded) return error(status, 400, "invalid_argument", "value_base64 is not valid base64");
+        value = std::move(*decoded);
+      }
+      reports.push_back({core::task_id{*task}, core::lease_id{*lease},
+                         core::attempt_result::success(core::bytes::adopt(std::move(value))), slot});
+    } else {
+      auto message = r.if_contains("message");
+      auto retryable = r.if_contains("retryable");
+      reports.push_back({core::task_id{*task}, core::lease_id{*lease},
+                         core::attempt_result::failure(
+                             message && message->is_string() ? std::string(message->as_string()) : "runtime reported failure",
+                             !(retryable && retryable->is_bool() && !retryable->as_bool())),
+                         slot});
+    }
+  }
+  const auto forwarded = reports.size();
+  s.link->report(std::move(reports));
+  json::array errors(s.errors.begin(), s.errors.end());
+  s.errors.clear();
+  status = 202;
+  return json::object{{"forwarded", forwarded}, {"errors", std::move(errors)}};
+}
+
+void poll_sessions::expire(std::chrono::steady_clock::time_point now) {
+  std::erase_if(sessions_, [&](auto& entry) {
+    auto& s = *entry.second;
+    if (s.waiter || now - s.last_seen < config_.poll_session_idle) return false;
+    s.poster->close();
+    s.link->close();  // the broker releases the session's leases
+    return true;
+  });
+}
+
+void poll_sessions::close_all() {
+  for (auto& [id, s] : sessions_) {
+    s->poster->close();
+    s->link->close();
+  }
+  sessions_.clear();
+}
+
+}  // namespace drover::net

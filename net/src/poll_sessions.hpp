@@ -1,0 +1,56 @@
+#pragma once
+// Long-poll runtimes, for proxies that forbid streaming: a runtime claims
+// tasks with `POST /v1/runtime/claim` (waiting up to wait_ms without
+// spinning) and reports with `POST /v1/runtime/results`. Each runtime is a
+// session (a broker consumer through node::attach_remote) that lives across
+// requests and ends when idle for longer than its idle timeout, releasing
+// its leases. Everything here runs on the gateway's I/O thread.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "drover/net/gateway.hpp"
+#include "io_poster.hpp"
+
+namespace drover::net {
+
+struct poll_session {
+  std::uint64_t id = 0;
+  std::unique_ptr<actors::remote_link> link;
+  std::deque<actors::remote_task> ready;  // delivered by the broker, not yet claimed
+  std::uint64_t outstanding = 0;          // demand signalled, not yet filled
+  std::vector<boost::json::object> errors;  // refusals to report with the next answer
+  std::chrono::steady_clock::time_point last_seen;
+  boost::asio::steady_timer* waiter = nullptr;  // a claim waiting for tasks
+  bool failed = false;
+  std::shared_ptr<io_poster> poster;
+};
+
+class poll_sessions {
+ public:
+  poll_sessions(node& n, const gateway_config& config) : n_(n), config_(config) {}
+
+  /// Answers a claim: {"session":..,"tasks":[..],"errors":[..]}; status in `status`.
+  boost::asio::awaitable<boost::json::object> claim(const boost::json::object& body, unsigned& status,
+                                                    std::shared_ptr<io_poster> poster);
+  boost::json::object results(const boost::json::object& body, unsigned& status);
+  /// Ends sessions idle for longer than the idle timeout (their leases are released).
+  void expire(std::chrono::steady_clock::time_point now);
+  void close_all();
+  std::size_t size() const { return sessions_.size(); }
+
+ private:
+  node& n_;
+  const gateway_config& config_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<poll_session>> sessions_;
+  std::uint64_t last_id_ = 0;
+};
+
+}  // namespace drover::net

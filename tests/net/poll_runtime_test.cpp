@@ -1,0 +1,121 @@
+// Long-poll runtimes (POST /v1/runtime/claim, /v1/runtime/results) on loopback.
+#include <gtest/gtest.h>
+
+#include <boost/beast/core/detail/base64.hpp>
+#include <future>
+
+#include "drover/net/gateway.hpp"
+#include "support/http_client.hpp"
+
+using namespace drover;
+using namespace drover::test_support;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string b64(const std::string& s) {
+  namespace base64 = boost::beast::detail::base64;
+  std::string out(base64::encoded_size(s.size()), '\0');
+  out.resize(base64::encode(out.data(), s.data(), s.size()));
+  return out;
+}
+
+class poll_runtime_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    node_config c;
+    c.seed = 1;
+    n = node::start(c);
+    ASSERT_TRUE(n->declare_queue("resize"));
+    net::gateway_config g;
+    g.port = 0;
+    g.poll_session_idle = 300ms;
+    auto started = net::gateway::start(*n, g);
+    ASSERT_TRUE(started) << started.err().message;
+    gw = std::move(*started);
+    port = gw->port();
+  }
+  void TearDown() override {
+    gw->stop();
+    n->stop();
+  }
+
+  http_reply claim(const json::object& body) { return call(port, http::verb::post, "/v1/runtime/claim", json::serialize(body)); }
+  http_reply results(const json::object& body) {
+    return call(port, http::verb::post, "/v1/runtime/results", json::serialize(body));
+  }
+
+  std::unique_ptr<node> n;
+  std::unique_ptr<net::gateway> gw;
+  std::uint16_t port = 0;
+};
+
+}  // namespace
+
+TEST_F(poll_runtime_test, a_waiting_claim_returns_as_soon_as_a_task_arrives) {
+  auto waiting = std::async(std::launch::async, [&] {
+    return claim(json::object{{"queues", json::array{"resize"}}, {"max", 4}, {"wait_ms", 10000}});
+  });
+  std::this_thread::sleep_for(50ms);
+  auto h = *n->submit("resize", bytes::copy_from("img-1"));
+  ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
+  auto r = waiting.get();
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto doc = r.json().as_object();
+  const auto& tasks = doc.at("tasks").as_array();
+  ASSERT_EQ(tasks.size(), 1u);
+  const auto& t = tasks[0].as_object();
+  EXPECT_EQ(t.at("payload_base64").as_string(), b64("img-1"));
+  auto reported = results(json::object{
+      {"session", doc.at("session")},
+      {"results", json::array{json::object{{"task", t.at("task")}, {"lease", t.at("lease")}, {"slot", t.at("slot")},
+                                           {"ok", true}, {"value_base64", b64("thumb-1")}}}}});
+  EXPECT_EQ(reported.status, 202u) << reported.body;
+  auto c = h.wait_for(10s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->value.view(), "thumb-1");
+}
+
+TEST_F(poll_runtime_test, an_empty_claim_waits_its_time_and_returns_nothing) {
+  const auto start = std::chrono::steady_clock::now();
+  auto r = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 100}});
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms);
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_TRUE(r.json().at("tasks").as_array().empty());
+}
+
+TEST_F(poll_runtime_test, bad_requests_are_400_and_unknown_sessions_404) {
+  EXPECT_EQ(call(port, http::verb::post, "/v1/runtime/claim", "{oops").status, 400u);
+  EXPECT_EQ(claim(json::object{{"queues", json::array{"resize"}}, {"max", 0}}).status, 400u);
+  EXPECT_EQ(claim(json::object{{"max", 1}}).status, 400u) << "a new session needs queues";
+  EXPECT_EQ(claim(json::object{{"session", 424242}}).status, 404u);
+  EXPECT_EQ(results(json::object{{"session", 424242}, {"results", json::array{}}}).status, 404u);
+  EXPECT_EQ(call(port, http::verb::get, "/v1/runtime/claim").status, 405u);
+  auto session = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}}).json().at("session");
+  auto bad_b64 = results(json::object{
+      {"session", session},
+      {"results", json::array{json::object{{"task", 1}, {"lease", 1}, {"ok", true}, {"value_base64", "!!!!"}}}}});
+  EXPECT_EQ(bad_b64.status, 400u);
+  EXPECT_NE(bad_b64.body.find("base64"), std::string::npos);
+}
+
+TEST_F(poll_runtime_test, an_idle_session_expires_and_its_leases_go_to_another_runtime) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto first = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}});
+  ASSERT_EQ(first.json().at("tasks").as_array().size(), 1u);
+  // The first runtime vanishes without reporting; after the idle timeout
+  // (300 ms here) its session ends and the task is requeued.
+  auto second = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}});
+  auto doc = second.json().as_object();
+  ASSERT_EQ(doc.at("tasks").as_array().size(), 1u) << second.body;
+  const auto& t = doc.at("tasks").as_array()[0].as_object();
+  EXPECT_EQ(t.at("attempt").to_number<int>(), 2);
+  EXPECT_EQ(results(json::object{{"session", doc.at("session")},
+                                 {"results", json::array{json::object{{"task", t.at("task")}, {"lease", t.at("lease")},
+                                                                      {"ok", true}}}}})
+                .status,
+            202u);
+  auto c = h.wait_for(10s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->state, task_state::succeeded);
+}
