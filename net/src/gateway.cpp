@@ -12,9 +12,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
@@ -268,6 +270,110 @@ struct gateway::impl {
     co_return json_reply(static_cast<http::status>(status), out, req);
   }
 
+  asio::awaitable<void> write_reply(beast::tcp_stream& stream, reply r) {
+    r.res.keep_alive(false);
+    co_await http::async_write(stream, r.res, tuple);
+  }
+
+  static std::string sse_event(std::uint64_t id, std::string_view type, const json::object& data) {
+    std::string out;
+    if (id != 0) out += "id: " + std::to_string(id) + "\n";
+    out += "event: ";
+    out += type;
+    out += "\ndata: ";
+    out += json::serialize(data);
+    out += "\n\n";
+    return out;
+  }
+
+  static json::object sse_task(const actors::remote_task& t) {
+    const auto& item = t.item;
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(item.deadline.time_since_epoch() - now);
+    std::string b64(beast::detail::base64::encoded_size(item.payload.size()), '\0');
+    b64.resize(beast::detail::base64::encode(b64.data(), item.payload.data(), item.payload.size()));
+    return json::object{{"task", item.id.value}, {"lease", item.lease.value}, {"slot", item.slot},
+                        {"attempt", item.attempt}, {"queue", t.queue},
+                        {"deadline_ms", std::max<std::int64_t>(0, left.count())}, {"payload_base64", std::move(b64)}};
+  }
+
+  /// `GET /v1/runtime/stream`: tasks pushed as server-sent events; demand
+  /// and results come back as POSTs. The connection is the stream's.
+  asio::awaitable<void> run_sse(beast::tcp_stream& stream, const request& req, const http_target& t) {
+    std::vector<std::string> queues;
+    if (const std::string* q = t.param("queues")) {
+      for (std::size_t start = 0; start <= q->size();) {
+        const auto comma = q->find(',', start);
+        auto name = q->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!name.empty()) queues.push_back(std::move(name));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    }
+    std::optional<std::uint64_t> session;
+    if (const std::string* text = t.param("session")) session = parse_number<std::uint64_t>(*text, 1, UINT64_MAX);
+    const std::string* cap_text = t.param("capacity");
+    auto capacity = cap_text ? parse_number<std::uint32_t>(*cap_text, 1, 65'535) : std::optional<std::uint32_t>{};
+    if ((t.param("session") && !session) || (!session && !capacity)) {
+      co_await write_reply(stream, error_reply(http::status::bad_request, "invalid_argument",
+                                               "a stream needs capacity (1 to 65535) and queues, or a session to resume",
+                                               req));
+      co_return;
+    }
+    std::uint64_t last_seen_event = 0;
+    if (auto it = req.find("Last-Event-ID"); it != req.end())
+      last_seen_event = parse_number<std::uint64_t>(std::string(it->value()), 0, UINT64_MAX).value_or(0);
+    unsigned status = 500;
+    json::object refusal;
+    auto s = polls.open_stream(std::move(queues), capacity.value_or(0), session, make_poster(), status, refusal);
+    if (!s) {
+      co_await write_reply(stream, json_reply(static_cast<http::status>(status), refusal, req));
+      co_return;
+    }
+    const auto generation = ++s->stream_generation;
+    struct detach {
+      std::shared_ptr<poll_session> s;
+      std::uint64_t generation;
+      ~detach() {
+        if (s->stream_generation != generation) return;  // a newer stream took over
+        s->waiter = nullptr;
+        s->streaming = false;
+        s->last_seen = std::chrono::steady_clock::now();  // resumable until the idle timeout
+      }
+    } guard{s, generation};
+
+    http::response<http::empty_body> head{http::status::ok, req.version()};
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-cache");
+    head.keep_alive(false);  // the body lasts as long as the stream
+    http::response_serializer<http::empty_body> serializer{head};
+    stream.expires_never();
+    if (auto [ec, n_head] = co_await http::async_write_header(stream, serializer, tuple); ec) co_return;
+
+    std::string out = sse_event(0, "welcome", json::object{{"session", s->id}, {"capacity", s->capacity}});
+    for (const auto& [id, task] : s->sent)  // resume: what the runtime may not have seen
+      if (id > last_seen_event) out += sse_event(id, "task", sse_task(task));
+    for (;;) {
+      if (s->stream_generation != generation) co_return;  // superseded by a resumed stream
+      while (!s->ready.empty()) {
+        const auto id = ++s->last_event_id;
+        auto& task = s->sent.emplace(id, std::move(s->ready.front())).first->second;
+        s->ready.pop_front();
+        out += sse_event(id, "task", sse_task(task));
+      }
+      if (!out.empty()) {
+        if (auto [ec, n_out] = co_await asio::async_write(stream, asio::buffer(out), tuple); ec) co_return;
+        out.clear();
+      }
+      asio::steady_timer timer(io, std::chrono::seconds(15));
+      s->waiter = &timer;
+      auto [ec] = co_await timer.async_wait(tuple);
+      if (s->stream_generation != generation) co_return;
+      s->waiter = nullptr;
+      if (!ec && s->ready.empty()) out = ": keepalive\n\n";  // also finds a silently dead peer
+    }
+  }
+
   /// Ends idle long-poll sessions; one timer for all of them.
   asio::awaitable<void> sweep_sessions() {
     const auto period = std::max(std::chrono::milliseconds(10), std::min(config.poll_session_idle / 2, std::chrono::milliseconds(1000)));
@@ -297,6 +403,15 @@ struct gateway::impl {
     if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && (s[2] == "claim" || s[2] == "results")) {
       if (method != http::verb::post) co_return not_allowed("POST", req);
       co_return co_await runtime_poll(s[2] == "claim", req);
+    }
+    if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && s[2] == "demand") {
+      if (method != http::verb::post) co_return not_allowed("POST", req);
+      boost::system::error_code ec;
+      json::value body = json::parse(req.body(), ec);
+      if (ec || !body.is_object()) co_return error_reply(http::status::bad_request, "bad_json", "the body must be a JSON object", req);
+      unsigned status = 500;
+      json::object out = polls.demand(body.as_object(), status);
+      co_return json_reply(static_cast<http::status>(status), out, req);
     }
     if (s.size() == 2 && s[0] == "v1" && s[1] == "queues") {
       if (method != http::verb::get) co_return not_allowed("GET", req);
@@ -341,6 +456,19 @@ struct gateway::impl {
         break;
       }
       request req = parser.release();
+      if (req.method() == http::verb::get) {
+        auto target = parse_target(req.target());
+        if (target && target->segments == std::vector<std::string>{"v1", "runtime", "stream"}) {
+          if (!authorized(req)) {
+            auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
+            r.res.set(http::field::www_authenticate, "Bearer");
+            co_await write_reply(stream, std::move(r));
+          } else {
+            co_await run_sse(stream, req, *target);
+          }
+          break;
+        }
+      }
       if (beast::websocket::is_upgrade(req)) {
         auto target = parse_target(req.target());
         if (target && target->segments == std::vector<std::string>{"v1", "runtime"}) {

@@ -64,8 +64,10 @@ class poll_sink final : public actors::remote_sink {
     p_->post([w = s_, notices = std::move(notices)] {
       auto s = w.lock();
       if (!s) return;
-      for (const auto& n : notices)
+      for (const auto& n : notices) {
         std::erase_if(s->ready, [&](const actors::remote_task& t) { return t.item.lease == n.lease; });
+        s->forget_lease(n.lease);
+      }
     });
   }
   void refused(core::task_id task, core::lease_id lease, core::error why) override {
@@ -173,6 +175,7 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
     const auto& r = v.as_object();
     auto task = uint_field(r, "task"), lease = uint_field(r, "lease");
     if (!task || !lease) return error(status, 400, "invalid_argument", "each result needs task and lease");
+    s.forget_lease(core::lease_id{*lease});
     const auto slot = static_cast<std::uint32_t>(uint_field(r, "slot").value_or(UINT32_MAX));
     auto ok = r.if_contains("ok");
     if (!ok || !ok->is_bool()) return error(status, 400, "invalid_argument", "each result needs a boolean 'ok'");
@@ -203,10 +206,64 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
   return json::object{{"forwarded", forwarded}, {"errors", std::move(errors)}};
 }
 
+std::shared_ptr<poll_session> poll_sessions::open_stream(std::vector<std::string> queues, std::uint32_t capacity,
+                                                        std::optional<std::uint64_t> session,
+                                                        std::shared_ptr<io_poster> poster, unsigned& status,
+                                                        json::object& err) {
+  if (session) {
+    auto it = sessions_.find(*session);
+    if (it == sessions_.end() || it->second->capacity == 0) {
+      err = error(status, 404, "unknown_session", "stream session " + std::to_string(*session) + " is unknown or expired");
+      return nullptr;
+    }
+    // A reconnecting runtime takes over: its old connection may be half-dead
+    // (nothing tells a server a peer vanished until it writes).
+    auto& s = *it->second;
+    ++s.stream_generation;
+    if (s.waiter) s.waiter->cancel();
+    s.waiter = nullptr;  // the old stream's timer dies with its coroutine
+    s.streaming = true;
+    return it->second;
+  }
+  if (queues.empty()) {
+    err = error(status, 400, "invalid_argument", "queues must name at least one queue");
+    return nullptr;
+  }
+  auto s = std::make_shared<poll_session>();
+  s->id = ++last_id_;
+  s->capacity = capacity;
+  s->streaming = true;
+  s->poster = std::move(poster);
+  s->last_seen = std::chrono::steady_clock::now();
+  s->link = n_.attach_remote(std::move(queues), std::make_shared<poll_sink>(s, s->poster));
+  s->outstanding = capacity;
+  s->link->demand(capacity);  // a stream starts with its declared capacity as demand
+  sessions_.emplace(s->id, s);
+  return s;
+}
+
+json::object poll_sessions::demand(const json::object& body, unsigned& status) {
+  auto id = uint_field(body, "session");
+  auto n = uint_field(body, "n");
+  if (!id || !n || *n == 0 || *n > 65'535)
+    return error(status, 400, "invalid_argument", "demand needs a session and n from 1 to 65535");
+  auto it = sessions_.find(*id);
+  if (it == sessions_.end() || it->second->capacity == 0)
+    return error(status, 404, "unknown_session", "stream session " + std::to_string(*id) + " is unknown or expired");
+  auto& s = *it->second;
+  s.last_seen = std::chrono::steady_clock::now();
+  if (s.sent.size() + s.ready.size() + s.outstanding + *n > s.capacity)
+    return error(status, 400, "over_capacity", "demand beyond the capacity the stream declared");
+  s.outstanding += *n;
+  s.link->demand(static_cast<std::uint32_t>(*n));
+  status = 202;
+  return json::object{{"session", s.id}, {"demand", *n}};
+}
+
 void poll_sessions::expire(std::chrono::steady_clock::time_point now) {
   std::erase_if(sessions_, [&](auto& entry) {
     auto& s = *entry.second;
-    if (s.waiter || now - s.last_seen < config_.poll_session_idle) return false;
+    if (s.waiter || s.streaming || now - s.last_seen < config_.poll_session_idle) return false;
     s.poster->close();
     s.link->close();  // the broker releases the session's leases
     return true;

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -31,6 +33,17 @@ struct poll_session {
   boost::asio::steady_timer* waiter = nullptr;  // a claim waiting for tasks
   bool failed = false;
   std::shared_ptr<io_poster> poster;
+  // SSE mode: a stream is attached; events sent and not yet reported, by
+  // event id, are re-sent to a stream that resumes with Last-Event-ID.
+  bool streaming = false;
+  std::uint64_t stream_generation = 0;  // a resumed stream takes over from an older one
+  std::uint32_t capacity = 0;  // SSE: the most tasks held at once (0 = claims bound it)
+  std::uint64_t last_event_id = 0;
+  std::map<std::uint64_t, actors::remote_task> sent;
+
+  void forget_lease(core::lease_id lease) {
+    std::erase_if(sent, [&](const auto& e) { return e.second.item.lease == lease; });
+  }
 };
 
 class poll_sessions {
@@ -41,6 +54,13 @@ class poll_sessions {
   boost::asio::awaitable<boost::json::object> claim(const boost::json::object& body, unsigned& status,
                                                     std::shared_ptr<io_poster> poster);
   boost::json::object results(const boost::json::object& body, unsigned& status);
+  /// SSE: opens a session (or resumes `session`) for a stream; null with
+  /// `status`/`error` set when refused.
+  std::shared_ptr<poll_session> open_stream(std::vector<std::string> queues, std::uint32_t capacity,
+                                            std::optional<std::uint64_t> session, std::shared_ptr<io_poster> poster,
+                                            unsigned& status, boost::json::object& error);
+  /// SSE: `POST /v1/runtime/demand {"session":..,"n":..}`.
+  boost::json::object demand(const boost::json::object& body, unsigned& status);
   /// Ends sessions idle for longer than the idle timeout (their leases are released).
   void expire(std::chrono::steady_clock::time_point now);
   void close_all();

@@ -1,0 +1,184 @@
+// SSE runtimes: GET /v1/runtime/stream pushes tasks as events; demand and
+// results are POSTs; Last-Event-ID resumes a stream.
+#include <gtest/gtest.h>
+
+#include <boost/beast/core/detail/base64.hpp>
+
+#include "drover/net/gateway.hpp"
+#include "support/http_client.hpp"
+
+using namespace drover;
+using namespace drover::test_support;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string b64(const std::string& s) {
+  namespace base64 = boost::beast::detail::base64;
+  std::string out(base64::encoded_size(s.size()), '\0');
+  out.resize(base64::encode(out.data(), s.data(), s.size()));
+  return out;
+}
+
+/// A server-sent-events reader written from docs/protocol.md.
+class sse_client {
+ public:
+  struct event {
+    std::uint64_t id = 0;
+    std::string type;
+    json::object data;
+  };
+
+  sse_client(std::uint16_t port, const std::string& target, const std::string& last_event_id = "") : socket_(io_) {
+    socket_.connect({basio::ip::make_address("127.0.0.1"), port});
+    std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n";
+    if (!last_event_id.empty()) req += "Last-Event-ID: " + last_event_id + "\r\n";
+    req += "\r\n";
+    basio::write(socket_, basio::buffer(req));
+    const auto header = read_until("\r\n\r\n");
+    status_ = header.size() > 12 ? std::stoi(header.substr(9, 3)) : 0;
+  }
+
+  int status() const { return status_; }
+
+  event next() {
+    event e;
+    const auto block = read_until("\n\n");
+    std::size_t start = 0;
+    while (start < block.size()) {
+      const auto end = block.find('\n', start);
+      const auto line = block.substr(start, end - start);
+      start = end == std::string::npos ? block.size() : end + 1;
+      if (line.rfind("id: ", 0) == 0) e.id = std::stoull(line.substr(4));
+      if (line.rfind("event: ", 0) == 0) e.type = line.substr(7);
+      if (line.rfind("data: ", 0) == 0) e.data = json::parse(line.substr(6)).as_object();
+    }
+    return e;
+  }
+
+  std::string rest() {
+    std::string out = buffer_;
+    boost::system::error_code ec;
+    char chunk[4096];
+    for (;;) {
+      const auto n = socket_.read_some(basio::buffer(chunk), ec);
+      out.append(chunk, n);
+      if (ec) break;
+    }
+    return out;
+  }
+
+  void close() { socket_.close(); }
+
+ private:
+  std::string read_until(const std::string& delimiter) {
+    for (;;) {
+      if (auto pos = buffer_.find(delimiter); pos != std::string::npos) {
+        auto out = buffer_.substr(0, pos);
+        buffer_.erase(0, pos + delimiter.size());
+        return out;
+      }
+      char chunk[4096];
+      boost::system::error_code ec;
+      const auto n = socket_.read_some(basio::buffer(chunk), ec);
+      if (ec) return std::exchange(buffer_, {});
+      buffer_.append(chunk, n);
+    }
+  }
+
+  basio::io_context io_;
+  tcp::socket socket_;
+  std::string buffer_;
+  int status_ = 0;
+};
+
+class sse_runtime_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    node_config c;
+    c.seed = 1;
+    n = node::start(c);
+    ASSERT_TRUE(n->declare_queue("resize"));
+    net::gateway_config g;
+    g.port = 0;
+    auto started = net::gateway::start(*n, g);
+    ASSERT_TRUE(started) << started.err().message;
+    gw = std::move(*started);
+    port = gw->port();
+  }
+  void TearDown() override {
+    gw->stop();
+    n->stop();
+  }
+
+  http_reply post(const std::string& path, const json::object& body) {
+    return call(port, http::verb::post, path, json::serialize(body));
+  }
+
+  std::unique_ptr<node> n;
+  std::unique_ptr<net::gateway> gw;
+  std::uint16_t port = 0;
+};
+
+}  // namespace
+
+TEST_F(sse_runtime_test, tasks_arrive_as_events_and_results_come_back_as_posts) {
+  sse_client stream(port, "/v1/runtime/stream?queues=resize&capacity=2");
+  ASSERT_EQ(stream.status(), 200);
+  auto welcome = stream.next();
+  ASSERT_EQ(welcome.type, "welcome");
+  const auto session = welcome.data.at("session");
+  std::vector<task_handle> hs;
+  for (int i = 0; i < 3; ++i) hs.push_back(*n->submit("resize", bytes::copy_from("img" + std::to_string(i))));
+  auto a = stream.next(), b = stream.next();
+  ASSERT_EQ(a.type, "task");
+  EXPECT_EQ(a.data.at("payload_base64").as_string(), b64("img0"));
+  EXPECT_EQ(b.data.at("payload_base64").as_string(), b64("img1"));
+  EXPECT_LT(a.id, b.id);
+  auto result_of = [&](const sse_client::event& e, const std::string& value) {
+    return json::object{{"task", e.data.at("task")}, {"lease", e.data.at("lease")}, {"slot", e.data.at("slot")},
+                        {"ok", true}, {"value_base64", b64(value)}};
+  };
+  EXPECT_EQ(post("/v1/runtime/results", json::object{{"session", session}, {"results", json::array{result_of(a, "t0"), result_of(b, "t1")}}})
+                .status,
+            202u);
+  EXPECT_EQ((*hs[0].wait_for(10s))->value.view(), "t0");
+  EXPECT_EQ((*hs[1].wait_for(10s))->value.view(), "t1");
+  EXPECT_FALSE(hs[2].done()) << "capacity 2 was all the stream asked for";
+  EXPECT_EQ(post("/v1/runtime/demand", json::object{{"session", session}, {"n", 1}}).status, 202u);
+  auto c = stream.next();
+  EXPECT_EQ(c.data.at("payload_base64").as_string(), b64("img2"));
+  EXPECT_EQ(post("/v1/runtime/demand", json::object{{"session", session}, {"n", 5}}).status, 400u) << "over capacity";
+}
+
+TEST_F(sse_runtime_test, a_resumed_stream_gets_what_it_had_not_acknowledged) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  json::value session;
+  {
+    sse_client first(port, "/v1/runtime/stream?queues=resize&capacity=1");
+    session = first.next().data.at("session");
+    auto task = first.next();
+    ASSERT_EQ(task.type, "task");
+    first.close();  // dropped before reporting
+  }
+  sse_client again(port, "/v1/runtime/stream?session=" + std::to_string(session.to_number<std::uint64_t>()), "0");
+  ASSERT_EQ(again.status(), 200);
+  EXPECT_EQ(again.next().type, "welcome");
+  auto task = again.next();
+  ASSERT_EQ(task.type, "task") << "re-sent after Last-Event-ID 0";
+  EXPECT_EQ(task.data.at("payload_base64").as_string(), b64("img"));
+  EXPECT_EQ(post("/v1/runtime/results",
+                 json::object{{"session", session},
+                              {"results", json::array{json::object{{"task", task.data.at("task")},
+                                                                   {"lease", task.data.at("lease")}, {"ok", true}}}}})
+                .status,
+            202u);
+  EXPECT_EQ((*h.wait_for(10s))->state, task_state::succeeded);
+}
+
+TEST_F(sse_runtime_test, a_stream_without_capacity_or_with_an_unknown_session_is_refused) {
+  sse_client no_capacity(port, "/v1/runtime/stream?queues=resize");
+  EXPECT_EQ(no_capacity.status(), 400);
+  sse_client unknown(port, "/v1/runtime/stream?session=987654");
+  EXPECT_EQ(unknown.status(), 404);
+}
