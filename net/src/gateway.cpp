@@ -16,13 +16,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
 
 #include "http_target.hpp"
 #include "io_poster.hpp"
+#include "json_fields.hpp"
 #include "poll_sessions.hpp"
 #include "runtime_session.hpp"
 #include "retained_tasks.hpp"
@@ -286,17 +286,6 @@ struct gateway::impl {
     return out;
   }
 
-  static json::object sse_task(const actors::remote_task& t) {
-    const auto& item = t.item;
-    const auto now = std::chrono::steady_clock::now().time_since_epoch();
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(item.deadline.time_since_epoch() - now);
-    std::string b64(beast::detail::base64::encoded_size(item.payload.size()), '\0');
-    b64.resize(beast::detail::base64::encode(b64.data(), item.payload.data(), item.payload.size()));
-    return json::object{{"task", item.id.value}, {"lease", item.lease.value}, {"slot", item.slot},
-                        {"attempt", item.attempt}, {"queue", t.queue},
-                        {"deadline_ms", std::max<std::int64_t>(0, left.count())}, {"payload_base64", std::move(b64)}};
-  }
-
   /// `GET /v1/runtime/stream`: tasks pushed as server-sent events; demand
   /// and results come back as POSTs. The connection is the stream's.
   asio::awaitable<void> run_sse(beast::tcp_stream& stream, const request& req, const http_target& t) {
@@ -352,14 +341,14 @@ struct gateway::impl {
 
     std::string out = sse_event(0, "welcome", json::object{{"session", s->id}, {"capacity", s->capacity}});
     for (const auto& [id, task] : s->sent)  // resume: what the runtime may not have seen
-      if (id > last_seen_event) out += sse_event(id, "task", sse_task(task));
+      if (id > last_seen_event) out += sse_event(id, "task", describe_task(task));
     for (;;) {
       if (s->stream_generation != generation) co_return;  // superseded by a resumed stream
       while (!s->ready.empty()) {
         const auto id = ++s->last_event_id;
         auto& task = s->sent.emplace(id, std::move(s->ready.front())).first->second;
         s->ready.pop_front();
-        out += sse_event(id, "task", sse_task(task));
+        out += sse_event(id, "task", describe_task(task));
       }
       if (!out.empty()) {
         if (auto [ec, n_out] = co_await asio::async_write(stream, asio::buffer(out), tuple); ec) co_return;

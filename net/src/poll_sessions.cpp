@@ -1,5 +1,7 @@
 #include "poll_sessions.hpp"
 
+#include "json_fields.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,12 +17,6 @@ namespace {
 
 constexpr std::uint64_t claim_max = 1000;
 
-std::string to_base64(const core::bytes& b) {
-  std::string out(base64::encoded_size(b.size()), '\0');
-  out.resize(base64::encode(out.data(), b.data(), b.size()));
-  return out;
-}
-
 std::optional<std::string> from_base64(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
   std::string out(base64::decoded_size(text.size()), '\0');
@@ -30,14 +26,6 @@ std::optional<std::string> from_base64(std::string_view text) {
   if (read < text.size() - padding) return std::nullopt;  // stopped at a character outside the alphabet
   out.resize(written);
   return out;
-}
-
-std::optional<std::uint64_t> uint_field(const json::object& o, const char* name) {
-  auto v = o.if_contains(name);
-  if (!v) return std::nullopt;
-  if (v->is_uint64()) return v->as_uint64();
-  if (v->is_int64() && v->as_int64() >= 0) return static_cast<std::uint64_t>(v->as_int64());
-  return std::nullopt;
 }
 
 json::object error(unsigned& status, unsigned code, std::string_view name, std::string_view message) {
@@ -92,16 +80,6 @@ class poll_sink final : public actors::remote_sink {
   std::shared_ptr<io_poster> p_;
 };
 
-json::object describe(const actors::remote_task& t) {
-  const auto& item = t.item;
-  const auto now = std::chrono::steady_clock::now().time_since_epoch();
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(item.deadline.time_since_epoch() - now);
-  return json::object{{"task", item.id.value},      {"lease", item.lease.value},
-                      {"slot", item.slot},          {"attempt", item.attempt},
-                      {"queue", t.queue},           {"deadline_ms", std::max<std::int64_t>(0, left.count())},
-                      {"payload_base64", to_base64(item.payload)}};
-}
-
 }  // namespace
 
 asio::awaitable<json::object> poll_sessions::claim(const json::object& body, unsigned& status,
@@ -150,7 +128,7 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
   }
   json::array tasks;
   while (!s->ready.empty() && tasks.size() < max) {
-    tasks.push_back(describe(s->ready.front()));
+    tasks.push_back(describe_task(s->ready.front()));
     s->ready.pop_front();
   }
   json::array errors(s->errors.begin(), s->errors.end());

@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "io_poster.hpp"
+#include "json_fields.hpp"
 
 namespace drover::net {
 
@@ -73,14 +74,12 @@ std::string binary_head(const json::object& header) {
 
 out_frame task_frame(const actors::remote_task& t) {
   const auto& item = t.item;
-  const auto now = std::chrono::steady_clock::now().time_since_epoch();
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(item.deadline.time_since_epoch() - now);
   json::object meta;
   if (item.meta)
     for (const auto& [k, v] : *item.meta) meta[k] = v;
   json::object header{{"type", "task"},           {"task", item.id.value},   {"lease", item.lease.value},
                       {"slot", item.slot},         {"attempt", item.attempt}, {"queue", t.queue},
-                      {"deadline_ms", std::max<std::int64_t>(0, left.count())}, {"meta", std::move(meta)}};
+                      {"deadline_ms", ms_left(item.deadline)}, {"meta", std::move(meta)}};
   return out_frame{true, binary_head(header), item.payload};
 }
 
@@ -205,14 +204,6 @@ hello_result parse_hello(std::string_view text, const gateway_config& config) {
     return refuse(websocket::close_code::bad_payload, "invalid_argument", "capacity must be an integer from 1 to 65535");
   h.capacity = static_cast<std::uint32_t>(capacity->as_int64());
   return h;
-}
-
-std::optional<std::uint64_t> uint_field(const json::object& o, const char* name) {
-  auto v = o.if_contains(name);
-  if (!v) return std::nullopt;
-  if (v->is_uint64()) return v->as_uint64();
-  if (v->is_int64() && v->as_int64() >= 0) return static_cast<std::uint64_t>(v->as_int64());
-  return std::nullopt;
 }
 
 /// A text message after the hello.

@@ -1,11 +1,9 @@
 // Long-poll runtimes (POST /v1/runtime/claim, /v1/runtime/results) on loopback.
 #include <gtest/gtest.h>
 
-#include <boost/beast/core/detail/base64.hpp>
 #include <future>
 
-#include "drover/net/gateway.hpp"
-#include "support/http_client.hpp"
+#include "support/gateway_fixture.hpp"
 
 using namespace drover;
 using namespace drover::test_support;
@@ -13,41 +11,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string b64(const std::string& s) {
-  namespace base64 = boost::beast::detail::base64;
-  std::string out(base64::encoded_size(s.size()), '\0');
-  out.resize(base64::encode(out.data(), s.data(), s.size()));
-  return out;
-}
-
-class poll_runtime_test : public ::testing::Test {
+class poll_runtime_test : public gateway_fixture {
  protected:
-  void SetUp() override {
-    node_config c;
-    c.seed = 1;
-    n = node::start(c);
-    ASSERT_TRUE(n->declare_queue("resize"));
-    net::gateway_config g;
-    g.port = 0;
-    g.poll_session_idle = 300ms;
-    auto started = net::gateway::start(*n, g);
-    ASSERT_TRUE(started) << started.err().message;
-    gw = std::move(*started);
-    port = gw->port();
-  }
-  void TearDown() override {
-    gw->stop();
-    n->stop();
-  }
-
-  http_reply claim(const json::object& body) { return call(port, http::verb::post, "/v1/runtime/claim", json::serialize(body)); }
-  http_reply results(const json::object& body) {
-    return call(port, http::verb::post, "/v1/runtime/results", json::serialize(body));
-  }
-
-  std::unique_ptr<node> n;
-  std::unique_ptr<net::gateway> gw;
-  std::uint16_t port = 0;
+  poll_runtime_test() { gateway_config.poll_session_idle = 300ms; }
+  http_reply claim(const json::object& body) { return post_json("/v1/runtime/claim", body); }
+  http_reply results(const json::object& body) { return post_json("/v1/runtime/results", body); }
 };
 
 }  // namespace

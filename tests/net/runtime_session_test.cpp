@@ -5,8 +5,7 @@
 #include <boost/beast/websocket.hpp>
 #include <future>
 
-#include "drover/net/gateway.hpp"
-#include "support/http_client.hpp"
+#include "support/gateway_fixture.hpp"
 
 using namespace drover;
 using namespace drover::test_support;
@@ -83,25 +82,9 @@ class ws_runtime {
   websocket::stream<tcp::socket> ws_;
 };
 
-class runtime_session_test : public ::testing::Test {
+class runtime_session_test : public gateway_fixture {
  protected:
-  void SetUp() override {
-    node_config c;
-    c.seed = 1;
-    n = node::start(c);
-    net::gateway_config g;
-    g.port = 0;
-    g.body_bytes_max = 64 * 1024;
-    g.tokens = tokens;
-    auto started = net::gateway::start(*n, g);
-    ASSERT_TRUE(started) << started.err().message;
-    gw = std::move(*started);
-    port = gw->port();
-  }
-  void TearDown() override {
-    gw->stop();
-    n->stop();
-  }
+  runtime_session_test() { gateway_config.body_bytes_max = 64 * 1024; }
 
   ws_runtime::message welcome(ws_runtime& rt, const std::string& queues = R"(["resize"])", int capacity = 4) {
     rt.hello(queues, capacity);
@@ -117,10 +100,6 @@ class runtime_session_test : public ::testing::Test {
     return c ? *c : completion(core::make_error(core::errc::timed_out, "no outcome"));
   }
 
-  std::vector<std::string> tokens;
-  std::unique_ptr<node> n;
-  std::unique_ptr<net::gateway> gw;
-  std::uint16_t port = 0;
 };
 
 }  // namespace
@@ -153,7 +132,6 @@ TEST_F(runtime_session_test, tasks_flow_as_binary_frames_no_faster_than_demand) 
 }
 
 TEST_F(runtime_session_test, a_runtime_that_disconnects_mid_task_loses_it_to_another) {
-  ASSERT_TRUE(n->declare_queue("resize"));
   auto h = *n->submit("resize", bytes::copy_from("img"));
   {
     ws_runtime first(port);
@@ -212,10 +190,7 @@ TEST_F(runtime_session_test, a_bad_hello_is_refused_with_a_close_code) {
 
 class runtime_session_auth_test : public runtime_session_test {
  protected:
-  void SetUp() override {
-    tokens = {"s3cret"};
-    runtime_session_test::SetUp();
-  }
+  runtime_session_auth_test() { gateway_config.tokens = {"s3cret"}; }
 };
 
 TEST_F(runtime_session_auth_test, a_wrong_token_is_closed_with_1008) {

@@ -2,23 +2,14 @@
 // results are POSTs; Last-Event-ID resumes a stream.
 #include <gtest/gtest.h>
 
-#include <boost/beast/core/detail/base64.hpp>
 
-#include "drover/net/gateway.hpp"
-#include "support/http_client.hpp"
+#include "support/gateway_fixture.hpp"
 
 using namespace drover;
 using namespace drover::test_support;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string b64(const std::string& s) {
-  namespace base64 = boost::beast::detail::base64;
-  std::string out(base64::encoded_size(s.size()), '\0');
-  out.resize(base64::encode(out.data(), s.data(), s.size()));
-  return out;
-}
 
 /// A server-sent-events reader written from docs/protocol.md.
 class sse_client {
@@ -92,32 +83,9 @@ class sse_client {
   int status_ = 0;
 };
 
-class sse_runtime_test : public ::testing::Test {
+class sse_runtime_test : public gateway_fixture {
  protected:
-  void SetUp() override {
-    node_config c;
-    c.seed = 1;
-    n = node::start(c);
-    ASSERT_TRUE(n->declare_queue("resize"));
-    net::gateway_config g;
-    g.port = 0;
-    auto started = net::gateway::start(*n, g);
-    ASSERT_TRUE(started) << started.err().message;
-    gw = std::move(*started);
-    port = gw->port();
-  }
-  void TearDown() override {
-    gw->stop();
-    n->stop();
-  }
-
-  http_reply post(const std::string& path, const json::object& body) {
-    return call(port, http::verb::post, path, json::serialize(body));
-  }
-
-  std::unique_ptr<node> n;
-  std::unique_ptr<net::gateway> gw;
-  std::uint16_t port = 0;
+  http_reply post(const std::string& path, const json::object& body) { return post_json(path, body); }
 };
 
 }  // namespace

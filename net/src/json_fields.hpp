@@ -1,0 +1,45 @@
+#pragma once
+// Small readers and writers shared by the runtime protocols.
+#include <boost/beast/core/detail/base64.hpp>
+#include <boost/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "drover/actors/remote_sink.hpp"
+
+namespace drover::net {
+
+/// A non-negative integer field, whichever way JSON stored it.
+inline std::optional<std::uint64_t> uint_field(const boost::json::object& o, const char* name) {
+  auto v = o.if_contains(name);
+  if (!v) return std::nullopt;
+  if (v->is_uint64()) return v->as_uint64();
+  if (v->is_int64() && v->as_int64() >= 0) return static_cast<std::uint64_t>(v->as_int64());
+  return std::nullopt;
+}
+
+inline std::string to_base64(const core::bytes& b) {
+  namespace base64 = boost::beast::detail::base64;
+  std::string out(base64::encoded_size(b.size()), '\0');
+  out.resize(base64::encode(out.data(), b.data(), b.size()));
+  return out;
+}
+
+/// Milliseconds from now until a scheduler deadline (0 if passed).
+inline std::int64_t ms_left(core::time_point deadline) {
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.time_since_epoch() - now);
+  return std::max<std::int64_t>(0, left.count());
+}
+
+/// A task for the text runtime modes (SSE, long-poll): payload in base64.
+inline boost::json::object describe_task(const actors::remote_task& t) {
+  const auto& item = t.item;
+  return boost::json::object{{"task", item.id.value},    {"lease", item.lease.value},
+                             {"slot", item.slot},        {"attempt", item.attempt},
+                             {"queue", t.queue},         {"deadline_ms", ms_left(item.deadline)},
+                             {"payload_base64", to_base64(item.payload)}};
+}
+
+}  // namespace drover::net

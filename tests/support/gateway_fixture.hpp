@@ -1,0 +1,53 @@
+#pragma once
+// A node and its gateway on an ephemeral loopback port, for the net tests.
+#include <gtest/gtest.h>
+
+#include <boost/beast/core/detail/base64.hpp>
+
+#include "drover/net/gateway.hpp"
+#include "support/http_client.hpp"
+
+namespace drover::test_support {
+
+inline std::string b64(const std::string& s) {
+  namespace base64 = boost::beast::detail::base64;
+  std::string out(base64::encoded_size(s.size()), '\0');
+  out.resize(base64::encode(out.data(), s.data(), s.size()));
+  return out;
+}
+
+class gateway_fixture : public ::testing::Test {
+ protected:
+  /// Adjust before SetUp runs (in a derived constructor).
+  net::gateway_config gateway_config = [] {
+    net::gateway_config g;
+    g.port = 0;
+    return g;
+  }();
+
+  void SetUp() override {
+    node_config c;
+    c.seed = 1;
+    n = node::start(c);
+    ASSERT_TRUE(n->declare_queue("resize"));
+    auto started = net::gateway::start(*n, gateway_config);
+    ASSERT_TRUE(started) << started.err().message;
+    gw = std::move(*started);
+    port = gw->port();
+  }
+
+  void TearDown() override {
+    gw->stop();
+    n->stop();
+  }
+
+  http_reply post_json(const std::string& path, const json::object& body) {
+    return call(port, http::verb::post, path, json::serialize(body));
+  }
+
+  std::unique_ptr<node> n;
+  std::unique_ptr<net::gateway> gw;
+  std::uint16_t port = 0;
+};
+
+}  // namespace drover::test_support
