@@ -26,6 +26,7 @@
 #include "poll_sessions.hpp"
 #include "runtime_session.hpp"
 #include "retained_tasks.hpp"
+#include "task_notes.hpp"
 
 namespace drover::net {
 
@@ -149,6 +150,8 @@ struct gateway::impl {
   }
   retained_tasks retained;
   poll_sessions polls{n, config};
+  task_notes notes{config.notes_retained};
+  runtime_registry parked_runtimes;  // after `io`: its timers go first
   std::thread thread;
   std::atomic<bool> stopped{false};
 
@@ -187,10 +190,9 @@ struct gateway::impl {
       auto s = n.status(task_id{id});
       if (!s) co_return error_reply(http::status::not_found, "unknown_task",
                                     "task " + std::to_string(id) + " is unknown or its outcome is no longer kept", req);
-      co_return json_reply(http::status::ok,
-                           json::object{{"id", id}, {"state", core::to_string(s->state)}, {"attempts", s->attempt},
-                                        {"done", false}},
-                           req);
+      json::object o{{"id", id}, {"state", core::to_string(s->state)}, {"attempts", s->attempt}, {"done", false}};
+      notes.describe(id, o);
+      co_return json_reply(http::status::ok, o, req);
     }
     if (const std::string* wait = t.param("wait_ms"); wait && !h->done()) {
       auto ms = parse_number<std::uint64_t>(*wait, 0, static_cast<std::uint64_t>(config.wait_max.count()));
@@ -199,7 +201,9 @@ struct gateway::impl {
                               "wait_ms must be a whole number from 0 to " + std::to_string(config.wait_max.count()), req);
       co_await wait_for(*h, std::chrono::milliseconds(*ms));
     }
-    co_return json_reply(http::status::ok, describe(*h), req);
+    json::object o = describe(*h);
+    notes.describe(id, o);
+    co_return json_reply(http::status::ok, o, req);
   }
 
   /// Long-poll: suspends this connection (no thread, no polling) until the
@@ -462,7 +466,7 @@ struct gateway::impl {
         auto target = parse_target(req.target());
         if (target && target->segments == std::vector<std::string>{"v1", "runtime"}) {
           // The connection becomes a runtime's WebSocket; it ends with it.
-          co_await run_runtime_session(runtime_session_context{n, config, [this] { return make_poster(); }},
+          co_await run_runtime_session(runtime_session_context{n, config, [this] { return make_poster(); }, parked_runtimes, notes},
                                        std::move(stream), std::move(req));
           co_return;
         }

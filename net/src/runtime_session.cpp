@@ -2,6 +2,7 @@
 
 #include <array>
 #include <deque>
+#include <unordered_set>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -13,8 +14,10 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 
+#include "binary_frame.hpp"
 #include "io_poster.hpp"
 #include "json_fields.hpp"
+#include "task_notes.hpp"
 
 namespace drover::net {
 
@@ -27,7 +30,7 @@ constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 constexpr std::uint32_t capacity_max = 65'535;
-constexpr std::size_t frame_header_bytes_max = 64 * 1024;
+constexpr std::size_t log_line_bytes_max = 4096;
 
 struct out_frame {
   bool binary = false;
@@ -35,23 +38,31 @@ struct out_frame {
   core::bytes body;  // binary: the payload, sent as is (gather write, no copy)
 };
 
-/// Shared between the session coroutines (I/O thread) and the sink (CAF
-/// threads, through the poster). Holds no asio object: it may outlive the
-/// I/O context inside a dropped callback.
+/// A runtime's session: outlives its connections when the runtime is
+/// resumable. Shared between the connection's coroutines (I/O thread) and
+/// the sink (CAF threads, through the poster). Holds no asio object: it may
+/// outlive the I/O context inside a dropped callback.
 struct session_state {
   std::deque<out_frame> outbox;
-  asio::steady_timer* wake = nullptr;  // the writer's; null once the session ended
-  bool closing = false;
-  bool writer_done = false;
+  asio::steady_timer* wake = nullptr;  // the attached connection's writer
+  bool attached = true;  // a connection is attached (false while parked)
+  bool over = false;     // the consumer ended: nothing more is sent
+  bool closing = false;  // the attached connection closes once its outbox is written
+  bool failed = false;   // joining failed: the session cannot go on
   std::uint32_t capacity = 0;
   std::uint64_t granted = 0;  // demand sent to the broker, not yet filled
-  std::uint64_t held = 0;     // tasks delivered, not yet reported or revoked
+  /// Leases the runtime holds (delivered, not yet reported or revoked): a
+  /// resumed runtime gets again those it does not know of.
+  std::unordered_map<std::uint64_t, actors::remote_task> leases;
   core::consumer_id id;
+  std::vector<std::string> queues;
+  bool resumable = false;
+  std::int64_t lease_ttl_ms = 0, heartbeat_ms = 0;
 
   void send(out_frame f) {
-    if (!wake) return;
+    if (over || !attached) return;
     outbox.push_back(std::move(f));
-    wake->cancel();
+    if (wake) wake->cancel();
   }
 };
 
@@ -63,13 +74,18 @@ out_frame error_frame(std::string_view code, std::string_view message) {
   return text_frame(json::object{{"type", "error"}, {"code", code}, {"message", message}});
 }
 
-std::string binary_head(const json::object& header) {
-  const std::string h = json::serialize(header);
-  std::string head(4, '\0');
-  const auto n = static_cast<std::uint32_t>(h.size());
-  head[0] = static_cast<char>(n >> 24), head[1] = static_cast<char>(n >> 16);
-  head[2] = static_cast<char>(n >> 8), head[3] = static_cast<char>(n);
-  return head + h;
+out_frame welcome_frame(const session_state& s, bool resumed) {
+  return text_frame(json::object{{"type", "welcome"},
+                                 {"session", s.id.value},
+                                 {"capacity", s.capacity},
+                                 {"resumed", resumed},
+                                 {"granted", s.granted},
+                                 {"lease_ttl_ms", s.resumable ? s.lease_ttl_ms : 0},
+                                 {"heartbeat_ms", s.heartbeat_ms}});
+}
+
+out_frame cancel_frame(std::uint64_t task, std::uint64_t lease) {
+  return text_frame(json::object{{"type", "cancel"}, {"task", task}, {"lease", lease}});
 }
 
 out_frame task_frame(const actors::remote_task& t) {
@@ -91,24 +107,26 @@ class ws_sink final : public actors::remote_sink {
   void joined(core::consumer_id id) override {
     poster_->post([s = state_, id] {
       s->id = id;
-      s->send(text_frame(json::object{{"type", "welcome"}, {"session", id.value}, {"capacity", s->capacity}}));
+      s->send(welcome_frame(*s, false));
     });
   }
   void deliver(std::vector<actors::remote_task> tasks) override {
     std::vector<out_frame> frames;
     frames.reserve(tasks.size());
     for (const auto& t : tasks) frames.push_back(task_frame(t));  // serialised here, off the I/O thread
-    poster_->post([s = state_, frames = std::move(frames)]() mutable {
+    poster_->post([s = state_, frames = std::move(frames), tasks = std::move(tasks)]() mutable {
       s->granted -= std::min<std::uint64_t>(s->granted, frames.size());
-      s->held += frames.size();
-      for (auto& f : frames) s->send(std::move(f));
+      for (std::size_t i = 0; i < frames.size(); ++i) {
+        s->leases.emplace(tasks[i].item.lease.value, std::move(tasks[i]));
+        s->send(std::move(frames[i]));
+      }
     });
   }
   void revoke(std::vector<core::cancel_notice> notices) override {
     poster_->post([s = state_, notices = std::move(notices)] {
       for (const auto& n : notices) {
-        if (s->held > 0) --s->held;
-        s->send(text_frame(json::object{{"type", "cancel"}, {"task", n.task.value}, {"lease", n.lease.value}}));
+        s->leases.erase(n.lease.value);
+        s->send(cancel_frame(n.task.value, n.lease.value));
       }
     });
   }
@@ -121,7 +139,9 @@ class ws_sink final : public actors::remote_sink {
   void failed(core::error why) override {
     poster_->post([s = state_, why = std::move(why)] {
       s->send(error_frame(core::to_string(why.code), why.message));
+      s->failed = true;
       s->closing = true;
+      if (s->wake) s->wake->cancel();
     });
   }
 
@@ -132,17 +152,18 @@ class ws_sink final : public actors::remote_sink {
 
 using ws_stream = websocket::stream<beast::tcp_stream>;
 
-/// The single writer: one write at a time, frames in order. A named
-/// coroutine with plain parameters, not a capturing lambda: with a lambda,
-/// valgrind saw its captures released from freed memory when the gateway
-/// shut down with the session open (docs/stack-notes.md).
-asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s, asio::steady_timer& wake) {
+/// The single writer of one connection: one write at a time, frames in
+/// order. A named coroutine with plain parameters, not a capturing lambda:
+/// with a lambda, valgrind saw its captures released from freed memory when
+/// the gateway shut down with the session open (docs/stack-notes.md).
+asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s, asio::steady_timer& wake,
+                                 bool& done) {
   struct mark_done {
-    session_state& s;
-    ~mark_done() { s.writer_done = true; }
-  } done{*s};
+    bool& done;
+    ~mark_done() { done = true; }
+  } guard{done};
   for (;;) {
-    while (!s->outbox.empty()) {
+    while (!s->outbox.empty() && s->wake == &wake) {
       out_frame f = std::move(s->outbox.front());
       s->outbox.pop_front();
       ws.binary(f.binary);
@@ -159,15 +180,22 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s
       co_await ws.async_close(websocket::close_code::policy_error, tuple);
       co_return;
     }
+    if (s->wake != &wake) co_return;  // detached
     wake.expires_at(asio::steady_timer::time_point::max());
     co_await wake.async_wait(tuple);  // cancelled when a frame is queued
-    if (!s->wake) co_return;  // session over
   }
 }
+
+struct held_lease {
+  std::uint64_t task = 0, lease = 0;
+};
 
 struct hello_result {
   std::vector<std::string> queues;
   std::uint32_t capacity = 0;
+  bool resumable = false;
+  std::optional<std::uint64_t> session;  // resume this one
+  std::vector<held_lease> holding;       // leases the resuming runtime still works on
   websocket::close_code close = websocket::close_code::normal;  // != normal: refuse with this
   std::string code, message;
 };
@@ -203,11 +231,49 @@ hello_result parse_hello(std::string_view text, const gateway_config& config) {
   if (!capacity || !capacity->is_int64() || capacity->as_int64() < 1 || capacity->as_int64() > capacity_max)
     return refuse(websocket::close_code::bad_payload, "invalid_argument", "capacity must be an integer from 1 to 65535");
   h.capacity = static_cast<std::uint32_t>(capacity->as_int64());
+  if (auto r = o.if_contains("resumable")) {
+    if (!r->is_bool()) return refuse(websocket::close_code::bad_payload, "invalid_argument", "resumable must be a boolean");
+    h.resumable = r->as_bool();
+  }
+  if (o.contains("session")) {
+    h.session = uint_field(o, "session");
+    if (!h.session) return refuse(websocket::close_code::bad_payload, "invalid_argument", "session must be a session id");
+  }
+  if (auto holding = o.if_contains("holding")) {
+    const auto* list = holding->if_array();
+    if (!list || list->size() > capacity_max)
+      return refuse(websocket::close_code::bad_payload, "invalid_argument", "holding must be an array of {task, lease}");
+    for (const auto& e : *list) {
+      const auto* lease = e.if_object();
+      auto task = lease ? uint_field(*lease, "task") : std::nullopt;
+      auto id = lease ? uint_field(*lease, "lease") : std::nullopt;
+      if (!task || !id)
+        return refuse(websocket::close_code::bad_payload, "invalid_argument", "holding entries need task and lease");
+      h.holding.push_back({*task, *id});
+    }
+  }
   return h;
 }
 
+/// A task and lease named by a message, if the runtime holds that lease;
+/// otherwise the runtime is told (stale_lease) and null returned.
+const actors::remote_task* held(const json::object& o, session_state& s, std::string_view what) {
+  auto task = uint_field(o, "task"), lease = uint_field(o, "lease");
+  if (!task || !lease) {
+    s.send(error_frame("invalid_argument", std::string(what) + " needs task and lease"));
+    return nullptr;
+  }
+  auto it = s.leases.find(*lease);
+  if (it == s.leases.end() || it->second.item.id.value != *task) {
+    s.send(text_frame(json::object{{"type", "error"}, {"code", "stale_lease"},
+                                   {"message", "this runtime does not hold that lease"}, {"task", *task}, {"lease", *lease}}));
+    return nullptr;
+  }
+  return &it->second;
+}
+
 /// A text message after the hello.
-void on_text(std::string_view text, session_state& s, actors::remote_link& link) {
+void on_text(std::string_view text, session_state& s, actors::remote_link& link, task_notes& notes) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
   if (ec || !v.is_object()) return s.send(error_frame("bad_json", "messages must be JSON objects"));
@@ -218,7 +284,7 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link)
   if (t == "demand") {
     auto n = uint_field(o, "n");
     if (!n || *n == 0 || *n > capacity_max) return s.send(error_frame("invalid_argument", "demand n must be 1 to 65535"));
-    if (s.granted + s.held + *n > s.capacity)
+    if (s.granted + s.leases.size() + *n > s.capacity)
       return s.send(error_frame("over_capacity", "demand beyond the capacity declared in hello"));
     s.granted += *n;
     link.demand(static_cast<std::uint32_t>(*n));
@@ -231,11 +297,32 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link)
     auto retryable = o.if_contains("retryable");
     std::string why = message && message->is_string() ? std::string(message->as_string()) : "runtime reported failure";
     const bool retry = !(retryable && retryable->is_bool() && !retryable->as_bool());
-    if (s.held > 0) --s.held;
+    s.leases.erase(*lease);
     const auto slot = uint_field(o, "slot").value_or(UINT32_MAX);
     link.report({actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
                                        core::attempt_result::failure(std::move(why), retry),
                                        static_cast<std::uint32_t>(slot)}});
+    return;
+  }
+  if (t == "progress") {
+    auto fraction = o.if_contains("fraction");
+    const bool number = fraction && (fraction->is_double() || fraction->is_int64() || fraction->is_uint64());
+    const double f = number ? fraction->to_number<double>() : -1;
+    if (f < 0 || f > 1) return s.send(error_frame("invalid_argument", "progress needs a fraction from 0 to 1"));
+    auto note = o.if_contains("note");
+    if (note && !note->is_string()) return s.send(error_frame("invalid_argument", "a progress note is a string"));
+    if (note && note->as_string().size() > log_line_bytes_max)
+      return s.send(error_frame("too_large", "a progress note is at most 4096 bytes"));
+    if (const auto* task = held(o, s, "progress"))
+      notes.progress(task->item.id.value, f, note ? std::string(note->as_string()) : std::string());
+    return;
+  }
+  if (t == "log") {
+    auto line = o.if_contains("line");
+    if (!line || !line->is_string()) return s.send(error_frame("invalid_argument", "log needs a string line"));
+    if (line->as_string().size() > log_line_bytes_max)
+      return s.send(error_frame("too_large", "a log line is at most 4096 bytes"));
+    if (const auto* task = held(o, s, "log")) notes.log(task->item.id.value, std::string(line->as_string()));
     return;
   }
   if (t == "heartbeat") return s.send(text_frame(json::object{{"type", "heartbeat"}}));
@@ -244,35 +331,87 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link)
 
 /// A binary message after the hello: a result.
 void on_binary(std::string&& frame, session_state& s, actors::remote_link& link) {
-  if (frame.size() < 4) return s.send(error_frame("bad_frame", "a binary frame starts with a 4-byte header length"));
-  const auto* p = reinterpret_cast<const unsigned char*>(frame.data());
-  const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-  if (len > frame.size() - 4 || len > frame_header_bytes_max)
-    return s.send(error_frame("bad_frame", "header length beyond the frame"));
-  boost::system::error_code ec;
-  json::value v = json::parse(std::string_view(frame.data() + 4, len), ec);
-  if (ec || !v.is_object()) return s.send(error_frame("bad_json", "the frame header must be a JSON object"));
-  const auto& o = v.as_object();
+  auto parsed = parse_binary_frame(frame);
+  if (!parsed) return s.send(error_frame(parsed.error_code, parsed.error_message));
+  const auto& o = parsed.header;
   auto type = o.if_contains("type");
   if (!type || !type->is_string() || type->as_string() != "result")
     return s.send(error_frame("unknown_type", "binary frames from a runtime are results"));
   auto task = uint_field(o, "task"), lease = uint_field(o, "lease");
   if (!task || !lease) return s.send(error_frame("invalid_argument", "result needs task and lease"));
   const auto slot = static_cast<std::uint32_t>(uint_field(o, "slot").value_or(UINT32_MAX));
-  if (s.held > 0) --s.held;
+  s.leases.erase(*lease);
   // The result's bytes stay in the frame's buffer: no copy.
-  auto value = core::bytes::adopt(std::move(frame), 4 + len);
+  auto value = core::bytes::adopt(std::move(frame), parsed.payload_offset);
   link.report({actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
                                      core::attempt_result::success(std::move(value)), slot}});
 }
 
+/// Gives a resumed runtime what it lost with its connection: the tasks it
+/// holds leases for but does not know of, and cancels for those it works on
+/// but no longer holds.
+void reconcile(session_state& s, const std::vector<held_lease>& holding) {
+  std::unordered_set<std::uint64_t> known;
+  for (const auto& h : holding) {
+    known.insert(h.lease);
+    auto it = s.leases.find(h.lease);
+    if (it == s.leases.end() || it->second.item.id.value != h.task) s.send(cancel_frame(h.task, h.lease));
+  }
+  for (const auto& [lease, task] : s.leases)
+    if (!known.count(lease)) s.send(task_frame(task));
+}
+
 }  // namespace
+
+/// A session whose runtime's connection dropped, waiting for it to resume.
+struct parked_session {
+  std::shared_ptr<session_state> state;
+  std::shared_ptr<io_poster> poster;
+  std::unique_ptr<actors::remote_link> link;
+  asio::steady_timer expiry;
+
+  ~parked_session() {
+    if (!link) return;  // taken back by the runtime
+    poster->close();
+    state->over = true;
+    link->close();  // the broker releases the runtime's leases
+  }
+};
+
+runtime_registry::runtime_registry() = default;
+runtime_registry::~runtime_registry() = default;
+
+void runtime_registry::park(std::unique_ptr<parked_session> s) {
+  const auto id = s->state->id.value;
+  auto* raw = s.get();
+  s->expiry.async_wait([this, id, raw](boost::system::error_code ec) {
+    if (ec) return;  // taken back, or the gateway stopped
+    auto it = parked_.find(id);
+    if (it != parked_.end() && it->second.get() == raw) parked_.erase(it);
+  });
+  parked_[id] = std::move(s);
+}
+
+std::unique_ptr<parked_session> runtime_registry::take(std::uint64_t session) {
+  auto it = parked_.find(session);
+  if (it == parked_.end()) return nullptr;
+  auto s = std::move(it->second);
+  parked_.erase(it);
+  s->expiry.cancel();
+  return s;
+}
 
 asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tcp_stream stream,
                                           beast::http::request<beast::http::string_body> upgrade) {
   stream.expires_never();  // the websocket's own timeouts (with pings) take over
+  beast::error_code nodelay_ec;
+  stream.socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
   ws_stream ws(std::move(stream));
-  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+  websocket::stream_base::timeout timeouts{};
+  timeouts.handshake_timeout = std::chrono::seconds(30);
+  timeouts.idle_timeout = 2 * ctx.config.heartbeat_interval;  // a ping after half of it, dead after all of it
+  timeouts.keep_alive_pings = true;
+  ws.set_option(timeouts);
   ws.read_message_max(ctx.config.body_bytes_max + frame_header_bytes_max);
   auto [accept_ec] = co_await ws.async_accept(upgrade, tuple);
   if (accept_ec) co_return;
@@ -281,8 +420,8 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   auto buffer = asio::dynamic_buffer(first);
   auto [hello_ec, hello_n] = co_await ws.async_read(buffer, tuple);
   if (hello_ec) co_return;
-  hello_result hello = ws.got_binary() ? hello_result{{}, 0, websocket::close_code::bad_payload, "expected_hello",
-                                                      "the first message must be a text hello"}
+  hello_result hello = ws.got_binary() ? hello_result{{}, 0, false, {}, {}, websocket::close_code::bad_payload,
+                                                      "expected_hello", "the first message must be a text hello"}
                                        : parse_hello(first, ctx.config);
   if (hello.close != websocket::close_code::normal) {
     ws.text(true);
@@ -292,33 +431,61 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     co_return;
   }
 
-  auto state = std::make_shared<session_state>();
-  state->capacity = hello.capacity;
-  asio::steady_timer wake(co_await asio::this_coro::executor);
-  state->wake = &wake;
-  auto poster = ctx.make_poster();
-  auto link = ctx.n.attach_remote(hello.queues, std::make_shared<ws_sink>(poster, state));
-  // However the session ends (close, error, gateway stop): no more posts,
-  // the consumer ends (the broker releases the runtime's leases).
-  struct cleanup {
-    std::shared_ptr<session_state> s;
-    std::shared_ptr<io_poster> p;
-    actors::remote_link* l;
-    ~cleanup() {
+  const auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer wake(executor);
+  std::shared_ptr<session_state> state;
+  std::shared_ptr<io_poster> poster;
+  std::unique_ptr<actors::remote_link> link;
+  std::unique_ptr<parked_session> resumed = hello.session ? ctx.registry.take(*hello.session) : nullptr;
+  if (resumed && resumed->state->queues != hello.queues) resumed.reset();  // another runtime's: it ends
+  if (resumed) {
+    state = resumed->state, poster = resumed->poster, link = std::move(resumed->link);
+    resumed.reset();
+    state->attached = true, state->closing = false, state->wake = &wake;
+    state->capacity = hello.capacity;
+    state->resumable = hello.resumable;
+    state->send(welcome_frame(*state, true));
+    reconcile(*state, hello.holding);
+  } else {
+    state = std::make_shared<session_state>();
+    state->capacity = hello.capacity;
+    state->queues = hello.queues;
+    state->resumable = hello.resumable;
+    state->lease_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.runtime_lease_ttl).count();
+    state->heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.heartbeat_interval).count();
+    state->wake = &wake;
+    poster = ctx.make_poster();
+    link = ctx.n.attach_remote(hello.queues, std::make_shared<ws_sink>(poster, state));
+  }
+  // However the connection ends without being parked (close, error,
+  // gateway stop): no more posts, the consumer ends and the broker releases
+  // the runtime's leases.
+  struct end_unless_parked {
+    std::shared_ptr<session_state>& s;
+    std::shared_ptr<io_poster>& p;
+    std::unique_ptr<actors::remote_link>& l;
+    ~end_unless_parked() {
+      if (!l) return;  // parked: the registry owns it now
       p->close();
+      s->over = true;
       s->wake = nullptr;
       l->close();
     }
-  } guard{state, poster, link.get()};
+  } guard{state, poster, link};
 
-  asio::co_spawn(co_await asio::this_coro::executor, write_loop(ws, state, wake), asio::detached);
+  bool writer_done = false;
+  asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
+  beast::error_code read_ec;
   for (;;) {
     std::string message;
     auto dyn = asio::dynamic_buffer(message);
     auto [ec, n] = co_await ws.async_read(dyn, tuple);
-    if (ec) break;  // closed, timed out (no pong), or too big (Beast answers 1009)
+    if (ec) {  // closed, timed out (no pong), or too big (Beast answers 1009)
+      read_ec = ec;
+      break;
+    }
     if (ws.got_text()) {
-      on_text(message, *state, *link);
+      on_text(message, *state, *link, ctx.notes);
     } else {
       on_binary(std::move(message), *state, *link);
     }
@@ -327,9 +494,21 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   // Let the writer finish what is queued (a final error frame) before the frame goes.
   state->closing = true;
   wake.cancel();
-  while (!state->writer_done) {  // the writer refers to `ws` and `wake`: they must outlive it
-    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(1));
+  while (!writer_done) {  // the writer refers to `ws` and `wake`: they must outlive it
+    asio::steady_timer pause(executor, std::chrono::milliseconds(1));
     co_await pause.async_wait(tuple);
+  }
+  state->wake = nullptr;
+  state->attached = false;
+  state->closing = false;
+  state->outbox.clear();
+  // A clean close (the runtime said goodbye) ends the session at once; a
+  // dropped connection of a resumable runtime parks it for the lease TTL.
+  const bool dropped = read_ec && read_ec != websocket::error::closed;
+  if (dropped && state->resumable && !state->failed && state->id.value != 0 &&
+      ctx.config.runtime_lease_ttl.count() > 0) {
+    ctx.registry.park(std::unique_ptr<parked_session>(new parked_session{
+        state, poster, std::move(link), asio::steady_timer(executor, ctx.config.runtime_lease_ttl)}));
   }
 }
 

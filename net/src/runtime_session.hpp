@@ -1,14 +1,17 @@
 #pragma once
 // One remote runtime over WebSocket (`/v1/runtime`): the hello/welcome
 // handshake, demand, tasks as binary frames, results and failures back,
-// cancellations, heartbeats and precise errors. docs/protocol.md is the
-// reference; this file implements it.
+// progress and logs, cancellations, heartbeats, precise errors, and resume:
+// a resumable runtime whose connection drops keeps its session (and
+// leases) for the lease TTL, and takes it back by reconnecting with its
+// session id. docs/protocol.md is the reference; this file implements it.
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 
 #include "drover/net/gateway.hpp"
 
@@ -17,12 +20,31 @@ namespace drover::net {
 /// Posts work to the gateway's I/O thread until closed (then drops it), so
 /// callbacks from CAF threads never reach a stopped gateway.
 class io_poster;
+class task_notes;
+struct parked_session;
+
+/// Sessions of runtimes whose connection dropped, kept for the lease TTL.
+/// I/O thread only; destroyed before the I/O context.
+class runtime_registry {
+ public:
+  runtime_registry();
+  ~runtime_registry();
+  void park(std::unique_ptr<parked_session> s);
+  /// Takes a parked session back (its expiry cancelled); null if unknown or expired.
+  std::unique_ptr<parked_session> take(std::uint64_t session);
+  std::size_t size() const { return parked_.size(); }
+
+ private:
+  std::unordered_map<std::uint64_t, std::unique_ptr<parked_session>> parked_;
+};
 
 struct runtime_session_context {
   node& n;
   const gateway_config& config;
   /// Registers a poster the gateway closes before it stops.
   std::function<std::shared_ptr<io_poster>()> make_poster;
+  runtime_registry& registry;
+  task_notes& notes;
 };
 
 boost::asio::awaitable<void> run_runtime_session(runtime_session_context ctx, boost::beast::tcp_stream stream,

@@ -30,6 +30,14 @@ struct gateway_config {
   /// A long-poll runtime session with no request for this long ends, and
   /// its leases are released.
   std::chrono::milliseconds poll_session_idle{30'000};
+  /// WebSocket runtimes: a ping after this much silence; no answer within
+  /// as long again and the runtime is taken for dead.
+  std::chrono::milliseconds heartbeat_interval{5'000};
+  /// A resumable runtime whose connection dropped keeps its session and
+  /// leases this long, waiting for it to reconnect (0 = released at once).
+  std::chrono::milliseconds runtime_lease_ttl{10'000};
+  /// Tasks whose progress and log lines are kept for clients to read.
+  std::size_t notes_retained = 10'000;
 };
 
 class gateway {
