@@ -1,0 +1,123 @@
+#pragma once
+// The C++ runtime client: a program links this to become a remote runtime
+// of a drover node over WebSocket (`/v1/runtime`, docs/protocol.md). It
+// connects, declares its queues and capacity, runs coroutine handlers
+// under its own work limit (the capacity), reports results, failures,
+// progress and log lines, answers heartbeats, and reconnects with backoff,
+// resuming its session so that tasks it is running keep their leases.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "drover/core/broker_core.hpp"
+#include "drover/core/result.hpp"
+
+namespace drover::net {
+
+struct runtime_client_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 7700;
+  std::string token;  // sent in hello when the node requires one
+  std::string name = "runtime";
+  std::vector<std::string> queues;
+  /// Most handlers running at once: the runtime's own work limit, and the
+  /// capacity it declares (demand never exceeds it).
+  std::uint32_t capacity = 16;
+  /// Reconnect delays: doubling from the first up to the cap, with jitter.
+  std::chrono::milliseconds reconnect_first{50};
+  std::chrono::milliseconds reconnect_max{5'000};
+  /// Ask the node to keep this runtime's leases across a dropped connection.
+  bool resumable = true;
+  /// Frames above this (a task with a huge payload) end the connection.
+  std::size_t frame_bytes_max = (std::size_t{64} << 20) + 65'536;
+  /// Seed of the reconnect jitter; 0 = drawn from the OS.
+  std::uint64_t seed = 0;
+};
+
+class runtime_client;
+
+/// One leased task, as a handler sees it.
+class runtime_task {
+ public:
+  core::task_id id() const { return id_; }
+  std::uint64_t lease() const { return lease_; }
+  std::uint16_t attempt() const { return attempt_; }
+  const std::string& queue() const { return queue_; }
+  const core::bytes& payload() const { return payload_; }
+  std::string_view payload_view() const { return payload_.view(); }
+  /// Value of a meta key, or empty.
+  std::string_view meta(std::string_view key) const;
+  /// When the lease ends (a result after it is refused).
+  std::chrono::steady_clock::time_point deadline() const { return deadline_; }
+  /// True once the node took the lease back (cancelled, expired) or the
+  /// session was lost; the handler's next co_await of an asio operation
+  /// also ends with operation_aborted.
+  bool cancelled() const { return cancelled_; }
+
+  // Overloads, not default arguments (g++ 12 and coroutines: docs/stack-notes.md).
+  void progress(double fraction) { progress(fraction, {}); }
+  void progress(double fraction, std::string_view note);
+  void log(std::string_view line);
+
+ private:
+  friend class runtime_client;
+  struct access;
+  runtime_client* owner_ = nullptr;
+  core::task_id id_;
+  std::uint64_t lease_ = 0;
+  std::uint32_t slot_ = 0;
+  std::uint16_t attempt_ = 0;
+  std::string queue_;
+  core::bytes payload_;
+  std::vector<std::pair<std::string, std::string>> meta_;
+  std::chrono::steady_clock::time_point deadline_;
+  bool cancelled_ = false;
+};
+
+using runtime_handler = std::function<boost::asio::awaitable<core::attempt_result>(runtime_task&)>;
+
+struct runtime_client_stats {
+  bool connected = false;
+  std::uint64_t session = 0;
+  std::uint64_t connects = 0;  // successful handshakes
+  std::uint64_t resumed = 0;   // of which took an earlier session back
+  std::uint64_t received = 0;  // tasks
+  std::uint64_t succeeded = 0, failed = 0, cancelled = 0;
+  std::uint32_t running = 0;
+  std::string last_error;  // the node's last refusal, if any
+};
+
+class runtime_client {
+ public:
+  /// Starts connecting on its own I/O thread (handlers run there too).
+  /// Throws std::invalid_argument for an unusable configuration.
+  static std::unique_ptr<runtime_client> start(runtime_client_config config, runtime_handler handler);
+  ~runtime_client();
+  runtime_client(const runtime_client&) = delete;
+  runtime_client& operator=(const runtime_client&) = delete;
+
+  /// Waits until the node welcomed this runtime; false on timeout.
+  bool wait_connected(std::chrono::milliseconds timeout) const;
+  runtime_client_stats stats() const;
+  /// Stops asking for tasks, lets running handlers finish within `grace`
+  /// (then cancels them), closes the connection cleanly, joins the thread.
+  void stop(std::chrono::milliseconds grace);
+  void stop() { stop(std::chrono::seconds(5)); }
+
+  struct impl;
+
+ private:
+  friend class runtime_task;
+  explicit runtime_client(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace drover::net

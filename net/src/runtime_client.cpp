@@ -1,0 +1,474 @@
+#include "drover/net/runtime_client.hpp"
+
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+
+#include "binary_frame.hpp"
+#include "json_fields.hpp"
+
+namespace drover::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+using ws_stream = websocket::stream<beast::tcp_stream>;
+
+namespace {
+
+enum class frame_kind : std::uint8_t { demand, report, other };
+
+struct out_frame {
+  frame_kind kind = frame_kind::other;
+  bool binary = false;
+  std::string head;  // text: the JSON; binary: 4-byte length + JSON header
+  core::bytes body;  // binary: the result bytes, sent as they are
+};
+
+/// A task in the hands of a handler.
+struct running_task {
+  runtime_task task;
+  std::uint64_t session = 0;  // whose lease it is
+  asio::cancellation_signal cancel;
+  bool abandoned = false;  // its lease is gone: its outcome is not reported
+};
+
+}  // namespace
+
+struct runtime_task::access {
+  static void fill(runtime_task& t, runtime_client* owner, const json::object& h, core::bytes payload) {
+    t.owner_ = owner;
+    t.id_ = core::task_id{uint_field(h, "task").value_or(0)};
+    t.lease_ = uint_field(h, "lease").value_or(0);
+    t.slot_ = static_cast<std::uint32_t>(uint_field(h, "slot").value_or(UINT32_MAX));
+    t.attempt_ = static_cast<std::uint16_t>(uint_field(h, "attempt").value_or(1));
+    if (auto q = h.if_contains("queue"); q && q->is_string()) t.queue_ = std::string(q->as_string());
+    if (auto m = h.if_contains("meta"); m && m->is_object())
+      for (const auto& [k, v] : m->as_object())
+        if (v.is_string()) t.meta_.emplace_back(std::string(k), std::string(v.as_string()));
+    t.deadline_ = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(uint_field(h, "deadline_ms").value_or(0));
+    t.payload_ = std::move(payload);
+  }
+  static std::uint32_t slot(const runtime_task& t) { return t.slot_; }
+  static void mark_cancelled(runtime_task& t) { t.cancelled_ = true; }
+};
+
+struct runtime_client::impl {
+  runtime_client_config config;
+  runtime_handler handler;
+  runtime_client* self = nullptr;
+  asio::io_context io{1};
+  std::thread thread;
+  std::mt19937_64 rng;
+
+  // I/O thread only.
+  std::deque<out_frame> outbox;
+  asio::steady_timer* wake = nullptr;  // the current connection's writer
+  ws_stream* current = nullptr;
+  asio::steady_timer* backoff_timer = nullptr;
+  bool welcomed = false;
+  bool stopping = false;
+  bool top_up_posted = false;
+  std::uint64_t session = 0;
+  std::uint32_t outstanding_demand = 0;  // asked for, not yet received
+  std::unordered_map<std::uint64_t, std::shared_ptr<running_task>> running;  // by lease
+
+  // Any thread.
+  mutable std::mutex stats_mutex;
+  mutable std::condition_variable stats_changed;
+  runtime_client_stats stats;
+  std::atomic<std::uint32_t> running_count{0};
+  std::atomic<bool> run_done{false};
+
+  impl(runtime_client_config c, runtime_handler h) : config(std::move(c)), handler(std::move(h)) {
+    rng.seed(config.seed ? config.seed : std::random_device{}());
+  }
+
+  template <class F>
+  void update_stats(F&& f) {
+    {
+      std::lock_guard lock(stats_mutex);
+      f(stats);
+    }
+    stats_changed.notify_all();
+  }
+
+  void send(out_frame f) {
+    outbox.push_back(std::move(f));
+    if (wake) wake->cancel();
+  }
+  void send_text(frame_kind kind, const json::object& o) { send(out_frame{kind, false, json::serialize(o), {}}); }
+
+  /// Asks for as many tasks as there are free handler slots. Posted, so a
+  /// burst of completions is answered with one demand message.
+  void top_up() {
+    if (top_up_posted) return;
+    top_up_posted = true;
+    asio::post(io, [this] {
+      top_up_posted = false;
+      if (!welcomed || stopping) return;
+      const std::uint64_t used = running.size() + outstanding_demand;
+      if (used >= config.capacity) return;
+      const auto n = static_cast<std::uint32_t>(config.capacity - used);
+      outstanding_demand += n;
+      send_text(frame_kind::demand, json::object{{"type", "demand"}, {"n", n}});
+    });
+  }
+
+  void report(const std::shared_ptr<running_task>& r, core::attempt_result outcome) {
+    const auto& t = r->task;
+    if (outcome.ok) {
+      json::object h{{"type", "result"}, {"task", t.id().value}, {"lease", t.lease()}, {"slot", runtime_task::access::slot(t)}};
+      send(out_frame{frame_kind::report, true, binary_head(h), std::move(outcome.value)});
+    } else {
+      send_text(frame_kind::report, json::object{{"type", "failure"},
+                                                 {"task", t.id().value},
+                                                 {"lease", t.lease()},
+                                                 {"slot", runtime_task::access::slot(t)},
+                                                 {"message", outcome.message},
+                                                 {"retryable", outcome.retryable}});
+    }
+  }
+
+  asio::awaitable<void> run_task(std::shared_ptr<running_task> r) {
+    core::attempt_result outcome;
+    try {
+      outcome = co_await handler(r->task);
+    } catch (const std::exception& e) {
+      outcome = core::attempt_result::failure(std::string("handler threw: ") + e.what());
+    }
+    running.erase(r->task.lease());
+    running_count.fetch_sub(1, std::memory_order_relaxed);
+    const bool reported = !r->abandoned && !r->task.cancelled();
+    if (reported) report(r, std::move(outcome));
+    update_stats([&](runtime_client_stats& s) {
+      --s.running;
+      if (!reported) ++s.cancelled;
+      else if (outcome.ok) ++s.succeeded;
+      else ++s.failed;
+    });
+    top_up();
+  }
+
+  void start_task(const json::object& header, core::bytes payload) {
+    auto r = std::make_shared<running_task>();
+    runtime_task::access::fill(r->task, self, header, std::move(payload));
+    r->session = session;
+    if (outstanding_demand > 0) --outstanding_demand;
+    if (!running.emplace(r->task.lease(), r).second) return;  // re-sent after a resume: already running
+    running_count.fetch_add(1, std::memory_order_relaxed);
+    update_stats([](runtime_client_stats& s) { ++s.received, ++s.running; });
+    asio::co_spawn(io, run_task(r), asio::bind_cancellation_slot(r->cancel.slot(), asio::detached));
+  }
+
+  void cancel_task(std::uint64_t lease) {
+    auto it = running.find(lease);
+    if (it == running.end()) return;
+    runtime_task::access::mark_cancelled(it->second->task);
+    it->second->cancel.emit(asio::cancellation_type::terminal);
+  }
+
+  void on_text(std::string_view text) {
+    boost::system::error_code ec;
+    json::value v = json::parse(text, ec);
+    if (ec || !v.is_object()) return;
+    const auto& o = v.as_object();
+    auto type = o.if_contains("type");
+    if (!type || !type->is_string()) return;
+    const std::string_view t = type->as_string();
+    if (t == "cancel") {
+      if (auto lease = uint_field(o, "lease")) cancel_task(*lease);
+    } else if (t == "error") {
+      std::string what;
+      if (auto c = o.if_contains("code"); c && c->is_string()) what = std::string(c->as_string());
+      if (auto m = o.if_contains("message"); m && m->is_string()) what += ": " + std::string(m->as_string());
+      update_stats([&](runtime_client_stats& s) { s.last_error = what; });
+    }
+    // heartbeat answers need nothing
+  }
+
+  void on_binary(std::string&& frame) {
+    auto parsed = parse_binary_frame(frame);
+    if (!parsed) return;
+    auto type = parsed.header.if_contains("type");
+    if (!type || !type->is_string() || type->as_string() != "task") return;
+    const auto offset = parsed.payload_offset;
+    start_task(parsed.header, core::bytes::adopt(std::move(frame), offset));
+  }
+
+  /// After the welcome: what survives from the previous connection.
+  void on_welcome(const json::object& w) {
+    const auto id = uint_field(w, "session").value_or(0);
+    auto resumed = w.if_contains("resumed");
+    const bool kept = resumed && resumed->is_bool() && resumed->as_bool() && id == session;
+    std::erase_if(outbox, [&](const out_frame& f) { return f.kind == frame_kind::demand || !kept; });
+    if (kept) {
+      outstanding_demand = static_cast<std::uint32_t>(uint_field(w, "granted").value_or(0));
+    } else {
+      outstanding_demand = 0;
+      // The old session's leases are gone: its handlers' outcomes cannot be reported.
+      for (auto& [lease, r] : running)
+        if (!r->abandoned) {
+          r->abandoned = true;
+          runtime_task::access::mark_cancelled(r->task);
+          r->cancel.emit(asio::cancellation_type::terminal);
+        }
+    }
+    session = id;
+    welcomed = true;
+    update_stats([&](runtime_client_stats& s) {
+      s.connected = true, s.session = id, ++s.connects;
+      if (kept) ++s.resumed;
+    });
+  }
+
+  json::object hello() const {
+    json::array queues;
+    for (const auto& q : config.queues) queues.emplace_back(q);
+    json::object h{{"type", "hello"},         {"runtime", config.name},           {"queues", std::move(queues)},
+                   {"capacity", config.capacity}, {"resumable", config.resumable}};
+    if (!config.token.empty()) h["token"] = config.token;
+    if (session != 0 && config.resumable) {
+      h["session"] = session;
+      json::array holding;
+      for (const auto& [lease, r] : running)
+        if (!r->abandoned) holding.push_back(json::object{{"task", r->task.id().value}, {"lease", lease}});
+      h["holding"] = std::move(holding);
+    }
+    return h;
+  }
+
+  static asio::awaitable<void> write_loop(impl* self, ws_stream& ws, asio::steady_timer& wake, bool& done) {
+    struct mark_done {
+      bool& done;
+      ~mark_done() { done = true; }
+    } guard{done};
+    for (;;) {
+      while (!self->outbox.empty() && self->wake == &wake) {
+        out_frame f = std::move(self->outbox.front());
+        self->outbox.pop_front();
+        ws.binary(f.binary);
+        beast::error_code ec;
+        if (f.binary) {
+          std::array<asio::const_buffer, 2> parts{asio::buffer(f.head), asio::buffer(f.body.data(), f.body.size())};
+          std::tie(ec, std::ignore) = co_await ws.async_write(parts, tuple);
+        } else {
+          std::tie(ec, std::ignore) = co_await ws.async_write(asio::buffer(f.head), tuple);
+        }
+        if (ec) {
+          // Not sent: a report goes out again on a resumed session.
+          if (f.kind == frame_kind::report) self->outbox.push_front(std::move(f));
+          co_return;
+        }
+      }
+      if (self->wake != &wake) co_return;
+      wake.expires_at(asio::steady_timer::time_point::max());
+      co_await wake.async_wait(tuple);
+    }
+  }
+
+  /// One connection, from connect to its end; true if the node welcomed it.
+  asio::awaitable<bool> connect_once() {
+    const auto ex = co_await asio::this_coro::executor;
+    tcp::resolver resolver(ex);
+    auto [rec, endpoints] = co_await resolver.async_resolve(config.host, std::to_string(config.port), tuple);
+    if (rec) co_return false;
+    ws_stream ws(ex);
+    beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(10));
+    auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(endpoints, tuple);
+    if (cec) co_return false;
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true), ignored);
+    beast::get_lowest_layer(ws).expires_never();
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = std::chrono::seconds(10);
+    timeouts.idle_timeout = std::chrono::seconds(30);
+    timeouts.keep_alive_pings = true;
+    ws.set_option(timeouts);
+    ws.read_message_max(config.frame_bytes_max);
+    current = &ws;
+    struct forget {
+      impl* self;
+      ~forget() { self->current = nullptr; }
+    } forget_current{this};
+    auto [hec] = co_await ws.async_handshake(config.host, "/v1/runtime", tuple);
+    if (hec || stopping) co_return false;
+    ws.text(true);
+    auto [wec, wn] = co_await ws.async_write(asio::buffer(json::serialize(hello())), tuple);
+    if (wec) co_return false;
+    std::string first;
+    auto first_buffer = asio::dynamic_buffer(first);
+    auto [fec, fn] = co_await ws.async_read(first_buffer, tuple);
+    if (fec) co_return false;
+    boost::system::error_code pec;
+    json::value w = json::parse(first, pec);
+    if (pec || !w.is_object()) co_return false;
+    auto type = w.as_object().if_contains("type");
+    if (!type || !type->is_string() || type->as_string() != "welcome") {
+      on_text(first);  // an error: remembered in the stats
+      co_return false;
+    }
+    on_welcome(w.as_object());
+    if (auto hb = uint_field(w.as_object(), "heartbeat_ms"); hb && *hb > 0) {
+      timeouts.idle_timeout = std::chrono::milliseconds(2 * *hb);
+      ws.set_option(timeouts);
+    }
+
+    asio::steady_timer wake_timer(ex);
+    wake = &wake_timer;
+    bool writer_done = false;
+    asio::co_spawn(ex, write_loop(this, ws, wake_timer, writer_done), asio::detached);
+    top_up();
+    for (;;) {
+      std::string message;
+      auto dyn = asio::dynamic_buffer(message);
+      auto [ec, n] = co_await ws.async_read(dyn, tuple);
+      if (ec) break;
+      if (ws.got_text()) {
+        on_text(message);
+      } else {
+        on_binary(std::move(message));
+      }
+    }
+    welcomed = false;
+    wake = nullptr;
+    wake_timer.cancel();
+    update_stats([](runtime_client_stats& s) { s.connected = false; });
+    while (!writer_done) {  // the writer refers to `ws` and `wake_timer`
+      asio::steady_timer pause(ex, std::chrono::milliseconds(1));
+      co_await pause.async_wait(tuple);
+    }
+    co_return true;
+  }
+
+  asio::awaitable<void> run() {
+    struct mark_done {
+      impl* self;
+      ~mark_done() {
+        self->update_stats([this](runtime_client_stats&) { self->run_done = true; });
+      }
+    } done{this};
+    auto delay = config.reconnect_first;
+    asio::steady_timer pause(co_await asio::this_coro::executor);
+    backoff_timer = &pause;
+    while (!stopping) {
+      const bool welcomed_once = co_await connect_once();
+      if (stopping) break;
+      if (welcomed_once) delay = config.reconnect_first;
+      // Jitter (half to all of the delay) spreads out runtimes reconnecting together.
+      std::uniform_int_distribution<long> jitter(delay.count() / 2, delay.count());
+      pause.expires_after(std::chrono::milliseconds(jitter(rng)));
+      co_await pause.async_wait(tuple);
+      delay = std::min(delay * 2, config.reconnect_max);
+    }
+    backoff_timer = nullptr;
+  }
+
+  /// On the I/O thread: a clean close, so the node releases leases at once.
+  asio::awaitable<void> close_cleanly() {
+    stopping = true;
+    if (backoff_timer) backoff_timer->cancel();
+    for (auto& [lease, r] : running) {
+      runtime_task::access::mark_cancelled(r->task);
+      r->cancel.emit(asio::cancellation_type::terminal);
+    }
+    if (current && welcomed) {
+      co_await current->async_close(websocket::close_code::going_away, tuple);
+    } else if (current) {
+      beast::get_lowest_layer(*current).cancel();
+    }
+  }
+};
+
+std::string_view runtime_task::meta(std::string_view key) const {
+  for (const auto& [k, v] : meta_)
+    if (k == key) return v;
+  return {};
+}
+
+void runtime_task::progress(double fraction, std::string_view note) {
+  if (!owner_ || cancelled_) return;
+  owner_->impl_->send_text(frame_kind::other, json::object{{"type", "progress"},
+                                                           {"task", id_.value},
+                                                           {"lease", lease_},
+                                                           {"fraction", std::clamp(fraction, 0.0, 1.0)},
+                                                           {"note", note}});
+}
+
+void runtime_task::log(std::string_view line) {
+  if (!owner_ || cancelled_) return;
+  owner_->impl_->send_text(frame_kind::other,
+                           json::object{{"type", "log"}, {"task", id_.value}, {"lease", lease_}, {"line", line}});
+}
+
+runtime_client::runtime_client(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+runtime_client::~runtime_client() { stop(std::chrono::milliseconds(0)); }
+
+std::unique_ptr<runtime_client> runtime_client::start(runtime_client_config config, runtime_handler handler) {
+  if (config.queues.empty()) throw std::invalid_argument("a runtime serves at least one queue");
+  if (config.capacity < 1 || config.capacity > 65'535) throw std::invalid_argument("capacity must be 1 to 65535");
+  if (!handler) throw std::invalid_argument("a runtime needs a handler");
+  if (config.reconnect_first.count() < 1) config.reconnect_first = std::chrono::milliseconds(1);
+  if (config.reconnect_max < config.reconnect_first) config.reconnect_max = config.reconnect_first;
+  auto p = std::make_unique<impl>(std::move(config), std::move(handler));
+  auto* raw = p.get();
+  std::unique_ptr<runtime_client> client(new runtime_client(std::move(p)));
+  raw->self = client.get();
+  asio::co_spawn(raw->io, raw->run(), asio::detached);
+  raw->thread = std::thread([raw] { raw->io.run(); });
+  return client;
+}
+
+bool runtime_client::wait_connected(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->stats_mutex);
+  return impl_->stats_changed.wait_for(lock, timeout, [&] { return impl_->stats.connected; });
+}
+
+runtime_client_stats runtime_client::stats() const {
+  std::lock_guard lock(impl_->stats_mutex);
+  return impl_->stats;
+}
+
+void runtime_client::stop(std::chrono::milliseconds grace) {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  auto* p = impl_.get();
+  asio::post(p->io, [p] { p->stopping = true; });  // no more demand
+  const auto until = std::chrono::steady_clock::now() + grace;
+  while (p->running_count.load(std::memory_order_relaxed) > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  asio::co_spawn(p->io, p->close_cleanly(), asio::detached);
+  {
+    std::unique_lock lock(p->stats_mutex);
+    p->stats_changed.wait_for(lock, std::chrono::seconds(2), [&] { return p->run_done.load(); });
+  }
+  p->io.stop();
+  p->thread.join();
+}
+
+}  // namespace drover::net

@@ -1,0 +1,232 @@
+// The C++ runtime client against a real gateway on loopback: tasks run under
+// its capacity, results and failures reach the node, progress and logs reach
+// the task's status, cancels reach handlers, and a dropped connection is
+// resumed with the leases kept (or, past the lease TTL, the tasks move on).
+#include <gtest/gtest.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "drover/net/runtime_client.hpp"
+#include "support/gateway_fixture.hpp"
+#include "support/tcp_proxy.hpp"
+
+using namespace drover;
+using namespace drover::test_support;
+using namespace std::chrono_literals;
+namespace basio = boost::asio;
+
+namespace {
+
+basio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  basio::steady_timer t(co_await basio::this_coro::executor, d);
+  co_await t.async_wait(basio::use_awaitable);
+}
+
+/// Suspends a handler until the test opens it.
+struct gate {
+  std::atomic<bool> open{false};
+  basio::awaitable<void> pass() {
+    while (!open) co_await sleep_for(1ms);
+  }
+};
+
+net::runtime_client_config runtime_config(std::uint16_t port, std::uint32_t capacity) {
+  net::runtime_client_config c;
+  c.port = port;
+  c.queues = {"resize"};
+  c.capacity = capacity;
+  c.reconnect_first = 5ms;
+  c.reconnect_max = 50ms;
+  c.seed = 7;
+  return c;
+}
+
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = 5s) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!p()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+class runtime_client_test : public gateway_fixture {};
+
+class runtime_client_resume_test : public gateway_fixture {
+ protected:
+  runtime_client_resume_test() { gateway_config.runtime_lease_ttl = 300ms; }
+};
+
+}  // namespace
+
+TEST_F(runtime_client_test, runs_tasks_and_reports_their_results) {
+  auto client = net::runtime_client::start(runtime_config(port, 8), [](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    std::string out(t.payload_view().rbegin(), t.payload_view().rend());
+    co_return core::attempt_result::success(core::bytes::copy_from(out));
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  std::vector<task_handle> handles;
+  for (int i = 0; i < 200; ++i) handles.push_back(*n->submit("resize", core::bytes::copy_from("ab" + std::to_string(i))));
+  for (int i = 0; i < 200; ++i) {
+    auto c = handles[i].wait_for(10s);
+    ASSERT_TRUE(c && *c) << i;
+    std::string want = "ab" + std::to_string(i);
+    std::reverse(want.begin(), want.end());
+    EXPECT_EQ((*c)->value.to_string(), want);
+    EXPECT_EQ((*c)->attempts, 1);
+  }
+  EXPECT_EQ(client->stats().succeeded, 200u);
+}
+
+TEST_F(runtime_client_test, never_runs_more_handlers_than_its_capacity) {
+  std::atomic<int> now{0}, peak{0};
+  auto client = net::runtime_client::start(runtime_config(port, 3), [&](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
+    peak = std::max(peak.load(), ++now);
+    co_await sleep_for(5ms);
+    --now;
+    co_return core::attempt_result::success({});
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  std::vector<task_handle> handles;
+  for (int i = 0; i < 30; ++i) handles.push_back(*n->submit("resize", core::bytes::copy_from("x")));
+  for (auto& h : handles) ASSERT_TRUE(h.wait_for(10s));
+  EXPECT_EQ(peak.load(), 3);
+}
+
+TEST_F(runtime_client_test, a_handler_that_throws_is_reported_as_a_failure) {
+  auto client = net::runtime_client::start(runtime_config(port, 1), [](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
+    throw std::runtime_error("disk on fire");
+    co_return core::attempt_result::success({});
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  core::task_options o;
+  o.max_attempts = 1;
+  auto h = *n->submit("resize", core::bytes::copy_from("x"), o);
+  auto c = h.wait_for(10s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->state, task_state::dead);
+  EXPECT_NE((*c)->err.message.find("disk on fire"), std::string::npos) << (*c)->err.message;
+}
+
+TEST_F(runtime_client_test, progress_and_log_lines_reach_the_task_status) {
+  auto client = net::runtime_client::start(runtime_config(port, 1), [](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    t.progress(0.5, "half way");
+    t.log("decoded 640x480");
+    co_await sleep_for(20ms);  // the notes go out before the result
+    co_return core::attempt_result::success(core::bytes::copy_from("ok"));
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  auto submitted = call(port, http::verb::post, "/v1/queues/resize/tasks", "img");
+  ASSERT_EQ(submitted.status, 202u);
+  const auto id = submitted.json().at("id").as_int64();
+  auto status = call(port, http::verb::get, "/v1/tasks/" + std::to_string(id) + "?wait_ms=5000");
+  ASSERT_EQ(status.status, 200u) << status.body;
+  const auto o = status.json().as_object();
+  EXPECT_EQ(o.at("state").as_string(), "succeeded");
+  EXPECT_EQ(o.at("progress").at("fraction").as_double(), 0.5);
+  EXPECT_EQ(o.at("progress").at("note").as_string(), "half way");
+  EXPECT_EQ(o.at("logs").as_array().at(0).as_string(), "decoded 640x480");
+}
+
+TEST_F(runtime_client_test, a_cancel_reaches_the_running_handler) {
+  std::atomic<bool> aborted{false};
+  auto client = net::runtime_client::start(runtime_config(port, 1), [&](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
+    try {
+      co_await sleep_for(10s);
+    } catch (const boost::system::system_error&) {
+      aborted = true;
+    }
+    co_return core::attempt_result::success({});
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  auto h = *n->submit("resize", core::bytes::copy_from("x"));
+  ASSERT_TRUE(eventually([&] { return client->stats().running == 1; }));
+  h.cancel();
+  ASSERT_TRUE(eventually([&] { return aborted.load(); }));
+  auto c = h.wait_for(5s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->state, task_state::cancelled);
+  EXPECT_TRUE(eventually([&] { return client->stats().cancelled == 1; }));
+}
+
+TEST_F(runtime_client_test, a_wrong_token_is_refused_and_remembered) {
+  gw->stop();
+  gateway_config.tokens = {"right"};
+  auto restarted = net::gateway::start(*n, gateway_config);
+  ASSERT_TRUE(restarted);
+  gw = std::move(*restarted);
+  auto config = runtime_config(gw->port(), 1);
+  config.token = "wrong";
+  auto client = net::runtime_client::start(config, [](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
+    co_return core::attempt_result::success({});
+  });
+  EXPECT_FALSE(client->wait_connected(200ms));
+  EXPECT_NE(client->stats().last_error.find("unauthorized"), std::string::npos) << client->stats().last_error;
+}
+
+TEST_F(runtime_client_resume_test, a_dropped_connection_is_resumed_and_the_running_task_keeps_its_lease) {
+  tcp_proxy proxy(port);
+  gate g;
+  auto client = net::runtime_client::start(runtime_config(proxy.port(), 2), [&](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
+    co_await g.pass();
+    co_return core::attempt_result::success(core::bytes::copy_from("after the drop"));
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  auto h = *n->submit("resize", core::bytes::copy_from("x"));
+  ASSERT_TRUE(eventually([&] { return client->stats().running == 1; }));
+  proxy.sever();
+  ASSERT_TRUE(eventually([&] { return client->stats().resumed == 1 && client->stats().connected; }));
+  g.open = true;
+  auto c = h.wait_for(5s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->state, task_state::succeeded);
+  EXPECT_EQ((*c)->attempts, 1);  // the same lease: never handed to anyone else
+  EXPECT_EQ((*c)->value.to_string(), "after the drop");
+}
+
+TEST_F(runtime_client_resume_test, a_task_delivered_while_the_connection_was_down_arrives_after_the_resume) {
+  tcp_proxy proxy(port);
+  auto client = net::runtime_client::start(runtime_config(proxy.port(), 4), [](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    co_return core::attempt_result::success(t.payload());
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  proxy.set_accepting(false);
+  proxy.sever();
+  ASSERT_TRUE(eventually([&] { return !client->stats().connected; }));
+  // The parked session still has demand: these are leased to it meanwhile.
+  auto a = *n->submit("resize", core::bytes::copy_from("a"));
+  auto b = *n->submit("resize", core::bytes::copy_from("b"));
+  std::this_thread::sleep_for(50ms);
+  proxy.set_accepting(true);
+  for (auto* h : {&a, &b}) {
+    auto c = h->wait_for(5s);
+    ASSERT_TRUE(c && *c);
+    EXPECT_EQ((*c)->state, task_state::succeeded);
+  }
+  EXPECT_EQ(client->stats().resumed, 1u);
+}
+
+TEST_F(runtime_client_resume_test, past_the_lease_ttl_the_tasks_of_a_vanished_runtime_go_to_another) {
+  tcp_proxy proxy(port);
+  gate never;
+  auto vanished = net::runtime_client::start(runtime_config(proxy.port(), 1), [&](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
+    co_await never.pass();
+    co_return core::attempt_result::success({});
+  });
+  ASSERT_TRUE(vanished->wait_connected(5s));
+  auto h = *n->submit("resize", core::bytes::copy_from("x"));
+  ASSERT_TRUE(eventually([&] { return vanished->stats().running == 1; }));
+  proxy.set_accepting(false);
+  proxy.sever();
+  auto other = net::runtime_client::start(runtime_config(port, 1), [](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    co_return core::attempt_result::success(core::bytes::copy_from("attempt " + std::to_string(t.attempt())));
+  });
+  auto c = h.wait_for(5s);  // after the 300 ms lease TTL
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->value.to_string(), "attempt 2");
+  never.open = true;
+  vanished->stop(0ms);
+}
