@@ -1,8 +1,9 @@
-// The drover command line: `drover demo`, `drover bench embedded`.
+// The drover command line: `drover demo`, `serve`, `runtime`, `bench embedded|remote`.
 #include <CLI/CLI.hpp>
 
 #include "demo.hpp"
 #include "embedded_bench.hpp"
+#include "runtime.hpp"
 #include "serve.hpp"
 
 int main(int argc, char** argv) {
@@ -15,6 +16,19 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "run a node with its HTTP gateway until SIGINT/SIGTERM");
   serve_cmd->add_option("--config", serve.config_file, "TOML settings (see configs/drover.toml)")->check(CLI::ExistingFile);
   serve_cmd->add_option("--listen", serve.listen, "address:port (default 127.0.0.1:7700; port 0 = any)");
+
+  drover::apps::runtime_options runtime;
+  auto* runtime_cmd = app.add_subcommand("runtime", "serve queues of a node as a remote runtime until SIGINT/SIGTERM");
+  runtime_cmd->add_option("--connect", runtime.connect, "the node's host:port")->envname("DROVER_CONNECT");
+  runtime_cmd->add_option("--queue", runtime.queues, "a queue to serve (repeatable)")->required();
+  runtime_cmd->add_option("--capacity", runtime.capacity, "most tasks running at once")->check(CLI::Range(1u, 65535u));
+  runtime_cmd->add_option("--token", runtime.token, "bearer token (or DROVER_TOKEN)");
+  runtime_cmd->add_option("--name", runtime.name, "a name for the node's logs");
+  runtime_cmd->add_option("--exec", runtime.exec,
+                          "shell command per task: payload on stdin, stdout is the result; exit 0 succeeds, "
+                          "100 fails for good, anything else is retried");
+  runtime_cmd->add_option("--handler", runtime.handler, "echo | bench | exec (default: exec with --exec, else echo)")
+      ->check(CLI::IsMember({"echo", "bench", "exec"}));
 
   auto* bench = app.add_subcommand("bench", "run a benchmark; prints one JSON line per scenario");
   bench->require_subcommand(1);
@@ -39,6 +53,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand("demo")) return drover::apps::run_demo();
   if (serve_cmd->parsed()) return drover::apps::run_serve(serve);
+  if (runtime_cmd->parsed()) return drover::apps::run_runtime(runtime);
   if (embedded_cmd->parsed()) return drover::bench::run_embedded(embedded);
   return 1;
 }

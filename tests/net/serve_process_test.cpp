@@ -4,55 +4,16 @@
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/child_process.hpp"
 #include "support/http_client.hpp"
 
 using namespace drover::test_support;
 
 namespace {
-
-struct child_process {
-  pid_t pid = -1;
-  FILE* out = nullptr;
-
-  static child_process spawn(std::vector<std::string> args) {
-    int fds[2];
-    if (pipe(fds) != 0) return {};
-    const pid_t pid = fork();
-    if (pid == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    return {pid, fdopen(fds[0], "r")};
-  }
-
-  std::string line() {
-    char buf[512];
-    return out && std::fgets(buf, sizeof buf, out) ? std::string(buf) : std::string();
-  }
-
-  int stop(int signal) {
-    kill(pid, signal);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (out) std::fclose(out);
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
-  ~child_process() {
-    if (pid > 0) stop(SIGKILL);
-  }
-};
 
 std::uint16_t port_from(const std::string& banner) {
   const auto colon = banner.find("127.0.0.1:");
@@ -88,4 +49,72 @@ TEST(serve_process, a_bad_config_file_is_refused_with_exit_code_2) {
   child.pid = -1;
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
+namespace {
+
+std::string write_config(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + name;
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  return path;
+}
+
+std::string submit(std::uint16_t port, const std::string& queue, const std::string& payload) {
+  auto r = call(port, http::verb::post, "/v1/queues/" + queue + "/tasks", payload);
+  EXPECT_EQ(r.status, 202u) << r.body;
+  return std::to_string(r.json().at("id").to_number<std::uint64_t>());
+}
+
+}  // namespace
+
+TEST(runtime_process, runtime_processes_serve_tasks_submitted_over_http) {
+  auto node = child_process::spawn({DROVER_BIN, "serve", "--listen", "127.0.0.1:0"});
+  const auto port = port_from(node.line());
+  ASSERT_NE(port, 0);
+  const std::string connect = "127.0.0.1:" + std::to_string(port);
+  auto a = child_process::spawn({DROVER_BIN, "runtime", "--connect", connect, "--queue", "upper", "--exec", "tr a-z A-Z"});
+  auto b = child_process::spawn({DROVER_BIN, "runtime", "--connect", connect, "--queue", "upper", "--exec", "tr a-z A-Z"});
+  ASSERT_NE(a.line().find("serving"), std::string::npos);
+  ASSERT_NE(b.line().find("serving"), std::string::npos);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back(submit(port, "upper", "task " + std::to_string(i)));
+  for (int i = 0; i < 20; ++i) {
+    auto status = call(port, http::verb::get, "/v1/tasks/" + ids[i] + "?wait_ms=10000");
+    ASSERT_EQ(status.json().at("state").as_string(), "succeeded") << status.body;
+    EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/" + ids[i] + "/result").body, "TASK " + std::to_string(i));
+  }
+  EXPECT_EQ(a.stop(SIGTERM), 0);
+  EXPECT_EQ(b.stop(SIGTERM), 0);
+  EXPECT_EQ(node.stop(SIGTERM), 0);
+}
+
+TEST(runtime_process, a_runtime_killed_mid_task_hands_its_task_to_another) {
+  const auto config = write_config("kill_test.toml",
+                                   "[gateway]\nlisten = \"127.0.0.1:0\"\nruntime_lease_ttl_ms = 300\nheartbeat_ms = 500\n");
+  auto node = child_process::spawn({DROVER_BIN, "serve", "--config", config});
+  const auto port = port_from(node.line());
+  ASSERT_NE(port, 0);
+  const std::string connect = "127.0.0.1:" + std::to_string(port);
+  // The first runtime takes the task and hangs in it (bounded: 5 s).
+  auto doomed = child_process::spawn({DROVER_BIN, "runtime", "--connect", connect, "--queue", "work", "--exec",
+                                      "exec 2>/dev/null; cat >/dev/null; sleep 5; printf doomed"});
+  ASSERT_NE(doomed.line().find("serving"), std::string::npos);
+  const auto id = submit(port, "work", "payload");
+  for (int i = 0; i < 500; ++i) {
+    if (call(port, http::verb::get, "/v1/tasks/" + id).json().at("state").as_string() == "leased") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(call(port, http::verb::get, "/v1/tasks/" + id).json().at("state").as_string(), "leased");
+  auto rescuer = child_process::spawn({DROVER_BIN, "runtime", "--connect", connect, "--queue", "work", "--exec",
+                                       "cat >/dev/null; printf \"rescued, attempt $DROVER_ATTEMPT\""});
+  ASSERT_NE(rescuer.line().find("serving"), std::string::npos);
+  EXPECT_EQ(doomed.stop(SIGKILL), 128 + SIGKILL);
+  auto status = call(port, http::verb::get, "/v1/tasks/" + id + "?wait_ms=10000");
+  ASSERT_EQ(status.json().at("state").as_string(), "succeeded") << status.body;
+  EXPECT_EQ(status.json().at("attempts").as_int64(), 2);
+  EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/" + id + "/result").body, "rescued, attempt 2");
+  EXPECT_EQ(rescuer.stop(SIGTERM), 0);
+  EXPECT_EQ(node.stop(SIGTERM), 0);
 }
