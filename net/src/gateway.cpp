@@ -20,6 +20,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json.hpp>
 
+#include "client_session.hpp"
 #include "http_target.hpp"
 #include "io_poster.hpp"
 #include "json_fields.hpp"
@@ -464,6 +465,17 @@ struct gateway::impl {
       }
       if (beast::websocket::is_upgrade(req)) {
         auto target = parse_target(req.target());
+        if (target && target->segments == std::vector<std::string>{"v1", "client"}) {
+          if (!authorized(req)) {
+            auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
+            r.res.set(http::field::www_authenticate, "Bearer");
+            co_await write_reply(stream, std::move(r));
+            break;
+          }
+          co_await run_client_session(client_session_context{n, config, [this] { return make_poster(); }},
+                                      std::move(stream), std::move(req));
+          co_return;
+        }
         if (target && target->segments == std::vector<std::string>{"v1", "runtime"}) {
           // The connection becomes a runtime's WebSocket; it ends with it.
           co_await run_runtime_session(runtime_session_context{n, config, [this] { return make_poster(); }, parked_runtimes, notes},

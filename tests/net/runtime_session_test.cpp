@@ -6,6 +6,7 @@
 #include <future>
 
 #include "support/gateway_fixture.hpp"
+#include "support/ws_client.hpp"
 
 using namespace drover;
 using namespace drover::test_support;
@@ -15,57 +16,13 @@ using namespace std::chrono_literals;
 namespace {
 
 /// A minimal runtime client written from docs/protocol.md.
-class ws_runtime {
+class ws_runtime : public ws_client {
  public:
-  explicit ws_runtime(std::uint16_t port) : ws_(io_) {
-    ws_.next_layer().connect({basio::ip::make_address("127.0.0.1"), port});
-    ws_.handshake("127.0.0.1", "/v1/runtime");
-  }
+  explicit ws_runtime(std::uint16_t port) : ws_client(port, "/v1/runtime") {}
 
-  void send_text(const std::string& text) {
-    ws_.text(true);
-    ws_.write(basio::buffer(text));
-  }
-  void send_binary(const std::string& bytes) {
-    ws_.binary(true);
-    ws_.write(basio::buffer(bytes));
-  }
   void hello(const std::string& queues_json, int capacity, const std::string& token = "") {
     send_text(R"({"type":"hello","runtime":"test","queues":)" + queues_json + R"(,"capacity":)" +
               std::to_string(capacity) + (token.empty() ? "" : R"(,"token":")" + token + "\"") + "}");
-  }
-
-  struct message {
-    bool binary = false;
-    json::object header;  // text: the message; binary: the frame header
-    std::string payload;  // binary: the bytes after the header
-    boost::system::error_code error;
-  };
-
-  message read() {
-    message m;
-    boost::beast::flat_buffer buffer;
-    ws_.read(buffer, m.error);
-    if (m.error) return m;
-    std::string data = boost::beast::buffers_to_string(buffer.data());
-    m.binary = ws_.got_binary();
-    if (!m.binary) {
-      m.header = json::parse(data).as_object();
-      return m;
-    }
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-    const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-    m.header = json::parse(data.substr(4, len)).as_object();
-    m.payload = data.substr(4 + len);
-    return m;
-  }
-
-  static std::string frame(const json::object& header, const std::string& payload) {
-    const std::string h = json::serialize(header);
-    std::string out(4, '\0');
-    out[0] = static_cast<char>(h.size() >> 24), out[1] = static_cast<char>(h.size() >> 16);
-    out[2] = static_cast<char>(h.size() >> 8), out[3] = static_cast<char>(h.size());
-    return out + h + payload;
   }
 
   void result(const message& task, const std::string& value) {
@@ -73,13 +30,6 @@ class ws_runtime {
                                    {"lease", task.header.at("lease")}, {"slot", task.header.at("slot")}},
                       value));
   }
-
-  websocket::close_reason reason() const { return ws_.reason(); }
-  void close() { ws_.close(websocket::close_code::normal); }
-
- private:
-  basio::io_context io_;
-  websocket::stream<tcp::socket> ws_;
 };
 
 class runtime_session_test : public gateway_fixture {

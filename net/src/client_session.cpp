@@ -1,0 +1,313 @@
+#include "client_session.hpp"
+
+#include <array>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+
+#include "binary_frame.hpp"
+#include "io_poster.hpp"
+#include "json_fields.hpp"
+
+namespace drover::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+using ws_stream = websocket::stream<beast::tcp_stream>;
+
+namespace {
+
+constexpr std::uint64_t window_max = 1'000'000;
+constexpr std::uint64_t default_window = 10'000;
+
+struct out_frame {
+  bool binary = false;
+  std::string head;
+  core::bytes body;
+};
+
+out_frame text_frame(const json::object& o) { return out_frame{false, json::serialize(o), {}}; }
+
+/// An outcome waiting for the tasks submitted before it (ordered channels).
+struct pending {
+  bool done = false;
+  out_frame frame;
+};
+
+struct channel {
+  std::uint64_t window = default_window;
+  bool ordered = false;
+  std::uint64_t outstanding = 0;
+  std::uint64_t next_seq = 0;
+  std::uint64_t first_seq = 0;  // seq of order.front()
+  std::deque<pending> order;    // ordered only: from the oldest unanswered submission on
+};
+
+struct finished {
+  std::uint64_t channel = 0, ref = 0, seq = 0;
+  completion outcome;
+};
+
+/// Outcomes arrive on broker threads; they are batched here and handed to
+/// the I/O thread with one post per batch.
+struct completion_box {
+  std::mutex mutex;
+  std::vector<finished> items;
+};
+
+/// I/O thread only, except `box`.
+struct client_state {
+  std::deque<out_frame> outbox;
+  asio::steady_timer* wake = nullptr;
+  std::unordered_map<std::uint64_t, channel> channels;
+  std::shared_ptr<completion_box> box = std::make_shared<completion_box>();
+
+  void send(out_frame f) {
+    outbox.push_back(std::move(f));
+    if (wake) wake->cancel();
+  }
+  void refuse(std::uint64_t ch, std::uint64_t ref, std::string_view code, std::string_view message) {
+    send(text_frame(json::object{{"type", "rejected"}, {"channel", ch}, {"ref", ref}, {"code", code}, {"message", message}}));
+  }
+  void error(std::string_view code, std::string_view message) {
+    send(text_frame(json::object{{"type", "error"}, {"code", code}, {"message", message}}));
+  }
+};
+
+out_frame outcome_frame(const finished& f) {
+  json::object h{{"type", "outcome"}, {"channel", f.channel}, {"ref", f.ref}};
+  core::bytes value;
+  if (!f.outcome) {
+    h["state"] = "rejected";
+    h["error"] = json::object{{"code", core::to_string(f.outcome.err().code)}, {"message", f.outcome.err().message}};
+  } else {
+    const auto& o = *f.outcome;
+    h["task"] = o.id.value;
+    h["state"] = core::to_string(o.state);
+    h["attempts"] = o.attempts;
+    if (o.err) h["error"] = json::object{{"code", core::to_string(o.err.code)}, {"message", o.err.message}};
+    value = o.value;
+  }
+  return out_frame{true, binary_head(h), std::move(value)};
+}
+
+void deliver(client_state& s, finished f) {
+  auto it = s.channels.find(f.channel);
+  if (it == s.channels.end()) return;
+  channel& ch = it->second;
+  --ch.outstanding;
+  if (!ch.ordered) return s.send(outcome_frame(f));
+  pending& p = ch.order[f.seq - ch.first_seq];
+  p.done = true;
+  p.frame = outcome_frame(f);
+  while (!ch.order.empty() && ch.order.front().done) {
+    s.send(std::move(ch.order.front().frame));
+    ch.order.pop_front();
+    ++ch.first_seq;
+  }
+}
+
+void drain_box(const std::shared_ptr<client_state>& s) {
+  std::vector<finished> items;
+  {
+    std::lock_guard lock(s->box->mutex);
+    items.swap(s->box->items);
+  }
+  for (auto& f : items) deliver(*s, std::move(f));
+}
+
+std::optional<core::task_options> options_of(const json::object& h, std::string& bad) {
+  core::task_options o;
+  auto number = [&](const char* name, std::uint64_t max, auto& out) {
+    if (!h.contains(name)) return true;
+    auto v = uint_field(h, name);
+    if (!v || *v > max) {
+      bad = std::string(name) + " must be a whole number from 0 to " + std::to_string(max);
+      return false;
+    }
+    out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+    return true;
+  };
+  std::uint64_t timeout_ms = 0, delay_ms = 0, ttl_ms = 0;
+  if (!number("priority", core::priority_max, o.priority) || !number("max_attempts", core::attempts_max, o.max_attempts) ||
+      !number("timeout_ms", UINT32_MAX, timeout_ms) || !number("delay_ms", UINT32_MAX, delay_ms) ||
+      !number("ttl_ms", UINT32_MAX, ttl_ms))
+    return std::nullopt;
+  o.timeout = std::chrono::milliseconds(timeout_ms);
+  o.ttl = std::chrono::milliseconds(ttl_ms);
+  if (delay_ms > 0)
+    o.not_before = core::time_point{std::chrono::duration_cast<core::duration>(
+        (std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms)).time_since_epoch())};
+  if (auto key = h.if_contains("idempotency_key")) {
+    if (!key->is_string()) {
+      bad = "idempotency_key must be a string";
+      return std::nullopt;
+    }
+    o.idempotency_key = std::string(key->as_string());
+  }
+  return o;
+}
+
+void on_submit(std::string&& frame, const std::shared_ptr<client_state>& s, const std::shared_ptr<io_poster>& poster,
+               node& n) {
+  auto parsed = parse_binary_frame(frame);
+  if (!parsed) return s->error(parsed.error_code, parsed.error_message);
+  const auto& h = parsed.header;
+  auto type = h.if_contains("type");
+  if (!type || !type->is_string() || type->as_string() != "submit")
+    return s->error("unknown_type", "binary frames from a client are submits");
+  const auto ch_id = uint_field(h, "channel").value_or(0);
+  auto ref = uint_field(h, "ref");
+  if (!ref) return s->error("invalid_argument", "a submit needs a numeric ref");
+  auto queue = h.if_contains("queue");
+  if (!queue || !queue->is_string() || queue->as_string().empty())
+    return s->refuse(ch_id, *ref, "invalid_argument", "a submit needs a queue name");
+  auto it = s->channels.find(ch_id);
+  if (it == s->channels.end()) return s->refuse(ch_id, *ref, "unknown_channel", "open the channel first");
+  channel& ch = it->second;
+  if (ch.outstanding >= ch.window)
+    return s->refuse(ch_id, *ref, "window_full", "the channel's window is full: wait for outcomes");
+  std::string bad;
+  auto options = options_of(h, bad);
+  if (!options) return s->refuse(ch_id, *ref, "invalid_argument", bad);
+  auto payload = core::bytes::adopt(std::move(frame), parsed.payload_offset);
+  auto handle = n.submit(std::string(queue->as_string()), std::move(payload), std::move(*options), when_full::fail);
+  if (!handle) return s->refuse(ch_id, *ref, core::to_string(handle.err().code), handle.err().message);
+  ++ch.outstanding;
+  const auto seq = ch.next_seq++;
+  if (ch.ordered) ch.order.emplace_back();
+  handle->on_complete([box = s->box, state = std::weak_ptr<client_state>(s), poster, ch_id, ref = *ref, seq](const completion& c) {
+    bool first = false;
+    {
+      std::lock_guard lock(box->mutex);
+      first = box->items.empty();
+      box->items.push_back(finished{ch_id, ref, seq, c});
+    }
+    if (first)
+      poster->post([state] {
+        if (auto s = state.lock()) drain_box(s);
+      });
+  });
+}
+
+void on_text(std::string_view text, client_state& s) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return s.error("bad_json", "messages must be JSON objects");
+  const auto& o = v.as_object();
+  auto type = o.if_contains("type");
+  if (!type || !type->is_string()) return s.error("bad_message", "every message needs a string 'type'");
+  const std::string_view t = type->as_string();
+  if (t == "open") {
+    auto id = uint_field(o, "channel");
+    if (!id) return s.error("invalid_argument", "open needs a numeric channel");
+    auto window = o.contains("window") ? uint_field(o, "window") : std::optional<std::uint64_t>(default_window);
+    if (!window || *window < 1 || *window > window_max)
+      return s.error("invalid_argument", "window must be 1 to 1000000");
+    auto ordered = o.if_contains("ordered");
+    if (ordered && !ordered->is_bool()) return s.error("invalid_argument", "ordered must be a boolean");
+    auto [it, added] = s.channels.try_emplace(*id);
+    if (!added && it->second.outstanding > 0)
+      return s.error("channel_busy", "a channel with tasks outstanding cannot be reopened");
+    it->second = channel{};
+    it->second.window = *window;
+    it->second.ordered = ordered && ordered->as_bool();
+    return s.send(text_frame(json::object{{"type", "opened"}, {"channel", *id}, {"window", *window},
+                                          {"ordered", it->second.ordered}}));
+  }
+  if (t == "heartbeat") return s.send(text_frame(json::object{{"type", "heartbeat"}}));
+  s.error("unknown_type", "unknown message type '" + std::string(t) + "'");
+}
+
+asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s, asio::steady_timer& wake, bool& done) {
+  struct mark_done {
+    bool& done;
+    ~mark_done() { done = true; }
+  } guard{done};
+  for (;;) {
+    while (!s->outbox.empty() && s->wake == &wake) {
+      out_frame f = std::move(s->outbox.front());
+      s->outbox.pop_front();
+      ws.binary(f.binary);
+      beast::error_code ec;
+      if (f.binary) {
+        std::array<asio::const_buffer, 2> parts{asio::buffer(f.head), asio::buffer(f.body.data(), f.body.size())};
+        std::tie(ec, std::ignore) = co_await ws.async_write(parts, tuple);
+      } else {
+        std::tie(ec, std::ignore) = co_await ws.async_write(asio::buffer(f.head), tuple);
+      }
+      if (ec) co_return;
+    }
+    if (s->wake != &wake) co_return;
+    wake.expires_at(asio::steady_timer::time_point::max());
+    co_await wake.async_wait(tuple);
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_stream stream,
+                                         beast::http::request<beast::http::string_body> upgrade) {
+  stream.expires_never();
+  beast::error_code nodelay_ec;
+  stream.socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
+  ws_stream ws(std::move(stream));
+  websocket::stream_base::timeout timeouts{};
+  timeouts.handshake_timeout = std::chrono::seconds(30);
+  timeouts.idle_timeout = 2 * ctx.config.heartbeat_interval;
+  timeouts.keep_alive_pings = true;
+  ws.set_option(timeouts);
+  ws.read_message_max(ctx.config.body_bytes_max + frame_header_bytes_max);
+  auto [accept_ec] = co_await ws.async_accept(upgrade, tuple);
+  if (accept_ec) co_return;
+
+  const auto executor = co_await asio::this_coro::executor;
+  auto state = std::make_shared<client_state>();
+  state->channels.try_emplace(0);  // channel 0: open from the start, unordered
+  asio::steady_timer wake(executor);
+  state->wake = &wake;
+  auto poster = ctx.make_poster();
+  struct end {
+    std::shared_ptr<client_state>& s;
+    std::shared_ptr<io_poster>& p;
+    ~end() {
+      p->close();  // outcomes still to come are dropped; the tasks themselves go on
+      s->wake = nullptr;
+    }
+  } guard{state, poster};
+
+  bool writer_done = false;
+  asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
+  for (;;) {
+    std::string message;
+    auto dyn = asio::dynamic_buffer(message);
+    auto [ec, n] = co_await ws.async_read(dyn, tuple);
+    if (ec) break;
+    if (ws.got_text()) {
+      on_text(message, *state);
+    } else {
+      on_submit(std::move(message), state, poster, ctx.n);
+    }
+  }
+  state->wake = nullptr;
+  wake.cancel();
+  while (!writer_done) {
+    asio::steady_timer pause(executor, std::chrono::milliseconds(1));
+    co_await pause.async_wait(tuple);
+  }
+}
+
+}  // namespace drover::net

@@ -1,0 +1,29 @@
+#pragma once
+// The WebSocket client channel (`/v1/client`): a client submits tasks and
+// receives their outcomes on one connection, over several channels, each
+// with its own window (most tasks outstanding) and delivery order
+// (outcomes in submission order, or as they finish). docs/protocol.md is
+// the reference; this file implements it.
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <functional>
+#include <memory>
+
+#include "drover/net/gateway.hpp"
+
+namespace drover::net {
+
+class io_poster;
+
+struct client_session_context {
+  node& n;
+  const gateway_config& config;
+  std::function<std::shared_ptr<io_poster>()> make_poster;
+};
+
+boost::asio::awaitable<void> run_client_session(client_session_context ctx, boost::beast::tcp_stream stream,
+                                                boost::beast::http::request<boost::beast::http::string_body> upgrade);
+
+}  // namespace drover::net

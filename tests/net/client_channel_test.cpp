@@ -1,0 +1,119 @@
+// The WebSocket client channel (/v1/client) on loopback sockets: submit and
+// receive outcomes on one connection, channels with windows, ordered and
+// unordered delivery, and precise errors for bad input.
+#include <gtest/gtest.h>
+
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "support/gateway_fixture.hpp"
+#include "support/ws_client.hpp"
+
+using namespace drover;
+using namespace drover::test_support;
+using namespace std::chrono_literals;
+
+namespace {
+
+class client_channel_test : public gateway_fixture {
+ protected:
+  void SetUp() override {
+    gateway_fixture::SetUp();
+    // "resize" sleeps as many milliseconds as its payload says, then echoes it.
+    ASSERT_TRUE(n->handle("resize", [](task_context& t) -> ::asio::awaitable<task_result> {
+      const int ms = std::stoi(t.payload().to_string());
+      ::asio::steady_timer timer(co_await ::asio::this_coro::executor, std::chrono::milliseconds(ms));
+      co_await timer.async_wait(::asio::use_awaitable);
+      co_return task_result::success(t.payload());
+    }));
+  }
+
+  static std::string submit(std::uint64_t channel, std::uint64_t ref, const std::string& queue, const std::string& payload) {
+    return ws_client::frame(json::object{{"type", "submit"}, {"channel", channel}, {"ref", ref}, {"queue", queue}}, payload);
+  }
+};
+
+}  // namespace
+
+TEST_F(client_channel_test, a_submit_comes_back_as_an_outcome_with_the_result) {
+  ws_client c(port, "/v1/client");
+  c.send_binary(submit(0, 7, "resize", "1"));
+  auto m = c.read();
+  ASSERT_FALSE(m.error) << m.error.message();
+  ASSERT_TRUE(m.binary);
+  EXPECT_EQ(m.header.at("type").as_string(), "outcome");
+  EXPECT_EQ(m.header.at("ref").as_int64(), 7);
+  EXPECT_EQ(m.header.at("state").as_string(), "succeeded");
+  EXPECT_EQ(m.header.at("attempts").as_int64(), 1);
+  EXPECT_GT(m.header.at("task").as_int64(), 0);
+  EXPECT_EQ(m.payload, "1");
+}
+
+TEST_F(client_channel_test, an_ordered_channel_delivers_outcomes_in_submission_order) {
+  ws_client c(port, "/v1/client");
+  c.send_text(R"({"type":"open","channel":1,"window":10,"ordered":true})");
+  EXPECT_EQ(c.read().header.at("type").as_string(), "opened");
+  c.send_binary(submit(1, 1, "resize", "80"));
+  c.send_binary(submit(1, 2, "resize", "1"));
+  c.send_binary(submit(1, 3, "resize", "40"));
+  for (std::int64_t ref = 1; ref <= 3; ++ref) EXPECT_EQ(c.read().header.at("ref").as_int64(), ref);
+}
+
+TEST_F(client_channel_test, an_unordered_channel_delivers_outcomes_as_they_finish) {
+  ws_client c(port, "/v1/client");
+  c.send_text(R"({"type":"open","channel":2,"ordered":false})");
+  EXPECT_EQ(c.read().header.at("type").as_string(), "opened");
+  c.send_binary(submit(2, 1, "resize", "150"));
+  c.send_binary(submit(2, 2, "resize", "1"));
+  EXPECT_EQ(c.read().header.at("ref").as_int64(), 2);
+  EXPECT_EQ(c.read().header.at("ref").as_int64(), 1);
+}
+
+TEST_F(client_channel_test, a_full_window_refuses_more_submits_on_that_channel_only) {
+  ws_client c(port, "/v1/client");
+  c.send_text(R"({"type":"open","channel":1,"window":1})");
+  EXPECT_EQ(c.read().header.at("type").as_string(), "opened");
+  c.send_binary(submit(1, 1, "resize", "100"));
+  c.send_binary(submit(1, 2, "resize", "1"));
+  c.send_binary(submit(0, 3, "resize", "1"));  // channel 0 has its own window
+  auto refused = c.read();
+  EXPECT_EQ(refused.header.at("type").as_string(), "rejected");
+  EXPECT_EQ(refused.header.at("ref").as_int64(), 2);
+  EXPECT_EQ(refused.header.at("code").as_string(), "window_full");
+  EXPECT_EQ(c.read().header.at("ref").as_int64(), 3);
+  EXPECT_EQ(c.read().header.at("ref").as_int64(), 1);
+}
+
+TEST_F(client_channel_test, bad_input_gets_precise_errors_and_the_connection_goes_on) {
+  ws_client c(port, "/v1/client");
+  c.send_text("{not json");
+  EXPECT_EQ(c.read().header.at("code").as_string(), "bad_json");
+  c.send_text(R"({"type":"dance"})");
+  EXPECT_EQ(c.read().header.at("code").as_string(), "unknown_type");
+  c.send_text(R"({"type":"open","channel":1,"window":0})");
+  EXPECT_EQ(c.read().header.at("code").as_string(), "invalid_argument");
+  c.send_binary("\x00\x00");
+  EXPECT_EQ(c.read().header.at("code").as_string(), "bad_frame");
+  c.send_binary(std::string("\x00\x00\x01\x00", 4) + "{}");
+  EXPECT_EQ(c.read().header.at("code").as_string(), "bad_frame");
+  c.send_binary(submit(9, 1, "resize", "1"));
+  EXPECT_EQ(c.read().header.at("code").as_string(), "unknown_channel");
+  c.send_binary(submit(0, 2, "no-such-queue", "1"));
+  auto unknown = c.read();
+  EXPECT_EQ(unknown.header.at("code").as_string(), "unknown_queue");
+  EXPECT_EQ(unknown.header.at("ref").as_int64(), 2);
+  c.send_binary(ws_client::frame(json::object{{"type", "submit"}, {"ref", 3}, {"queue", "resize"}, {"priority", "high"}}, "1"));
+  EXPECT_EQ(c.read().header.at("code").as_string(), "invalid_argument");
+  c.send_binary(submit(0, 4, "resize", "1"));
+  EXPECT_EQ(c.read().header.at("state").as_string(), "succeeded");
+}
+
+class client_channel_token_test : public client_channel_test {
+ protected:
+  client_channel_token_test() { gateway_config.tokens = {"s3cret"}; }
+};
+
+TEST_F(client_channel_token_test, an_upgrade_without_the_token_gets_401) {
+  EXPECT_THROW(ws_client(port, "/v1/client"), boost::system::system_error);
+}
