@@ -3,6 +3,7 @@
 
 #include "demo.hpp"
 #include "embedded_bench.hpp"
+#include "remote_bench.hpp"
 #include "runtime.hpp"
 #include "serve.hpp"
 
@@ -50,10 +51,19 @@ int main(int argc, char** argv) {
   embedded_cmd->add_option("--threads", embedded.threads, "scheduler threads (0 = one per core)");
   embedded_cmd->add_flag("--json", embedded.json, "JSON lines (the only format)");
 
+  drover::bench::remote_options remote;
+  auto* remote_cmd = bench->add_subcommand("remote", "the peers' workloads against a drover serve with runtime processes");
+  remote_cmd->add_option("--workload", remote.workload, "W1 (latency) | W2 (throughput)")->check(CLI::IsMember({"W1", "W2"}));
+  remote_cmd->add_option("--runtimes", remote.runtimes, "runtime processes")->check(CLI::Range(1u, 64u));
+  remote_cmd->add_option("--capacity", remote.capacity, "capacity per runtime (default: the workload's)");
+  remote_cmd->add_option("--tasks", remote.tasks, "counted tasks (default: the workload's)");
+  remote_cmd->add_flag("--json", remote.json, "JSON lines (the only format)");
+
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand("demo")) return drover::apps::run_demo();
   if (serve_cmd->parsed()) return drover::apps::run_serve(serve);
   if (runtime_cmd->parsed()) return drover::apps::run_runtime(runtime);
   if (embedded_cmd->parsed()) return drover::bench::run_embedded(embedded);
+  if (remote_cmd->parsed()) return drover::bench::run_remote(remote);
   return 1;
 }

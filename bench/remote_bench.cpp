@@ -1,0 +1,308 @@
+// The peers' workloads on drover, measured the way ../shared/peers measures
+// its systems: the same payload layout (submit time and sequence number),
+// the same no-op runtime handler stamping its start time, the same rates,
+// windows and capacities, CPU summed over server, runtimes and producer.
+#include "remote_bench.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+
+namespace drover::bench {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+
+std::int64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+/// A child process whose stdout we read line by line; killed on destruction.
+struct child {
+  pid_t pid = -1;
+  FILE* out = nullptr;
+  static child spawn(std::vector<std::string> args) {
+    int fds[2];
+    if (pipe(fds) != 0) return {};
+    const pid_t pid = fork();
+    if (pid == 0) {
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]), close(fds[1]);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    return {pid, fdopen(fds[0], "r")};
+  }
+  std::string line() {
+    char buf[512];
+    return out && std::fgets(buf, sizeof buf, out) ? std::string(buf) : std::string();
+  }
+  child() = default;
+  child(pid_t p, FILE* f) : pid(p), out(f) {}
+  child(child&& o) noexcept : pid(std::exchange(o.pid, -1)), out(std::exchange(o.out, nullptr)) {}
+  ~child() {
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+    if (out) std::fclose(out);
+  }
+};
+
+/// CPU seconds (user + sys) of a process, from /proc.
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), {});
+  const auto r = s.rfind(')');
+  if (r == std::string::npos) return 0;
+  std::istringstream in(s.substr(r + 2));
+  std::string tok;
+  unsigned long user = 0, sys = 0;
+  for (int i = 3; i <= 15 && in >> tok; ++i) {
+    if (i == 14) user = std::stoul(tok);
+    if (i == 15) sys = std::stoul(tok);
+  }
+  return double(user + sys) / double(sysconf(_SC_CLK_TCK));
+}
+
+struct workload {
+  std::string name;
+  std::uint32_t capacity = 16;
+  std::uint64_t tasks = 0, warmup = 0, window = 0;
+  double rate = 0;
+};
+
+workload make_workload(const remote_options& o) {
+  workload w;
+  w.name = o.workload;
+  if (w.name == "W1") w.capacity = 16, w.rate = 2000, w.warmup = 2000, w.tasks = 20'000;
+  else w.capacity = 64, w.window = 10'000, w.tasks = 200'000;
+  if (o.capacity) w.capacity = o.capacity;
+  if (o.tasks) w.tasks = o.tasks;
+  return w;
+}
+
+double pct(std::vector<double>& v, double p) {
+  if (v.empty()) return -1;
+  const std::size_t i = std::min(v.size() - 1, std::size_t(p * double(v.size())));
+  std::nth_element(v.begin(), v.begin() + long(i), v.end());
+  return v[i];
+}
+
+/// The producer: submits over one /v1/client connection (one unordered
+/// channel whose window is the workload's), collects outcomes.
+struct producer {
+  const workload& w;
+  std::uint16_t port;
+  std::vector<std::int64_t> submit, start, done;
+  std::uint64_t outstanding = 0, answered = 0, failed = 0;
+  asio::steady_timer* writer_wait = nullptr;
+  std::int64_t elapsed_ns = 0;
+
+  producer(const workload& wl, std::uint16_t p) : w(wl), port(p) {
+    const auto n = w.warmup + w.tasks;
+    submit.assign(n, 0), start.assign(n, 0), done.assign(n, 0);
+  }
+
+  asio::awaitable<void> read_outcomes(websocket::stream<beast::tcp_stream>& ws) {
+    beast::flat_buffer buffer;
+    const auto total = w.warmup + w.tasks;
+    while (answered < total) {
+      buffer.clear();
+      auto [ec, n] = co_await ws.async_read(buffer, tuple);
+      if (ec) co_return;
+      const std::int64_t t = now_ns();
+      if (!ws.got_binary()) {  // a rejection: the run is broken
+        ++failed, ++answered;
+        continue;
+      }
+      const auto* p = static_cast<const unsigned char*>(buffer.data().data());
+      const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+      if (buffer.size() < 4 + len + 16) {
+        ++failed, ++answered;
+        continue;
+      }
+      std::uint64_t seq;
+      std::int64_t started;
+      std::memcpy(&seq, p + 4 + len, 8);
+      std::memcpy(&started, p + 4 + len + 8, 8);
+      if (seq < total && done[seq] == 0) {
+        start[seq] = started, done[seq] = t;
+        ++answered;
+        --outstanding;
+      }
+      if (writer_wait) writer_wait->cancel();
+    }
+  }
+
+  asio::awaitable<void> write_submits(websocket::stream<beast::tcp_stream>& ws) {
+    const auto total = w.warmup + w.tasks;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    // Header and payload in one frame buffer, rewritten per task.
+    const std::string prefix = R"({"type":"submit","channel":1,"queue":"bench","ref":)";
+    std::string frame;
+    const std::int64_t t0 = now_ns();
+    ws.binary(true);
+    for (std::uint64_t seq = 0; seq < total; ++seq) {
+      if (w.rate > 0) {
+        const std::int64_t due = t0 + std::int64_t(double(seq) * 1e9 / w.rate);
+        for (std::int64_t left = due - now_ns(); left > 0; left = due - now_ns()) {
+          if (left > 200'000) {
+            timer.expires_after(std::chrono::nanoseconds(left - 100'000));
+            co_await timer.async_wait(tuple);
+          }
+        }
+      } else {
+        while (outstanding >= w.window) {
+          writer_wait = &timer;
+          timer.expires_after(std::chrono::seconds(20));
+          co_await timer.async_wait(tuple);
+          writer_wait = nullptr;
+          if (answered == 0 && now_ns() - t0 > 60'000'000'000) co_return;
+        }
+      }
+      const std::string header = prefix + std::to_string(seq) + "}";
+      frame.assign(4, '\0');
+      frame[2] = static_cast<char>(header.size() >> 8), frame[3] = static_cast<char>(header.size());
+      frame += header;
+      char payload[64] = {};
+      const std::int64_t t = now_ns();
+      std::memcpy(payload, &t, 8);
+      std::memcpy(payload + 8, &seq, 8);
+      frame.append(payload, sizeof payload);
+      submit[seq] = t;
+      ++outstanding;
+      auto [ec, n] = co_await ws.async_write(asio::buffer(frame), tuple);
+      if (ec) co_return;
+    }
+  }
+
+  asio::awaitable<void> run() {
+    const auto ex = co_await asio::this_coro::executor;
+    websocket::stream<beast::tcp_stream> ws(ex);
+    auto [cec] = co_await beast::get_lowest_layer(ws).async_connect(
+        asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), tuple);
+    if (cec) co_return;
+    beast::get_lowest_layer(ws).socket().set_option(asio::ip::tcp::no_delay(true));
+    auto [hec] = co_await ws.async_handshake("127.0.0.1", "/v1/client", tuple);
+    if (hec) co_return;
+    ws.text(true);
+    const std::string open = R"({"type":"open","channel":1,"window":)" +
+                             std::to_string(w.window ? w.window : w.warmup + w.tasks) + "}";
+    co_await ws.async_write(asio::buffer(open), tuple);
+    beast::flat_buffer opened;
+    co_await ws.async_read(opened, tuple);
+    const std::int64_t t0 = now_ns();
+    asio::co_spawn(ex, write_submits(ws), asio::detached);
+    co_await read_outcomes(ws);
+    elapsed_ns = now_ns() - t0;
+    co_await ws.async_close(websocket::close_code::normal, tuple);
+  }
+};
+
+}  // namespace
+
+int run_remote(const remote_options& o) {
+  const workload w = make_workload(o);
+  std::string bin = o.drover_bin;
+  if (bin.empty()) {
+    char path[4096];
+    const auto n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) return 1;
+    bin.assign(path, static_cast<std::size_t>(n));
+  }
+  auto server = child::spawn({bin, "serve", "--listen", "127.0.0.1:0"});
+  const auto banner = server.line();
+  const auto at = banner.find("127.0.0.1:");
+  if (at == std::string::npos) {
+    std::fprintf(stderr, "drover bench remote: the node did not start: %s\n", banner.c_str());
+    return 1;
+  }
+  const auto port = static_cast<std::uint16_t>(std::stoi(banner.substr(at + 10)));
+  const std::string connect = "127.0.0.1:" + std::to_string(port);
+  std::vector<child> runtimes;
+  for (std::uint32_t i = 0; i < o.runtimes; ++i) {
+    runtimes.push_back(child::spawn({bin, "runtime", "--connect", connect, "--queue", "bench", "--capacity",
+                                     std::to_string(w.capacity), "--handler", "bench", "--name",
+                                     "bench-" + std::to_string(i)}));
+    if (runtimes.back().line().find("serving") == std::string::npos) {
+      std::fprintf(stderr, "drover bench remote: runtime %u did not connect\n", i);
+      return 1;
+    }
+  }
+  auto total_cpu = [&] {
+    double cpu = cpu_seconds(getpid()) + cpu_seconds(server.pid);
+    for (auto& r : runtimes) cpu += cpu_seconds(r.pid);
+    return cpu;
+  };
+  producer p(w, port);
+  const double cpu0 = total_cpu();
+  {
+    asio::io_context io;
+    asio::co_spawn(io, p.run(), asio::detached);
+    io.run();
+  }
+  const double cpu = total_cpu() - cpu0;
+
+  std::vector<double> dispatch, rtt;
+  std::uint64_t lost = 0;
+  for (std::uint64_t i = w.warmup; i < w.warmup + w.tasks; ++i) {
+    if (!p.done[i]) {
+      ++lost;
+      continue;
+    }
+    dispatch.push_back(double(p.start[i] - p.submit[i]) / 1e3);
+    rtt.push_back(double(p.done[i] - p.submit[i]) / 1e3);
+  }
+  auto num = [](double v) {
+    char b[32];
+    if (v < 0) return std::string("null");
+    std::snprintf(b, sizeof b, "%.1f", v);
+    return std::string(b);
+  };
+  const bool latency = w.name == "W1";
+  const double elapsed_s = double(p.elapsed_ns) / 1e9;
+  const double tps = elapsed_s > 0 ? double(w.tasks - lost) / elapsed_s : 0;
+  std::printf(
+      "{\"system\":\"drover\",\"workload\":\"%s\",\"dispatch_p50_us\":%s,\"dispatch_p99_us\":%s,\"dispatch_p999_us\":%s,"
+      "\"rtt_p50_us\":%s,\"rtt_p99_us\":%s,\"rtt_p999_us\":%s,\"tasks_per_s\":%s,\"cpu_s_per_mtask\":%s,"
+      "\"tasks\":%llu,\"lost\":%llu}\n",
+      w.name.c_str(), num(latency ? pct(dispatch, .5) : -1).c_str(), num(latency ? pct(dispatch, .99) : -1).c_str(),
+      num(latency ? pct(dispatch, .999) : -1).c_str(), num(latency ? pct(rtt, .5) : -1).c_str(),
+      num(latency ? pct(rtt, .99) : -1).c_str(), num(latency ? pct(rtt, .999) : -1).c_str(),
+      num(latency ? -1 : tps).c_str(), num(latency ? -1 : cpu / double(w.warmup + w.tasks) * 1e6).c_str(),
+      static_cast<unsigned long long>(w.tasks), static_cast<unsigned long long>(lost));
+  std::fflush(stdout);
+  return lost == 0 && p.failed == 0 ? 0 : 1;
+}
+
+}  // namespace drover::bench

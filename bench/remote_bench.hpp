@@ -1,0 +1,21 @@
+#pragma once
+// `drover bench remote`: the peers kit's workloads (../shared/peers/README.md)
+// against a `drover serve` process with runtime processes, over the
+// WebSocket client channel and runtime protocol. Prints the peers' JSON fields.
+#include <cstdint>
+#include <string>
+
+namespace drover::bench {
+
+struct remote_options {
+  std::string workload = "W1";  // W1 (latency, open loop) | W2 (throughput, closed loop)
+  std::string drover_bin;       // the drover binary to start (default: this one)
+  std::uint32_t runtimes = 4;
+  std::uint32_t capacity = 0;  // per runtime; 0 = the workload's (W1 16, W2 64)
+  std::uint64_t tasks = 0;     // counted tasks; 0 = the workload's
+  bool json = true;
+};
+
+int run_remote(const remote_options& options);
+
+}  // namespace drover::bench
