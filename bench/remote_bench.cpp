@@ -240,7 +240,9 @@ int run_remote(const remote_options& o) {
     if (n <= 0) return 1;
     bin.assign(path, static_cast<std::size_t>(n));
   }
-  auto server = child::spawn({bin, "serve", "--listen", "127.0.0.1:0"});
+  std::vector<std::string> serve_args{bin, "serve", "--listen", "127.0.0.1:0"};
+  if (!o.serve_config.empty()) serve_args.insert(serve_args.end(), {"--config", o.serve_config});
+  auto server = child::spawn(serve_args);
   const auto banner = server.line();
   const auto at = banner.find("127.0.0.1:");
   if (at == std::string::npos) {

@@ -9,6 +9,7 @@ namespace drover::bench {
 
 struct remote_options {
   std::string workload = "W1";  // W1 (latency, open loop) | W2 (throughput, closed loop)
+  std::string serve_config;     // a TOML file for the node (default: built-in settings)
   std::string drover_bin;       // the drover binary to start (default: this one)
   std::uint32_t runtimes = 4;
   std::uint32_t capacity = 0;  // per runtime; 0 = the workload's (W1 16, W2 64)

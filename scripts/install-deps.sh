@@ -12,6 +12,7 @@ packages=(
   libbenchmark-dev                           # Google Benchmark for micro benchmarks
   libcli11-dev                               # CLI11: the drover command line
   libtomlplusplus-dev                        # toml++: `drover serve --config drover.toml`
+  curl                                       # scripts/run.sh submits its demo task over HTTP
 )
 
 missing=()

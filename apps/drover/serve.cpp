@@ -53,6 +53,15 @@ serve_config load(const serve_options& options) {
     read(t, "node", "default_max_attempts", attempts);
     read(t, "node", "default_timeout_ms", timeout_ms);
     read(t, "node", "payload_bytes_max", payload_max);
+    std::int64_t threads = static_cast<std::int64_t>(c.node.scheduler_threads);
+    std::int64_t spin = static_cast<std::int64_t>(c.node.idle_spin_polls), sleep_polls = static_cast<std::int64_t>(c.node.idle_sleep_polls);
+    read(t, "node", "scheduler_threads", threads);
+    read(t, "node", "idle_spin_polls", spin);
+    read(t, "node", "idle_sleep_polls", sleep_polls);
+    if (threads < 0 || spin < 0 || sleep_polls < 0) throw std::invalid_argument("[node] scheduler settings must not be negative");
+    c.node.scheduler_threads = static_cast<std::size_t>(threads);
+    c.node.idle_spin_polls = static_cast<std::size_t>(spin);
+    c.node.idle_sleep_polls = static_cast<std::size_t>(sleep_polls);
     if (work_limit < 1 || max_tasks < 1 || max_bytes < 1 || attempts < 1 || timeout_ms < 1 || payload_max < 1)
       throw std::invalid_argument("[node] values must be positive");
     c.node.work_limit = static_cast<std::uint32_t>(work_limit);
