@@ -26,6 +26,8 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 
+#include "drover/net/coalescing_stream.hpp"
+
 namespace drover::bench {
 
 namespace {
@@ -133,7 +135,7 @@ struct producer {
     submit.assign(n, 0), start.assign(n, 0), done.assign(n, 0);
   }
 
-  asio::awaitable<void> read_outcomes(websocket::stream<beast::tcp_stream>& ws) {
+  asio::awaitable<void> read_outcomes(websocket::stream<net::coalescing_stream<beast::tcp_stream>>& ws) {
     beast::flat_buffer buffer;
     const auto total = w.warmup + w.tasks;
     while (answered < total) {
@@ -164,7 +166,7 @@ struct producer {
     }
   }
 
-  asio::awaitable<void> write_submits(websocket::stream<beast::tcp_stream>& ws) {
+  asio::awaitable<void> write_submits(websocket::stream<net::coalescing_stream<beast::tcp_stream>>& ws) {
     const auto total = w.warmup + w.tasks;
     asio::steady_timer timer(co_await asio::this_coro::executor);
     // Header and payload in one frame buffer, rewritten per task.
@@ -208,7 +210,7 @@ struct producer {
 
   asio::awaitable<void> run() {
     const auto ex = co_await asio::this_coro::executor;
-    websocket::stream<beast::tcp_stream> ws(ex);
+    websocket::stream<net::coalescing_stream<beast::tcp_stream>> ws(ex);
     auto [cec] = co_await beast::get_lowest_layer(ws).async_connect(
         asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), tuple);
     if (cec) co_return;

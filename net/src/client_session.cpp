@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include "binary_frame.hpp"
+#include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
 #include "json_fields.hpp"
 
@@ -26,7 +27,8 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace json = boost::json;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
-using ws_stream = websocket::stream<beast::tcp_stream>;
+// Small frames are coalesced into one send per burst (coalescing_stream.hpp).
+using ws_stream = websocket::stream<coalescing_stream<beast::tcp_stream>>;
 
 namespace {
 

@@ -15,6 +15,7 @@
 #include <boost/json.hpp>
 
 #include "binary_frame.hpp"
+#include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
 #include "json_fields.hpp"
 #include "task_notes.hpp"
@@ -150,7 +151,8 @@ class ws_sink final : public actors::remote_sink {
   std::shared_ptr<session_state> state_;
 };
 
-using ws_stream = websocket::stream<beast::tcp_stream>;
+// Small frames are coalesced into one send per burst (coalescing_stream.hpp).
+using ws_stream = websocket::stream<coalescing_stream<beast::tcp_stream>>;
 
 /// The single writer of one connection: one write at a time, frames in
 /// order. A named coroutine with plain parameters, not a capturing lambda:

@@ -1,0 +1,122 @@
+#pragma once
+// A stream layer under a Beast WebSocket that coalesces small writes: each
+// write is appended to a buffer and completes at once; one flush at a time
+// writes everything buffered with a single send. A burst of small frames
+// (tasks, results, outcomes of ~100 bytes) then costs one system call
+// instead of one each, and writes never overlap on the socket. A write of a
+// large buffer with nothing pending goes straight to the socket (no copy of
+// big payloads). Memory stays bounded by the protocols' own windows: a
+// runtime holds at most its capacity, a client channel at most its window.
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/role.hpp>
+#include <boost/beast/websocket/teardown.hpp>
+
+namespace drover::net {
+
+template <class NextLayer>
+class coalescing_stream {
+ public:
+  using executor_type = typename NextLayer::executor_type;
+  /// Writes at least this big bypass the buffer when nothing is pending.
+  static constexpr std::size_t direct_write_bytes = 64 * 1024;
+
+  template <class... Args>
+  explicit coalescing_stream(Args&&... args) : next_(std::forward<Args>(args)...) {}
+
+  executor_type get_executor() noexcept { return next_.get_executor(); }
+  NextLayer& next_layer() noexcept { return next_; }
+  const NextLayer& next_layer() const noexcept { return next_; }
+
+  template <class MutableBuffers, class Handler>
+  auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+    return next_.async_read_some(buffers, std::forward<Handler>(handler));
+  }
+
+  template <class ConstBuffers, class Handler>
+  auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
+    return boost::asio::async_initiate<Handler, void(boost::system::error_code, std::size_t)>(
+        [this](auto h, const ConstBuffers& b) { write(b, std::move(h)); }, handler, buffers);
+  }
+
+ private:
+  /// Shared with in-flight sends, which may complete after the stream is gone.
+  struct state {
+    std::string pending, sending;
+    bool busy = false;  // a send is in flight
+    bool alive = true;
+    boost::system::error_code failed;
+  };
+
+  template <class ConstBuffers, class Handler>
+  void write(const ConstBuffers& buffers, Handler handler) {
+    const std::size_t n = boost::asio::buffer_size(buffers);
+    if (s_->failed) {
+      boost::asio::post(get_executor(), boost::asio::append(std::move(handler), s_->failed, std::size_t{0}));
+      return;
+    }
+    if (n >= direct_write_bytes && !s_->busy && s_->pending.empty()) {
+      s_->busy = true;  // later small writes wait in `pending`
+      boost::asio::async_write(next_, buffers,
+                               [s = s_, this, h = std::move(handler)](boost::system::error_code ec, std::size_t sent) mutable {
+                                 s->busy = false;
+                                 if (ec) s->failed = ec;
+                                 if (s->alive && !ec && !s->pending.empty()) flush();
+                                 std::move(h)(ec, sent);
+                               });
+      return;
+    }
+    const std::size_t old = s_->pending.size();
+    s_->pending.resize(old + n);
+    boost::asio::buffer_copy(boost::asio::buffer(s_->pending.data() + old, n), buffers);
+    if (!s_->busy && old == 0) {
+      // Posted, so that the other writes of this turn join the same send.
+      boost::asio::post(get_executor(), [s = s_, this] {
+        if (s->alive && !s->busy && !s->pending.empty() && !s->failed) flush();
+      });
+    }
+    boost::asio::post(get_executor(), boost::asio::append(std::move(handler), boost::system::error_code{}, n));
+  }
+
+  void flush() {
+    s_->busy = true;
+    s_->sending.swap(s_->pending);
+    boost::asio::async_write(next_, boost::asio::buffer(s_->sending), [s = s_, this](boost::system::error_code ec, std::size_t) {
+      s->busy = false;
+      s->sending.clear();
+      if (ec) {
+        s->failed = ec;
+        return;
+      }
+      if (s->alive && !s->pending.empty()) flush();
+    });
+  }
+
+ public:
+  ~coalescing_stream() { s_->alive = false; }
+
+ private:
+  NextLayer next_;
+  std::shared_ptr<state> s_ = std::make_shared<state>();
+};
+
+template <class NextLayer>
+void teardown(boost::beast::role_type role, coalescing_stream<NextLayer>& stream, boost::system::error_code& ec) {
+  using boost::beast::websocket::teardown;
+  teardown(role, stream.next_layer(), ec);
+}
+
+template <class NextLayer, class TeardownHandler>
+void async_teardown(boost::beast::role_type role, coalescing_stream<NextLayer>& stream, TeardownHandler&& handler) {
+  using boost::beast::websocket::async_teardown;
+  async_teardown(role, stream.next_layer(), std::forward<TeardownHandler>(handler));
+}
+
+}  // namespace drover::net
