@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -107,10 +108,29 @@ workload make_workload(const remote_options& o) {
   workload w;
   w.name = o.workload;
   if (w.name == "W1") w.capacity = 16, w.rate = 2000, w.warmup = 2000, w.tasks = 20'000;
+  else if (w.name == "idle") w.capacity = 1;
   else w.capacity = 64, w.window = 10'000, w.tasks = 200'000;
   if (o.capacity) w.capacity = o.capacity;
   if (o.tasks) w.tasks = o.tasks;
   return w;
+}
+
+/// Bytes through the loopback interface so far (received = sent on lo).
+std::uint64_t loopback_bytes() {
+  std::ifstream f("/proc/net/dev");
+  std::string line;
+  while (std::getline(f, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    name.erase(0, name.find_first_not_of(' '));
+    if (name != "lo") continue;
+    std::istringstream in(line.substr(colon + 1));
+    std::uint64_t rx = 0;
+    in >> rx;
+    return rx;
+  }
+  return 0;
 }
 
 double pct(std::vector<double>& v, double p) {
@@ -253,11 +273,13 @@ int run_remote(const remote_options& o) {
   }
   const auto port = static_cast<std::uint16_t>(std::stoi(banner.substr(at + 10)));
   const std::string connect = "127.0.0.1:" + std::to_string(port);
+  const bool idle = w.name == "idle";
+  const std::uint32_t connections = o.connections ? o.connections : (idle ? std::max(1u, 500 / o.runtimes) : 1);
   std::vector<child> runtimes;
   for (std::uint32_t i = 0; i < o.runtimes; ++i) {
     runtimes.push_back(child::spawn({bin, "runtime", "--connect", connect, "--queue", "bench", "--capacity",
                                      std::to_string(w.capacity), "--handler", "bench", "--name",
-                                     "bench-" + std::to_string(i)}));
+                                     "bench-" + std::to_string(i), "--connections", std::to_string(connections)}));
     if (runtimes.back().line().find("serving") == std::string::npos) {
       std::fprintf(stderr, "drover bench remote: runtime %u did not connect\n", i);
       return 1;
@@ -268,6 +290,22 @@ int run_remote(const remote_options& o) {
     for (auto& r : runtimes) cpu += cpu_seconds(r.pid);
     return cpu;
   };
+  if (idle) {
+    // Connected runtimes with demand signalled and nothing to do: what does the node spend?
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    const double node_cpu0 = cpu_seconds(server.pid), all_cpu0 = total_cpu();
+    const std::uint64_t bytes0 = loopback_bytes();
+    std::this_thread::sleep_for(std::chrono::seconds(o.seconds));
+    const double node_cpu = cpu_seconds(server.pid) - node_cpu0, all_cpu = total_cpu() - all_cpu0;
+    const std::uint64_t bytes = loopback_bytes() - bytes0;
+    std::printf("{\"system\":\"drover\",\"workload\":\"idle\",\"runtimes\":%u,\"seconds\":%u,\"node_cpu_s\":%.3f,"
+                "\"node_cpu_pct_of_core\":%.3f,\"all_cpu_s\":%.3f,\"loopback_bytes\":%llu,"
+                "\"bytes_per_runtime_per_s\":%.1f}\n",
+                o.runtimes * connections, o.seconds, node_cpu, 100.0 * node_cpu / o.seconds, all_cpu,
+                static_cast<unsigned long long>(bytes), double(bytes) / (o.runtimes * connections) / o.seconds);
+    std::fflush(stdout);
+    return 0;
+  }
   producer p(w, port);
   const double cpu0 = total_cpu();
   {

@@ -14,6 +14,8 @@ struct remote_options {
   std::uint32_t runtimes = 4;
   std::uint32_t capacity = 0;  // per runtime; 0 = the workload's (W1 16, W2 64)
   std::uint64_t tasks = 0;     // counted tasks; 0 = the workload's
+  std::uint32_t connections = 0;  // per runtime process; 0 = 1 (idle: 500 / runtimes)
+  std::uint32_t seconds = 20;     // idle: measured time
   bool json = true;
 };
 

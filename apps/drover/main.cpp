@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   runtime_cmd->add_option("--connect", runtime.connect, "the node's host:port")->envname("DROVER_CONNECT");
   runtime_cmd->add_option("--queue", runtime.queues, "a queue to serve (repeatable)")->required();
   runtime_cmd->add_option("--capacity", runtime.capacity, "most tasks running at once")->check(CLI::Range(1u, 65535u));
+  runtime_cmd->add_option("--connections", runtime.connections, "runtimes this process opens (each its own session)")
+      ->check(CLI::Range(1u, 10000u));
   runtime_cmd->add_option("--token", runtime.token, "bearer token (or DROVER_TOKEN)");
   runtime_cmd->add_option("--name", runtime.name, "a name for the node's logs");
   runtime_cmd->add_option("--exec", runtime.exec,
@@ -53,7 +55,11 @@ int main(int argc, char** argv) {
 
   drover::bench::remote_options remote;
   auto* remote_cmd = bench->add_subcommand("remote", "the peers' workloads against a drover serve with runtime processes");
-  remote_cmd->add_option("--workload", remote.workload, "W1 (latency) | W2 (throughput)")->check(CLI::IsMember({"W1", "W2"}));
+  remote_cmd->add_option("--workload", remote.workload, "W1 (latency) | W2 (throughput) | idle (connected runtimes, no tasks)")
+      ->check(CLI::IsMember({"W1", "W2", "idle"}));
+  remote_cmd->add_option("--connections", remote.connections, "connections per runtime process (idle: 500 in all)")
+      ->check(CLI::Range(1u, 10000u));
+  remote_cmd->add_option("--seconds", remote.seconds, "idle: how long to measure")->check(CLI::Range(1u, 600u));
   remote_cmd->add_option("--runtimes", remote.runtimes, "runtime processes")->check(CLI::Range(1u, 64u));
   remote_cmd->add_option("--capacity", remote.capacity, "capacity per runtime (default: the workload's)");
   remote_cmd->add_option("--tasks", remote.tasks, "counted tasks (default: the workload's)");

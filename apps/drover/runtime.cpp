@@ -178,22 +178,38 @@ int run_runtime(const runtime_options& o) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto client = net::runtime_client::start(c, make_handler(o));
-  if (client->wait_connected(std::chrono::seconds(5))) {
-    std::printf("drover runtime: serving %zu queue(s) at %s, capacity %u\n", c.queues.size(), o.connect.c_str(),
-                c.capacity);
+  std::vector<std::unique_ptr<net::runtime_client>> clients;
+  for (std::uint32_t i = 0; i < o.connections; ++i) {
+    auto config = c;
+    if (o.connections > 1) config.name += "-" + std::to_string(i);
+    clients.push_back(net::runtime_client::start(config, make_handler(o)));
+  }
+  std::uint32_t connected = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5 + o.connections / 100);
+  for (auto& client : clients) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (client->wait_connected(std::max(left, std::chrono::milliseconds(1)))) ++connected;
+  }
+  if (connected == o.connections) {
+    std::printf("drover runtime: serving %zu queue(s) at %s, capacity %u%s\n", c.queues.size(), o.connect.c_str(),
+                c.capacity, o.connections > 1 ? (", " + std::to_string(o.connections) + " connections").c_str() : "");
   } else {
-    const auto why = client->stats().last_error;
-    std::printf("drover runtime: not connected yet%s%s; retrying\n", why.empty() ? "" : ": ", why.c_str());
+    const auto why = clients.front()->stats().last_error;
+    std::printf("drover runtime: %u of %u connected%s%s; retrying\n", connected, o.connections, why.empty() ? "" : ": ",
+                why.c_str());
   }
   std::fflush(stdout);
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  client->stop(std::chrono::seconds(10));
-  const auto s = client->stats();
+  std::uint64_t succeeded = 0, failed = 0, cancelled = 0;
+  for (auto& client : clients) {
+    client->stop(std::chrono::seconds(10));
+    const auto s = client->stats();
+    succeeded += s.succeeded, failed += s.failed, cancelled += s.cancelled;
+  }
   std::printf("drover runtime: stopped; %llu succeeded, %llu failed, %llu cancelled\n",
-              static_cast<unsigned long long>(s.succeeded), static_cast<unsigned long long>(s.failed),
-              static_cast<unsigned long long>(s.cancelled));
+              static_cast<unsigned long long>(succeeded), static_cast<unsigned long long>(failed),
+              static_cast<unsigned long long>(cancelled));
   return 0;
 }
 

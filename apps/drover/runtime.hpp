@@ -9,6 +9,7 @@ struct runtime_options {
   std::string connect = "127.0.0.1:7700";
   std::vector<std::string> queues;
   std::uint32_t capacity = 16;
+  std::uint32_t connections = 1;  // runtimes (sessions) this process opens, each with `capacity`
   std::string token;
   std::string name = "drover-runtime";
   std::string handler;  // echo | bench | exec ("" = exec with --exec, else echo)

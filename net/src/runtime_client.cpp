@@ -337,7 +337,10 @@ struct runtime_client::impl {
     }
     on_welcome(w.as_object());
     if (auto hb = uint_field(w.as_object(), "heartbeat_ms"); hb && *hb > 0) {
-      timeouts.idle_timeout = std::chrono::milliseconds(2 * *hb);
+      // Three heartbeats: the node's pings (after one) keep the connection
+      // busy, so this side never pings an idle node and keepalive traffic
+      // is one ping/pong per heartbeat, not two.
+      timeouts.idle_timeout = std::chrono::milliseconds(3 * *hb);
       ws.set_option(timeouts);
     }
 
