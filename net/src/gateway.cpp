@@ -126,6 +126,8 @@ std::optional<core::task_options> submit_options(const http_target& t, const req
 
 }  // namespace
 
+constexpr std::size_t batch_max = 10'000;
+
 struct gateway::impl {
   node& n;
   gateway_config config;
@@ -183,6 +185,44 @@ struct gateway::impl {
     return json_reply(http::status::accepted,
                       json::object{{"id", h->id().value}, {"queue", queue}, {"state", core::to_string(h->state())}},
                       req);
+  }
+
+  /// `POST /v1/queues/{queue}/batch`: many tasks with the query's options, all or none.
+  reply submit_batch(const std::string& queue, const http_target& t, request& req) {
+    reply bad;
+    auto options = submit_options(t, req, bad);
+    if (!options) return bad;
+    boost::system::error_code ec;
+    json::value body = json::parse(req.body(), ec);
+    const json::array* tasks = nullptr;
+    if (!ec && body.is_object())
+      if (auto list = body.as_object().if_contains("tasks")) tasks = list->if_array();
+    if (!tasks || tasks->empty())
+      return error_reply(http::status::bad_request, "bad_json", "the body must be {\"tasks\":[{\"payload\":...}, ...]}", req);
+    if (tasks->size() > batch_max)
+      return error_reply(http::status::payload_too_large, "too_large", "at most 10000 tasks per batch", req);
+    std::vector<core::bytes> payloads;
+    payloads.reserve(tasks->size());
+    for (std::size_t i = 0; i < tasks->size(); ++i) {
+      const auto* task = (*tasks)[i].if_object();
+      const auto* text = task ? task->if_contains("payload") : nullptr;
+      const auto* encoded = task ? task->if_contains("payload_base64") : nullptr;
+      std::optional<std::string> bytes;
+      if (text && text->is_string()) bytes = std::string(text->as_string());
+      else if (encoded && encoded->is_string()) bytes = from_base64(encoded->as_string());
+      if (!bytes)
+        return error_reply(http::status::bad_request, "invalid_argument",
+                           "task " + std::to_string(i) + " needs a string payload or a valid payload_base64", req);
+      payloads.push_back(core::bytes::adopt(std::move(*bytes)));
+    }
+    auto handles = n.submit_batch(queue, std::move(payloads), std::move(*options), when_full::fail);
+    if (!handles) return error_reply(handles.err(), req);
+    json::array ids;
+    for (const auto& h : *handles) {
+      retained.add(h);
+      ids.emplace_back(h.id().value);
+    }
+    return json_reply(http::status::accepted, json::object{{"queue", queue}, {"ids", std::move(ids)}}, req);
   }
 
   asio::awaitable<reply> status(std::uint64_t id, const http_target& t, const request& req) {
@@ -390,6 +430,10 @@ struct gateway::impl {
     if (!target) co_return error_reply(http::status::bad_request, "bad_target", "malformed request target", req);
     const auto& s = target->segments;
     const auto method = req.method();
+    if (s.size() == 4 && s[0] == "v1" && s[1] == "queues" && s[3] == "batch") {
+      if (method != http::verb::post) co_return not_allowed("POST", req);
+      co_return submit_batch(s[2], *target, req);
+    }
     if (s.size() == 4 && s[0] == "v1" && s[1] == "queues" && s[3] == "tasks") {
       if (method != http::verb::post) co_return not_allowed("POST", req);
       co_return submit(s[2], *target, req);
@@ -406,6 +450,10 @@ struct gateway::impl {
       unsigned status = 500;
       json::object out = polls.demand(body.as_object(), status);
       co_return json_reply(static_cast<http::status>(status), out, req);
+    }
+    if (s.size() == 2 && s[0] == "v1" && s[1] == "runtimes") {
+      if (method != http::verb::get) co_return not_allowed("GET", req);
+      co_return json_reply(http::status::ok, json::object{{"runtimes", parked_runtimes.describe()}}, req);
     }
     if (s.size() == 2 && s[0] == "v1" && s[1] == "queues") {
       if (method != http::verb::get) co_return not_allowed("GET", req);

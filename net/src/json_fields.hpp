@@ -26,6 +26,19 @@ inline std::string to_base64(const core::bytes& b) {
   return out;
 }
 
+/// Decodes base64 (with padding); nothing if it is not valid base64.
+inline std::optional<std::string> from_base64(std::string_view text) {
+  namespace base64 = boost::beast::detail::base64;
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::string out(base64::decoded_size(text.size()), '\0');
+  std::size_t padding = 0;
+  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
+  auto [written, read] = base64::decode(out.data(), text.data(), text.size());
+  if (read < text.size() - padding) return std::nullopt;  // stopped at a character outside the alphabet
+  out.resize(written);
+  return out;
+}
+
 /// Milliseconds from now until a scheduler deadline (0 if passed).
 inline std::int64_t ms_left(core::time_point deadline) {
   const auto now = std::chrono::steady_clock::now().time_since_epoch();

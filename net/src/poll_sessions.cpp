@@ -17,17 +17,6 @@ namespace {
 
 constexpr std::uint64_t claim_max = 1000;
 
-std::optional<std::string> from_base64(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out(base64::decoded_size(text.size()), '\0');
-  std::size_t padding = 0;
-  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
-  auto [written, read] = base64::decode(out.data(), text.data(), text.size());
-  if (read < text.size() - padding) return std::nullopt;  // stopped at a character outside the alphabet
-  out.resize(written);
-  return out;
-}
-
 json::object error(unsigned& status, unsigned code, std::string_view name, std::string_view message) {
   status = code;
   return json::object{{"error", name}, {"message", message}};

@@ -30,20 +30,20 @@ constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-constexpr std::uint32_t capacity_max = 65'535;
-constexpr std::size_t log_line_bytes_max = 4096;
-
 struct out_frame {
   bool binary = false;
   std::string head;  // text: the JSON; binary: 4-byte length + JSON header
   core::bytes body;  // binary: the payload, sent as is (gather write, no copy)
 };
 
+}  // namespace
+
 /// A runtime's session: outlives its connections when the runtime is
 /// resumable. Shared between the connection's coroutines (I/O thread) and
 /// the sink (CAF threads, through the poster). Holds no asio object: it may
 /// outlive the I/O context inside a dropped callback.
 struct session_state {
+  std::string name;  // from hello, for listings
   std::deque<out_frame> outbox;
   asio::steady_timer* wake = nullptr;  // the attached connection's writer
   bool attached = true;  // a connection is attached (false while parked)
@@ -66,6 +66,11 @@ struct session_state {
     if (wake) wake->cancel();
   }
 };
+
+namespace {
+
+constexpr std::uint32_t capacity_max = 65'535;
+constexpr std::size_t log_line_bytes_max = 4096;
 
 std::string text_of(const json::object& o) { return json::serialize(o); }
 
@@ -193,6 +198,7 @@ struct held_lease {
 };
 
 struct hello_result {
+  std::string name;
   std::vector<std::string> queues;
   std::uint32_t capacity = 0;
   bool resumable = false;
@@ -221,6 +227,7 @@ hello_result parse_hello(std::string_view text, const gateway_config& config) {
                     std::find(config.tokens.begin(), config.tokens.end(), std::string(token->as_string())) != config.tokens.end();
     if (!ok) return refuse(websocket::close_code::policy_error, "unauthorized", "missing or unknown token");
   }
+  if (auto name = o.if_contains("runtime"); name && name->is_string()) h.name = std::string(name->as_string()).substr(0, 256);
   auto queues = o.if_contains("queues");
   if (!queues || !queues->is_array() || queues->as_array().empty())
     return refuse(websocket::close_code::bad_payload, "invalid_argument", "queues must be a non-empty array of names");
@@ -394,6 +401,29 @@ void runtime_registry::park(std::unique_ptr<parked_session> s) {
   parked_[id] = std::move(s);
 }
 
+void runtime_registry::track(const std::shared_ptr<session_state>& s) {
+  std::erase_if(live_, [](const std::weak_ptr<session_state>& w) {
+    auto p = w.lock();
+    return !p || p->over;
+  });
+  live_.push_back(s);
+}
+
+json::array runtime_registry::describe() {
+  json::array out;
+  for (const auto& w : live_) {
+    auto s = w.lock();
+    if (!s || s->over || s->id.value == 0) continue;
+    json::array queues;
+    for (const auto& q : s->queues) queues.emplace_back(q);
+    out.push_back(json::object{{"session", s->id.value},      {"name", s->name},
+                               {"queues", std::move(queues)}, {"capacity", s->capacity},
+                               {"demand", s->granted},        {"in_flight", s->leases.size()},
+                               {"connected", s->attached},    {"resumable", s->resumable}});
+  }
+  return out;
+}
+
 std::unique_ptr<parked_session> runtime_registry::take(std::uint64_t session) {
   auto it = parked_.find(session);
   if (it == parked_.end()) return nullptr;
@@ -422,7 +452,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   auto buffer = asio::dynamic_buffer(first);
   auto [hello_ec, hello_n] = co_await ws.async_read(buffer, tuple);
   if (hello_ec) co_return;
-  hello_result hello = ws.got_binary() ? hello_result{{}, 0, false, {}, {}, websocket::close_code::bad_payload,
+  hello_result hello = ws.got_binary() ? hello_result{{}, {}, 0, false, {}, {}, websocket::close_code::bad_payload,
                                                       "expected_hello", "the first message must be a text hello"}
                                        : parse_hello(first, ctx.config);
   if (hello.close != websocket::close_code::normal) {
@@ -450,6 +480,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     reconcile(*state, hello.holding);
   } else {
     state = std::make_shared<session_state>();
+    state->name = hello.name;
     state->capacity = hello.capacity;
     state->queues = hello.queues;
     state->resumable = hello.resumable;
@@ -458,6 +489,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->wake = &wake;
     poster = ctx.make_poster();
     link = ctx.n.attach_remote(hello.queues, std::make_shared<ws_sink>(poster, state));
+    ctx.registry.track(state);
   }
   // However the connection ends without being parked (close, error,
   // gateway stop): no more posts, the consumer ends and the broker releases

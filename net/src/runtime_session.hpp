@@ -6,12 +6,14 @@
 // leases) for the lease TTL, and takes it back by reconnecting with its
 // session id. docs/protocol.md is the reference; this file implements it.
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/array.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <functional>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "drover/net/gateway.hpp"
 
@@ -22,6 +24,7 @@ namespace drover::net {
 class io_poster;
 class task_notes;
 struct parked_session;
+struct session_state;
 
 /// Sessions of runtimes whose connection dropped, kept for the lease TTL.
 /// I/O thread only; destroyed before the I/O context.
@@ -33,9 +36,13 @@ class runtime_registry {
   /// Takes a parked session back (its expiry cancelled); null if unknown or expired.
   std::unique_ptr<parked_session> take(std::uint64_t session);
   std::size_t size() const { return parked_.size(); }
+  /// Every live session, connected or parked (for `GET /v1/runtimes`).
+  void track(const std::shared_ptr<session_state>& s);
+  boost::json::array describe();
 
  private:
   std::unordered_map<std::uint64_t, std::unique_ptr<parked_session>> parked_;
+  std::vector<std::weak_ptr<session_state>> live_;
 };
 
 struct runtime_session_context {

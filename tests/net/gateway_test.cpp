@@ -136,3 +136,26 @@ TEST_F(gateway_test, unknown_task_is_404) {
   EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/999999").status, 404u);
   EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/999999/result").status, 404u);
 }
+
+TEST_F(gateway_test, a_batch_is_submitted_all_at_once_and_each_task_is_readable) {
+  auto submitted = call(port, http::verb::post, "/v1/queues/echo/batch?priority=2",
+                        R"({"tasks":[{"payload":"one"},{"payload_base64":"dHdv"}]})");
+  ASSERT_EQ(submitted.status, 202u) << submitted.body;
+  const auto ids = submitted.json().at("ids").as_array();
+  ASSERT_EQ(ids.size(), 2u);
+  const char* expected[] = {"one", "two"};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto id = std::to_string(ids[i].to_number<std::uint64_t>());
+    EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/" + id + "?wait_ms=5000").json().at("state").as_string(), "succeeded");
+    EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/" + id + "/result").body, expected[i]);
+  }
+}
+
+TEST_F(gateway_test, a_bad_batch_is_refused_whole_with_the_offending_task_named) {
+  auto bad = call(port, http::verb::post, "/v1/queues/echo/batch", R"({"tasks":[{"payload":"ok"},{"payload_base64":"%%%"}]})");
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_NE(bad.body.find("task 1"), std::string::npos) << bad.body;
+  EXPECT_EQ(call(port, http::verb::post, "/v1/queues/echo/batch", "[1,2]").status, 400u);
+  EXPECT_EQ(call(port, http::verb::post, "/v1/queues/nowhere/batch", R"({"tasks":[{"payload":"x"}]})").status, 404u);
+  EXPECT_EQ(n->stats().live_tasks, 0u) << "nothing of a refused batch was accepted";
+}

@@ -230,3 +230,28 @@ TEST_F(runtime_client_resume_test, past_the_lease_ttl_the_tasks_of_a_vanished_ru
   never.open = true;
   vanished->stop(0ms);
 }
+
+TEST_F(runtime_client_test, connected_runtimes_are_listed_with_demand_and_in_flight_counts) {
+  gate g;
+  auto config = runtime_config(port, 3);
+  config.name = "lister";
+  auto client = net::runtime_client::start(config, [&](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
+    co_await g.pass();
+    co_return core::attempt_result::success({});
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  auto h = *n->submit("resize", core::bytes::copy_from("x"));
+  ASSERT_TRUE(eventually([&] { return client->stats().running == 1; }));
+  json::object r;
+  ASSERT_TRUE(eventually([&] {
+    auto list = call(port, http::verb::get, "/v1/runtimes").json().at("runtimes").as_array();
+    if (list.size() != 1) return false;
+    r = list[0].as_object();
+    return r.at("in_flight").as_int64() == 1 && r.at("demand").as_int64() == 2;
+  })) << json::serialize(r);
+  EXPECT_EQ(r.at("name").as_string(), "lister");
+  EXPECT_EQ(r.at("capacity").as_int64(), 3);
+  EXPECT_EQ(r.at("connected").as_bool(), true);
+  g.open = true;
+  ASSERT_TRUE(h.wait_for(5s));
+}
