@@ -408,6 +408,73 @@ struct gateway::impl {
     }
   }
 
+  /// `GET /v1/tasks/{id}/events`: the task's state, progress and log lines
+  /// as server-sent events, then its outcome; the stream ends with the task.
+  asio::awaitable<void> run_task_events(beast::tcp_stream& stream, const request& req, std::uint64_t id) {
+    auto h = retained.find(id);
+    if (!h) {
+      co_await write_reply(stream, error_reply(http::status::not_found, "unknown_task",
+                                               "task " + std::to_string(id) + " is unknown or was not submitted over HTTP", req));
+      co_return;
+    }
+    http::response<http::empty_body> head{http::status::ok, req.version()};
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-cache");
+    head.keep_alive(false);
+    http::response_serializer<http::empty_body> serializer{head};
+    stream.expires_never();
+    if (auto [ec, n_head] = co_await http::async_write_header(stream, serializer, tuple); ec) co_return;
+
+    struct wake_state {
+      bool alive = true;
+      asio::steady_timer* timer = nullptr;  // I/O thread only
+      void wake() {
+        if (alive && timer) timer->cancel();
+      }
+    };
+    auto w = std::make_shared<wake_state>();
+    const auto watch = notes.watch(id, [w] { w->wake(); });
+    struct unwatch {
+      task_notes& notes;
+      std::uint64_t key;
+      std::shared_ptr<wake_state> w;
+      ~unwatch() {
+        notes.unwatch(key);
+        w->alive = false, w->timer = nullptr;
+      }
+    } guard{notes, watch, w};
+    h->on_complete([w, p = post_to_io](const completion&) { p->post([w] { w->wake(); }); });
+
+    std::optional<task_state> sent_state;
+    std::uint64_t sent_progress = 0, sent_lines = 0;
+    for (;;) {
+      std::string out;
+      const auto state = h->state();
+      if (state != sent_state) {
+        out += sse_event(0, "state", json::object{{"id", id}, {"state", core::to_string(state)}});
+        sent_state = state;
+      }
+      if (const auto* note = notes.find(id)) {
+        if (note->progress_version != sent_progress && note->fraction) {
+          out += sse_event(0, "progress", json::object{{"fraction", *note->fraction}, {"note", note->note}});
+          sent_progress = note->progress_version;
+        }
+        const std::uint64_t first_kept = note->lines_total - note->lines.size();
+        for (std::uint64_t i = std::max(sent_lines, first_kept); i < note->lines_total; ++i)
+          out += sse_event(0, "log", json::object{{"line", note->lines[i - first_kept]}});
+        sent_lines = note->lines_total;
+      }
+      const bool done = h->done();
+      if (done) out += sse_event(0, "outcome", describe(*h));
+      if (out.empty()) out = ": keepalive\n\n";
+      if (auto [ec, n_out] = co_await asio::async_write(stream, asio::buffer(out), tuple); ec || done) co_return;
+      asio::steady_timer timer(io, std::chrono::seconds(15));
+      w->timer = &timer;
+      co_await timer.async_wait(tuple);
+      w->timer = nullptr;
+    }
+  }
+
   /// Ends idle long-poll sessions; one timer for all of them.
   asio::awaitable<void> sweep_sessions() {
     const auto period = std::max(std::chrono::milliseconds(10), std::min(config.poll_session_idle / 2, std::chrono::milliseconds(1000)));
@@ -507,6 +574,20 @@ struct gateway::impl {
             co_await write_reply(stream, std::move(r));
           } else {
             co_await run_sse(stream, req, *target);
+          }
+          break;
+        }
+        const auto& seg = target ? target->segments : std::vector<std::string>{};
+        if (seg.size() == 4 && seg[0] == "v1" && seg[1] == "tasks" && seg[3] == "events") {
+          auto id = parse_number<std::uint64_t>(seg[2], 1, UINT64_MAX);
+          if (!authorized(req)) {
+            auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
+            r.res.set(http::field::www_authenticate, "Bearer");
+            co_await write_reply(stream, std::move(r));
+          } else if (!id) {
+            co_await write_reply(stream, error_reply(http::status::bad_request, "invalid_argument", "task ids are positive integers", req));
+          } else {
+            co_await run_task_events(stream, req, *id);
           }
           break;
         }

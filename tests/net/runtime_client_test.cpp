@@ -4,6 +4,8 @@
 // resumed with the leases kept (or, past the lease TTL, the tasks move on).
 #include <gtest/gtest.h>
 
+#include <future>
+
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -254,4 +256,32 @@ TEST_F(runtime_client_test, connected_runtimes_are_listed_with_demand_and_in_fli
   EXPECT_EQ(r.at("connected").as_bool(), true);
   g.open = true;
   ASSERT_TRUE(h.wait_for(5s));
+}
+
+TEST_F(runtime_client_test, task_events_stream_state_progress_logs_then_the_outcome) {
+  gate g;
+  auto client = net::runtime_client::start(runtime_config(port, 1), [&](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    t.progress(0.25, "quarter");
+    t.log("line a");
+    co_await g.pass();
+    co_return core::attempt_result::success(core::bytes::copy_from("done"));
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  auto submitted = call(port, http::verb::post, "/v1/queues/resize/tasks", "x");
+  const auto id = std::to_string(submitted.json().at("id").to_number<std::uint64_t>());
+  ASSERT_TRUE(eventually([&] { return client->stats().running == 1; }));
+  // The stream ends with the task: read it whole on another thread.
+  auto events = std::async(std::launch::async, [&] { return call(port, http::verb::get, "/v1/tasks/" + id + "/events"); });
+  std::this_thread::sleep_for(50ms);
+  g.open = true;
+  ASSERT_EQ(events.wait_for(5s), std::future_status::ready);
+  const auto body = events.get().body;
+  const auto at = [&](const std::string& s) { return body.find(s); };
+  EXPECT_NE(at("event: state"), std::string::npos) << body;
+  EXPECT_NE(at("\"quarter\""), std::string::npos) << body;
+  EXPECT_NE(at("\"line a\""), std::string::npos) << body;
+  ASSERT_NE(at("event: outcome"), std::string::npos) << body;
+  EXPECT_LT(at("event: progress"), at("event: outcome"));
+  EXPECT_NE(body.find("succeeded", at("event: outcome")), std::string::npos) << body;
+  EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/9999/events").status, 404u);
 }
