@@ -18,7 +18,9 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
+#include "out_frame.hpp"
 #include "json_fields.hpp"
+#include "submit_options.hpp"
 
 namespace drover::net {
 
@@ -35,11 +37,6 @@ namespace {
 constexpr std::uint64_t window_max = 1'000'000;
 constexpr std::uint64_t default_window = 10'000;
 
-struct out_frame {
-  bool binary = false;
-  std::string head;
-  core::bytes body;
-};
 
 out_frame text_frame(const json::object& o) { return out_frame{false, json::serialize(o), {}}; }
 
@@ -132,33 +129,23 @@ void drain_box(const std::shared_ptr<client_state>& s) {
 }
 
 std::optional<core::task_options> options_of(const json::object& h, std::string& bad) {
-  core::task_options o;
-  auto number = [&](const char* name, std::uint64_t max, auto& out) {
+  auto o = read_submit_options([&](const char* name, std::uint64_t max, std::uint64_t& out) {
     if (!h.contains(name)) return true;
     auto v = uint_field(h, name);
     if (!v || *v > max) {
       bad = std::string(name) + " must be a whole number from 0 to " + std::to_string(max);
       return false;
     }
-    out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+    out = *v;
     return true;
-  };
-  std::uint64_t timeout_ms = 0, delay_ms = 0, ttl_ms = 0;
-  if (!number("priority", core::priority_max, o.priority) || !number("max_attempts", core::attempts_max, o.max_attempts) ||
-      !number("timeout_ms", UINT32_MAX, timeout_ms) || !number("delay_ms", UINT32_MAX, delay_ms) ||
-      !number("ttl_ms", UINT32_MAX, ttl_ms))
-    return std::nullopt;
-  o.timeout = std::chrono::milliseconds(timeout_ms);
-  o.ttl = std::chrono::milliseconds(ttl_ms);
-  if (delay_ms > 0)
-    o.not_before = core::time_point{std::chrono::duration_cast<core::duration>(
-        (std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms)).time_since_epoch())};
+  });
+  if (!o) return std::nullopt;
   if (auto key = h.if_contains("idempotency_key")) {
     if (!key->is_string()) {
       bad = "idempotency_key must be a string";
       return std::nullopt;
     }
-    o.idempotency_key = std::string(key->as_string());
+    o->idempotency_key = std::string(key->as_string());
   }
   return o;
 }
@@ -243,14 +230,7 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s,
     while (!s->outbox.empty() && s->wake == &wake) {
       out_frame f = std::move(s->outbox.front());
       s->outbox.pop_front();
-      ws.binary(f.binary);
-      beast::error_code ec;
-      if (f.binary) {
-        std::array<asio::const_buffer, 2> parts{asio::buffer(f.head), asio::buffer(f.body.data(), f.body.size())};
-        std::tie(ec, std::ignore) = co_await ws.async_write(parts, tuple);
-      } else {
-        std::tie(ec, std::ignore) = co_await ws.async_write(asio::buffer(f.head), tuple);
-      }
+      const beast::error_code ec = co_await write_frame(ws, f);
       if (ec) co_return;
     }
     if (s->wake != &wake) co_return;

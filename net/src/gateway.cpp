@@ -27,6 +27,7 @@
 #include "poll_sessions.hpp"
 #include "runtime_session.hpp"
 #include "retained_tasks.hpp"
+#include "submit_options.hpp"
 #include "task_notes.hpp"
 
 namespace drover::net {
@@ -93,8 +94,7 @@ json::object describe(const task_handle& h) {
 
 /// Reads the submit options from the query string; nothing = a 400 was built.
 std::optional<core::task_options> submit_options(const http_target& t, const request& req, reply& bad) {
-  core::task_options o;
-  auto number = [&](const char* name, std::uint64_t max, auto& out) -> bool {
+  auto o = read_submit_options([&](const char* name, std::uint64_t max, std::uint64_t& out) {
     const std::string* text = t.param(name);
     if (!text) return true;
     auto v = parse_number<std::uint64_t>(*text, 0, max);
@@ -105,22 +105,12 @@ std::optional<core::task_options> submit_options(const http_target& t, const req
                         req);
       return false;
     }
-    out = static_cast<std::remove_reference_t<decltype(out)>>(*v);
+    out = *v;
     return true;
-  };
-  std::uint64_t timeout_ms = 0, delay_ms = 0, ttl_ms = 0;
-  if (!number("priority", core::priority_max, o.priority) || !number("max_attempts", core::attempts_max, o.max_attempts) ||
-      !number("timeout_ms", UINT32_MAX, timeout_ms) || !number("delay_ms", UINT32_MAX, delay_ms) ||
-      !number("ttl_ms", UINT32_MAX, ttl_ms))
-    return std::nullopt;
-  o.timeout = std::chrono::milliseconds(timeout_ms);
-  o.ttl = std::chrono::milliseconds(ttl_ms);
-  if (delay_ms > 0) {
-    o.not_before = core::time_point{std::chrono::duration_cast<core::duration>(
-        (std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms)).time_since_epoch())};
-  }
-  if (const std::string* key = t.param("idempotency_key")) o.idempotency_key = *key;
-  if (auto it = req.find("Idempotency-Key"); it != req.end()) o.idempotency_key = std::string(it->value());
+  });
+  if (!o) return std::nullopt;
+  if (const std::string* key = t.param("idempotency_key")) o->idempotency_key = *key;
+  if (auto it = req.find("Idempotency-Key"); it != req.end()) o->idempotency_key = std::string(it->value());
   return o;
 }
 

@@ -28,6 +28,7 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "json_fields.hpp"
+#include "out_frame.hpp"
 
 namespace drover::net {
 
@@ -44,11 +45,9 @@ namespace {
 
 enum class frame_kind : std::uint8_t { demand, report, other };
 
-struct out_frame {
+struct queued_frame {
   frame_kind kind = frame_kind::other;
-  bool binary = false;
-  std::string head;  // text: the JSON; binary: 4-byte length + JSON header
-  core::bytes body;  // binary: the result bytes, sent as they are
+  out_frame frame;
 };
 
 /// A task in the hands of a handler.
@@ -89,7 +88,7 @@ struct runtime_client::impl {
   std::mt19937_64 rng;
 
   // I/O thread only.
-  std::deque<out_frame> outbox;
+  std::deque<queued_frame> outbox;
   asio::steady_timer* wake = nullptr;  // the current connection's writer
   ws_stream* current = nullptr;
   asio::steady_timer* backoff_timer = nullptr;
@@ -120,11 +119,11 @@ struct runtime_client::impl {
     stats_changed.notify_all();
   }
 
-  void send(out_frame f) {
-    outbox.push_back(std::move(f));
+  void send(frame_kind kind, out_frame f) {
+    outbox.push_back(queued_frame{kind, std::move(f)});
     if (wake) wake->cancel();
   }
-  void send_text(frame_kind kind, const json::object& o) { send(out_frame{kind, false, json::serialize(o), {}}); }
+  void send_text(frame_kind kind, const json::object& o) { send(kind, out_frame{false, json::serialize(o), {}}); }
 
   /// Asks for as many tasks as there are free handler slots. Posted, so a
   /// burst of completions is answered with one demand message.
@@ -146,7 +145,7 @@ struct runtime_client::impl {
     const auto& t = r->task;
     if (outcome.ok) {
       json::object h{{"type", "result"}, {"task", t.id().value}, {"lease", t.lease()}, {"slot", runtime_task::access::slot(t)}};
-      send(out_frame{frame_kind::report, true, binary_head(h), std::move(outcome.value)});
+      send(frame_kind::report, out_frame{true, binary_head(h), std::move(outcome.value)});
     } else {
       send_text(frame_kind::report, json::object{{"type", "failure"},
                                                  {"task", t.id().value},
@@ -228,7 +227,7 @@ struct runtime_client::impl {
     const auto id = uint_field(w, "session").value_or(0);
     auto resumed = w.if_contains("resumed");
     const bool kept = resumed && resumed->is_bool() && resumed->as_bool() && id == session;
-    std::erase_if(outbox, [&](const out_frame& f) { return f.kind == frame_kind::demand || !kept; });
+    std::erase_if(outbox, [&](const queued_frame& f) { return f.kind == frame_kind::demand || !kept; });
     if (kept) {
       outstanding_demand = static_cast<std::uint32_t>(uint_field(w, "granted").value_or(0));
     } else {
@@ -272,16 +271,9 @@ struct runtime_client::impl {
     } guard{done};
     for (;;) {
       while (!self->outbox.empty() && self->wake == &wake) {
-        out_frame f = std::move(self->outbox.front());
+        queued_frame f = std::move(self->outbox.front());
         self->outbox.pop_front();
-        ws.binary(f.binary);
-        beast::error_code ec;
-        if (f.binary) {
-          std::array<asio::const_buffer, 2> parts{asio::buffer(f.head), asio::buffer(f.body.data(), f.body.size())};
-          std::tie(ec, std::ignore) = co_await ws.async_write(parts, tuple);
-        } else {
-          std::tie(ec, std::ignore) = co_await ws.async_write(asio::buffer(f.head), tuple);
-        }
+        const beast::error_code ec = co_await write_frame(ws, f.frame);
         if (ec) {
           // Not sent: a report goes out again on a resumed session.
           if (f.kind == frame_kind::report) self->outbox.push_front(std::move(f));

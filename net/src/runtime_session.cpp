@@ -17,6 +17,7 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
+#include "out_frame.hpp"
 #include "json_fields.hpp"
 #include "task_notes.hpp"
 
@@ -30,11 +31,6 @@ constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-struct out_frame {
-  bool binary = false;
-  std::string head;  // text: the JSON; binary: 4-byte length + JSON header
-  core::bytes body;  // binary: the payload, sent as is (gather write, no copy)
-};
 
 }  // namespace
 
@@ -173,14 +169,7 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s
     while (!s->outbox.empty() && s->wake == &wake) {
       out_frame f = std::move(s->outbox.front());
       s->outbox.pop_front();
-      ws.binary(f.binary);
-      beast::error_code ec;
-      if (f.binary) {
-        std::array<asio::const_buffer, 2> parts{asio::buffer(f.head), asio::buffer(f.body.data(), f.body.size())};
-        std::tie(ec, std::ignore) = co_await ws.async_write(parts, tuple);
-      } else {
-        std::tie(ec, std::ignore) = co_await ws.async_write(asio::buffer(f.head), tuple);
-      }
+      const beast::error_code ec = co_await write_frame(ws, f);
       if (ec) co_return;
     }
     if (s->closing) {
