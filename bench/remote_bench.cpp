@@ -204,6 +204,9 @@ struct producer {
           }
         }
       } else {
+        // Submits written between two waits leave in one send, as the peers'
+        // clients batch their writes (nats-core's W2, redis's pipeline of 64).
+        if (outstanding >= w.window) ws.next_layer().uncork();
         while (outstanding >= w.window) {
           writer_wait = &timer;
           timer.expires_after(std::chrono::seconds(20));
@@ -212,6 +215,7 @@ struct producer {
           if (answered == 0 && now_ns() - t0 > 60'000'000'000) co_return;
         }
       }
+      if (w.rate == 0) ws.next_layer().cork();
       const std::string header = prefix + std::to_string(seq) + "}";
       frame.assign(4, '\0');
       frame[2] = static_cast<char>(header.size() >> 8), frame[3] = static_cast<char>(header.size());
@@ -226,6 +230,7 @@ struct producer {
       auto [ec, n] = co_await ws.async_write(asio::buffer(frame), tuple);
       if (ec) co_return;
     }
+    ws.next_layer().uncork();
   }
 
   asio::awaitable<void> run() {

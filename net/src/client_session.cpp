@@ -227,12 +227,14 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s,
     ~mark_done() { done = true; }
   } guard{done};
   for (;;) {
+    ws.next_layer().cork();  // the frames queued now leave in one send
     while (!s->outbox.empty() && s->wake == &wake) {
       out_frame f = std::move(s->outbox.front());
       s->outbox.pop_front();
       const beast::error_code ec = co_await write_frame(ws, f);
       if (ec) co_return;
     }
+    ws.next_layer().uncork();
     if (s->wake != &wake) co_return;
     wake.expires_at(asio::steady_timer::time_point::max());
     co_await wake.async_wait(tuple);

@@ -270,6 +270,7 @@ struct runtime_client::impl {
       ~mark_done() { done = true; }
     } guard{done};
     for (;;) {
+      ws.next_layer().cork();  // the frames queued now leave in one send
       while (!self->outbox.empty() && self->wake == &wake) {
         queued_frame f = std::move(self->outbox.front());
         self->outbox.pop_front();
@@ -280,6 +281,7 @@ struct runtime_client::impl {
           co_return;
         }
       }
+      ws.next_layer().uncork();
       if (self->wake != &wake) co_return;
       wake.expires_at(asio::steady_timer::time_point::max());
       co_await wake.async_wait(tuple);

@@ -166,12 +166,14 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s
     ~mark_done() { done = true; }
   } guard{done};
   for (;;) {
+    ws.next_layer().cork();  // the frames queued now leave in one send
     while (!s->outbox.empty() && s->wake == &wake) {
       out_frame f = std::move(s->outbox.front());
       s->outbox.pop_front();
       const beast::error_code ec = co_await write_frame(ws, f);
       if (ec) co_return;
     }
+    ws.next_layer().uncork();
     if (s->closing) {
       co_await ws.async_close(websocket::close_code::policy_error, tuple);
       co_return;

@@ -9,6 +9,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -75,4 +77,40 @@ TEST(coalescing_stream, a_burst_of_small_and_large_messages_arrives_intact_and_i
 
   ASSERT_EQ(received.size(), std::size_t{count});
   for (int i = 0; i < count; ++i) ASSERT_EQ(received[i], message(i)) << "message " << i;
+}
+
+namespace {
+
+asio::awaitable<void> write_corked(drover::net::coalescing_stream<beast::tcp_stream>& layer, int count, bool& written) {
+  layer.cork();
+  for (int i = 0; i < count; ++i) {
+    const std::string m = "frame-" + std::to_string(i) + ";";
+    co_await asio::async_write(layer, asio::buffer(m), asio::use_awaitable);  // completes at once: gathered
+  }
+  written = true;
+}
+
+}  // namespace
+
+TEST(coalescing_stream, corked_writes_wait_for_uncork_then_leave_together_in_order) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  drover::net::coalescing_stream<beast::tcp_stream> layer(io);
+  beast::get_lowest_layer(layer).connect(acceptor.local_endpoint());
+  tcp::socket peer = acceptor.accept();
+
+  bool written = false;
+  asio::co_spawn(io, write_corked(layer, 10, written), asio::detached);
+  io.run_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(written);
+  EXPECT_EQ(peer.available(), 0u) << "nothing leaves while corked";
+
+  layer.uncork();
+  io.restart();
+  io.run_for(std::chrono::milliseconds(50));
+  std::string expected;
+  for (int i = 0; i < 10; ++i) expected += "frame-" + std::to_string(i) + ";";
+  std::string got(expected.size(), '\0');
+  asio::read(peer, asio::buffer(got));
+  EXPECT_EQ(got, expected);
 }

@@ -5,7 +5,8 @@
 // (tasks, results, outcomes of ~100 bytes) then costs one system call
 // instead of one each, and writes never overlap on the socket. A write of a
 // large buffer with nothing pending goes straight to the socket (no copy of
-// big payloads). Memory stays bounded by the protocols' own windows: a
+// big payloads). A writer that drains an outbox corks the stream around it
+// so the whole outbox leaves in one send. Memory stays bounded by the protocols' own windows: a
 // runtime holds at most its capacity, a client channel at most its window.
 #include <memory>
 #include <string>
@@ -32,6 +33,14 @@ class coalescing_stream {
   explicit coalescing_stream(Args&&... args) : next_(std::forward<Args>(args)...) {}
 
   executor_type get_executor() noexcept { return next_.get_executor(); }
+
+  /// While corked, writes only gather; `uncork` sends what gathered. A
+  /// writer corks around draining its outbox so the whole burst is one send.
+  void cork() { s_->corked = true; }
+  void uncork() {
+    s_->corked = false;
+    if (!s_->busy && !s_->pending.empty() && !s_->failed) flush();
+  }
   NextLayer& next_layer() noexcept { return next_; }
   const NextLayer& next_layer() const noexcept { return next_; }
 
@@ -51,6 +60,7 @@ class coalescing_stream {
   struct state {
     std::string pending, sending;
     bool busy = false;  // a send is in flight
+    bool corked = false;
     bool alive = true;
     boost::system::error_code failed;
   };
@@ -62,13 +72,13 @@ class coalescing_stream {
       boost::asio::post(get_executor(), boost::asio::append(std::move(handler), s_->failed, std::size_t{0}));
       return;
     }
-    if (n >= direct_write_bytes && !s_->busy && s_->pending.empty()) {
+    if (n >= direct_write_bytes && !s_->busy && s_->pending.empty() && !s_->corked) {
       s_->busy = true;  // later small writes wait in `pending`
       boost::asio::async_write(next_, buffers,
                                [s = s_, this, h = std::move(handler)](boost::system::error_code ec, std::size_t sent) mutable {
                                  s->busy = false;
                                  if (ec) s->failed = ec;
-                                 if (s->alive && !ec && !s->pending.empty()) flush();
+                                 if (s->alive && !ec && !s->pending.empty() && !s->corked) flush();
                                  std::move(h)(ec, sent);
                                });
       return;
@@ -76,10 +86,10 @@ class coalescing_stream {
     const std::size_t old = s_->pending.size();
     s_->pending.resize(old + n);
     boost::asio::buffer_copy(boost::asio::buffer(s_->pending.data() + old, n), buffers);
-    if (!s_->busy && old == 0) {
+    if (!s_->busy && old == 0 && !s_->corked) {
       // Posted, so that the other writes of this turn join the same send.
       boost::asio::post(get_executor(), [s = s_, this] {
-        if (s->alive && !s->busy && !s->pending.empty() && !s->failed) flush();
+        if (s->alive && !s->busy && !s->pending.empty() && !s->failed && !s->corked) flush();
       });
     }
     boost::asio::post(get_executor(), boost::asio::append(std::move(handler), boost::system::error_code{}, n));
@@ -95,7 +105,7 @@ class coalescing_stream {
         s->failed = ec;
         return;
       }
-      if (s->alive && !s->pending.empty()) flush();
+      if (s->alive && !s->pending.empty() && !s->corked) flush();
     });
   }
 
