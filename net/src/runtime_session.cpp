@@ -4,6 +4,7 @@
 #include <deque>
 #include <unordered_set>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -55,6 +56,18 @@ struct session_state {
   std::vector<std::string> queues;
   bool resumable = false;
   std::int64_t lease_ttl_ms = 0, heartbeat_ms = 0;
+  /// The consumer's link while the session lives (attached or parked).
+  actors::remote_link* link = nullptr;
+  /// Results and failures read in this I/O turn: one report message to the
+  /// broker per burst, not one per frame.
+  std::vector<actors::remote_report> pending_reports;
+  bool flush_posted = false;
+  std::uint32_t reads_since_post = 0;
+  asio::any_io_executor executor;  // the gateway's (an executor, not an I/O object)
+
+  void flush_reports() {
+    if (link && !pending_reports.empty()) link->report(std::exchange(pending_reports, {}));
+  }
 
   void send(out_frame f) {
     if (over || !attached) return;
@@ -67,6 +80,7 @@ namespace {
 
 constexpr std::uint32_t capacity_max = 65'535;
 constexpr std::size_t log_line_bytes_max = 4096;
+constexpr std::size_t report_batch_max = 256;
 
 std::string text_of(const json::object& o) { return json::serialize(o); }
 
@@ -287,6 +301,7 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
     if (s.granted + s.leases.size() + *n > s.capacity)
       return s.send(error_frame("over_capacity", "demand beyond the capacity declared in hello"));
     s.granted += *n;
+    s.flush_reports();  // the broker hears of finished work before new demand
     link.demand(static_cast<std::uint32_t>(*n));
     return;
   }
@@ -299,9 +314,9 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
     const bool retry = !(retryable && retryable->is_bool() && !retryable->as_bool());
     s.leases.erase(*lease);
     const auto slot = uint_field(o, "slot").value_or(UINT32_MAX);
-    link.report({actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
-                                       core::attempt_result::failure(std::move(why), retry),
-                                       static_cast<std::uint32_t>(slot)}});
+    s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
+                                                      core::attempt_result::failure(std::move(why), retry),
+                                                      static_cast<std::uint32_t>(slot)});
     return;
   }
   if (t == "progress") {
@@ -330,7 +345,7 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
 }
 
 /// A binary message after the hello: a result.
-void on_binary(std::string&& frame, session_state& s, actors::remote_link& link) {
+void on_binary(std::string&& frame, session_state& s) {
   auto parsed = parse_binary_frame(frame);
   if (!parsed) return s.send(error_frame(parsed.error_code, parsed.error_message));
   const auto& o = parsed.header;
@@ -343,8 +358,8 @@ void on_binary(std::string&& frame, session_state& s, actors::remote_link& link)
   s.leases.erase(*lease);
   // The result's bytes stay in the frame's buffer: no copy.
   auto value = core::bytes::adopt(std::move(frame), parsed.payload_offset);
-  link.report({actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
-                                     core::attempt_result::success(std::move(value)), slot}});
+  s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
+                                                    core::attempt_result::success(std::move(value)), slot});
 }
 
 /// Gives a resumed runtime what it lost with its connection: the tasks it
@@ -361,6 +376,22 @@ void reconcile(session_state& s, const std::vector<held_lease>& holding) {
     if (!known.count(lease)) s.send(task_frame(task));
 }
 
+/// Sends the reports gathered once a turn passes without another frame
+/// read (frames Beast already buffered complete one per turn), so a burst
+/// of results is one message to the broker.
+void flush_when_reading_pauses(std::weak_ptr<session_state> w) {
+  auto s = w.lock();
+  if (!s) return;
+  if (s->reads_since_post > 0 && !s->pending_reports.empty()) {
+    s->reads_since_post = 0;
+    auto ex = s->executor;
+    asio::post(ex, [w = std::move(w)] { flush_when_reading_pauses(w); });
+    return;
+  }
+  s->flush_posted = false;
+  s->flush_reports();
+}
+
 }  // namespace
 
 /// A session whose runtime's connection dropped, waiting for it to resume.
@@ -372,6 +403,8 @@ struct parked_session {
 
   ~parked_session() {
     if (!link) return;  // taken back by the runtime
+    state->flush_reports();
+    state->link = nullptr;
     poster->close();
     state->over = true;
     link->close();  // the broker releases the runtime's leases
@@ -491,6 +524,8 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     std::unique_ptr<actors::remote_link>& l;
     ~end_unless_parked() {
       if (!l) return;  // parked: the registry owns it now
+      s->flush_reports();
+      s->link = nullptr;
       p->close();
       s->over = true;
       s->wake = nullptr;
@@ -498,6 +533,8 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     }
   } guard{state, poster, link};
 
+  state->link = link.get();
+  state->executor = executor;
   bool writer_done = false;
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
   beast::error_code read_ec;
@@ -512,7 +549,13 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     if (ws.got_text()) {
       on_text(message, *state, *link, ctx.notes);
     } else {
-      on_binary(std::move(message), *state, *link);
+      on_binary(std::move(message), *state);
+    }
+    ++state->reads_since_post;
+    if (state->pending_reports.size() >= report_batch_max) state->flush_reports();
+    if (!state->pending_reports.empty() && !state->flush_posted) {
+      state->flush_posted = true;
+      asio::post(executor, [w = std::weak_ptr<session_state>(state)] { flush_when_reading_pauses(w); });
     }
     if (state->closing) break;
   }
