@@ -13,6 +13,7 @@ packages=(
   libcli11-dev                               # CLI11: the drover command line
   libtomlplusplus-dev                        # toml++: `drover serve --config drover.toml`
   curl                                       # scripts/run.sh submits its demo task over HTTP
+  valgrind                                   # ctest runs the WebSocket sessions under it (memory errors at shutdown)
 )
 
 missing=()

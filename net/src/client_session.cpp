@@ -221,10 +221,11 @@ void on_text(std::string_view text, client_state& s) {
   s.error("unknown_type", "unknown message type '" + std::string(t) + "'");
 }
 
-asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s, asio::steady_timer& wake, bool& done) {
-  struct mark_done {
-    bool& done;
-    ~mark_done() { done = true; }
+asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s, asio::steady_timer& wake,
+                                 std::shared_ptr<bool> done) {
+  struct mark_done {  // shared: at shutdown the connection's frame may go first
+    std::shared_ptr<bool> done;
+    ~mark_done() { *done = true; }
   } guard{done};
   for (;;) {
     ws.next_layer().cork();  // the frames queued now leave in one send
@@ -273,7 +274,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
     }
   } guard{state, poster};
 
-  bool writer_done = false;
+  auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
   for (;;) {
     std::string message;
@@ -288,7 +289,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   }
   state->wake = nullptr;
   wake.cancel();
-  while (!writer_done) {
+  while (!*writer_done) {
     asio::steady_timer pause(executor, std::chrono::milliseconds(1));
     co_await pause.async_wait(tuple);
   }

@@ -83,8 +83,6 @@ struct runtime_client::impl {
   runtime_client_config config;
   runtime_handler handler;
   runtime_client* self = nullptr;
-  asio::io_context io{1};
-  std::thread thread;
   std::mt19937_64 rng;
 
   // I/O thread only.
@@ -105,6 +103,11 @@ struct runtime_client::impl {
   runtime_client_stats stats;
   std::atomic<std::uint32_t> running_count{0};
   std::atomic<bool> run_done{false};
+
+  // Last: destroyed first, so coroutine frames it still holds (after a stop
+  // that timed out) are destroyed while the members above are alive.
+  std::thread thread;
+  asio::io_context io{1};
 
   impl(runtime_client_config c, runtime_handler h) : config(std::move(c)), handler(std::move(h)) {
     rng.seed(config.seed ? config.seed : std::random_device{}());
@@ -264,10 +267,10 @@ struct runtime_client::impl {
     return h;
   }
 
-  static asio::awaitable<void> write_loop(impl* self, ws_stream& ws, asio::steady_timer& wake, bool& done) {
-    struct mark_done {
-      bool& done;
-      ~mark_done() { done = true; }
+  static asio::awaitable<void> write_loop(impl* self, ws_stream& ws, asio::steady_timer& wake, std::shared_ptr<bool> done) {
+    struct mark_done {  // shared: at shutdown the connection's frame may go first
+      std::shared_ptr<bool> done;
+      ~mark_done() { *done = true; }
     } guard{done};
     for (;;) {
       ws.next_layer().cork();  // the frames queued now leave in one send
@@ -340,7 +343,7 @@ struct runtime_client::impl {
 
     asio::steady_timer wake_timer(ex);
     wake = &wake_timer;
-    bool writer_done = false;
+    auto writer_done = std::make_shared<bool>(false);
     asio::co_spawn(ex, write_loop(this, ws, wake_timer, writer_done), asio::detached);
     top_up();
     for (;;) {
@@ -358,7 +361,7 @@ struct runtime_client::impl {
     wake = nullptr;
     wake_timer.cancel();
     update_stats([](runtime_client_stats& s) { s.connected = false; });
-    while (!writer_done) {  // the writer refers to `ws` and `wake_timer`
+    while (!*writer_done) {  // the writer refers to `ws` and `wake_timer`
       asio::steady_timer pause(ex, std::chrono::milliseconds(1));
       co_await pause.async_wait(tuple);
     }

@@ -174,10 +174,10 @@ using ws_stream = websocket::stream<coalescing_stream<beast::tcp_stream>>;
 /// with a lambda, valgrind saw its captures released from freed memory when
 /// the gateway shut down with the session open (docs/stack-notes.md).
 asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s, asio::steady_timer& wake,
-                                 bool& done) {
-  struct mark_done {
-    bool& done;
-    ~mark_done() { done = true; }
+                                 std::shared_ptr<bool> done) {
+  struct mark_done {  // shared: at shutdown the connection's frame may go first
+    std::shared_ptr<bool> done;
+    ~mark_done() { *done = true; }
   } guard{done};
   for (;;) {
     ws.next_layer().cork();  // the frames queued now leave in one send
@@ -535,7 +535,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
 
   state->link = link.get();
   state->executor = executor;
-  bool writer_done = false;
+  auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
   beast::error_code read_ec;
   for (;;) {
@@ -562,7 +562,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   // Let the writer finish what is queued (a final error frame) before the frame goes.
   state->closing = true;
   wake.cancel();
-  while (!writer_done) {  // the writer refers to `ws` and `wake`: they must outlive it
+  while (!*writer_done) {  // the writer refers to `ws` and `wake`: they must outlive it
     asio::steady_timer pause(executor, std::chrono::milliseconds(1));
     co_await pause.async_wait(tuple);
   }
