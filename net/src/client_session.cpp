@@ -18,7 +18,7 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
-#include "out_frame.hpp"
+#include "frame_writer.hpp"
 #include "json_fields.hpp"
 #include "submit_options.hpp"
 
@@ -223,22 +223,11 @@ void on_text(std::string_view text, client_state& s) {
 
 asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s, asio::steady_timer& wake,
                                  std::shared_ptr<bool> done) {
-  struct mark_done {  // shared: at shutdown the connection's frame may go first
-    std::shared_ptr<bool> done;
-    ~mark_done() { *done = true; }
-  } guard{done};
+  writer_end guard{std::move(done)};
   for (;;) {
-    ws.next_layer().cork();  // the frames queued now leave in one send
-    while (!s->outbox.empty() && s->wake == &wake) {
-      out_frame f = std::move(s->outbox.front());
-      s->outbox.pop_front();
-      const beast::error_code ec = co_await write_frame(ws, f);
-      if (ec) co_return;
-    }
-    ws.next_layer().uncork();
+    if (co_await write_burst(ws, s->outbox, s->wake, wake)) co_return;
     if (s->wake != &wake) co_return;
-    wake.expires_at(asio::steady_timer::time_point::max());
-    co_await wake.async_wait(tuple);
+    co_await wait_for_frames(wake);
   }
 }
 
@@ -289,10 +278,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   }
   state->wake = nullptr;
   wake.cancel();
-  while (!*writer_done) {
-    asio::steady_timer pause(executor, std::chrono::milliseconds(1));
-    co_await pause.async_wait(tuple);
-  }
+  co_await wait_for_writer(writer_done);
 }
 
 }  // namespace drover::net

@@ -73,6 +73,12 @@ http::status status_of(core::errc code) {
   }
 }
 
+reply unauthorized_reply(const request& req) {
+  auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
+  r.res.set(http::field::www_authenticate, "Bearer");
+  return r;
+}
+
 reply error_reply(const core::error& e, const request& req) {
   return error_reply(status_of(e.code), core::to_string(e.code), e.message, req);
 }
@@ -478,11 +484,7 @@ struct gateway::impl {
   }
 
   asio::awaitable<reply> route(request& req) {
-    if (!authorized(req)) {
-      auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
-      r.res.set(http::field::www_authenticate, "Bearer");
-      co_return r;
-    }
+    if (!authorized(req)) co_return unauthorized_reply(req);
     auto target = parse_target(req.target());
     if (!target) co_return error_reply(http::status::bad_request, "bad_target", "malformed request target", req);
     const auto& s = target->segments;
@@ -559,9 +561,7 @@ struct gateway::impl {
         auto target = parse_target(req.target());
         if (target && target->segments == std::vector<std::string>{"v1", "runtime", "stream"}) {
           if (!authorized(req)) {
-            auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
-            r.res.set(http::field::www_authenticate, "Bearer");
-            co_await write_reply(stream, std::move(r));
+            co_await write_reply(stream, unauthorized_reply(req));
           } else {
             co_await run_sse(stream, req, *target);
           }
@@ -571,9 +571,7 @@ struct gateway::impl {
         if (seg.size() == 4 && seg[0] == "v1" && seg[1] == "tasks" && seg[3] == "events") {
           auto id = parse_number<std::uint64_t>(seg[2], 1, UINT64_MAX);
           if (!authorized(req)) {
-            auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
-            r.res.set(http::field::www_authenticate, "Bearer");
-            co_await write_reply(stream, std::move(r));
+            co_await write_reply(stream, unauthorized_reply(req));
           } else if (!id) {
             co_await write_reply(stream, error_reply(http::status::bad_request, "invalid_argument", "task ids are positive integers", req));
           } else {
@@ -586,9 +584,7 @@ struct gateway::impl {
         auto target = parse_target(req.target());
         if (target && target->segments == std::vector<std::string>{"v1", "client"}) {
           if (!authorized(req)) {
-            auto r = error_reply(http::status::unauthorized, "unauthorized", "a valid bearer token is required", req);
-            r.res.set(http::field::www_authenticate, "Bearer");
-            co_await write_reply(stream, std::move(r));
+            co_await write_reply(stream, unauthorized_reply(req));
             break;
           }
           co_await run_client_session(client_session_context{n, config, [this] { return make_poster(); }},

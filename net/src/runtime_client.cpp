@@ -28,7 +28,7 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "json_fields.hpp"
-#include "out_frame.hpp"
+#include "frame_writer.hpp"
 
 namespace drover::net {
 
@@ -45,9 +45,8 @@ namespace {
 
 enum class frame_kind : std::uint8_t { demand, report, other };
 
-struct queued_frame {
+struct queued_frame : out_frame {
   frame_kind kind = frame_kind::other;
-  out_frame frame;
 };
 
 /// A task in the hands of a handler.
@@ -123,7 +122,7 @@ struct runtime_client::impl {
   }
 
   void send(frame_kind kind, out_frame f) {
-    outbox.push_back(queued_frame{kind, std::move(f)});
+    outbox.push_back(queued_frame{std::move(f), kind});
     if (wake) wake->cancel();
   }
   void send_text(frame_kind kind, const json::object& o) { send(kind, out_frame{false, json::serialize(o), {}}); }
@@ -268,26 +267,15 @@ struct runtime_client::impl {
   }
 
   static asio::awaitable<void> write_loop(impl* self, ws_stream& ws, asio::steady_timer& wake, std::shared_ptr<bool> done) {
-    struct mark_done {  // shared: at shutdown the connection's frame may go first
-      std::shared_ptr<bool> done;
-      ~mark_done() { *done = true; }
-    } guard{done};
+    writer_end guard{std::move(done)};
     for (;;) {
-      ws.next_layer().cork();  // the frames queued now leave in one send
-      while (!self->outbox.empty() && self->wake == &wake) {
-        queued_frame f = std::move(self->outbox.front());
-        self->outbox.pop_front();
-        const beast::error_code ec = co_await write_frame(ws, f.frame);
-        if (ec) {
-          // Not sent: a report goes out again on a resumed session.
-          if (f.kind == frame_kind::report) self->outbox.push_front(std::move(f));
-          co_return;
-        }
+      if (auto unsent = co_await write_burst(ws, self->outbox, self->wake, wake)) {
+        // Not sent: a report goes out again on a resumed session.
+        if (unsent->kind == frame_kind::report) self->outbox.push_front(std::move(*unsent));
+        co_return;
       }
-      ws.next_layer().uncork();
       if (self->wake != &wake) co_return;
-      wake.expires_at(asio::steady_timer::time_point::max());
-      co_await wake.async_wait(tuple);
+      co_await wait_for_frames(wake);
     }
   }
 
@@ -361,10 +349,7 @@ struct runtime_client::impl {
     wake = nullptr;
     wake_timer.cancel();
     update_stats([](runtime_client_stats& s) { s.connected = false; });
-    while (!*writer_done) {  // the writer refers to `ws` and `wake_timer`
-      asio::steady_timer pause(ex, std::chrono::milliseconds(1));
-      co_await pause.async_wait(tuple);
-    }
+    co_await wait_for_writer(writer_done);
     co_return true;
   }
 

@@ -18,7 +18,7 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
-#include "out_frame.hpp"
+#include "frame_writer.hpp"
 #include "json_fields.hpp"
 #include "task_notes.hpp"
 
@@ -175,26 +175,15 @@ using ws_stream = websocket::stream<coalescing_stream<beast::tcp_stream>>;
 /// the gateway shut down with the session open (docs/stack-notes.md).
 asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s, asio::steady_timer& wake,
                                  std::shared_ptr<bool> done) {
-  struct mark_done {  // shared: at shutdown the connection's frame may go first
-    std::shared_ptr<bool> done;
-    ~mark_done() { *done = true; }
-  } guard{done};
+  writer_end guard{std::move(done)};
   for (;;) {
-    ws.next_layer().cork();  // the frames queued now leave in one send
-    while (!s->outbox.empty() && s->wake == &wake) {
-      out_frame f = std::move(s->outbox.front());
-      s->outbox.pop_front();
-      const beast::error_code ec = co_await write_frame(ws, f);
-      if (ec) co_return;
-    }
-    ws.next_layer().uncork();
+    if (co_await write_burst(ws, s->outbox, s->wake, wake)) co_return;
     if (s->closing) {
       co_await ws.async_close(websocket::close_code::policy_error, tuple);
       co_return;
     }
     if (s->wake != &wake) co_return;  // detached
-    wake.expires_at(asio::steady_timer::time_point::max());
-    co_await wake.async_wait(tuple);  // cancelled when a frame is queued
+    co_await wait_for_frames(wake);
   }
 }
 
@@ -562,10 +551,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   // Let the writer finish what is queued (a final error frame) before the frame goes.
   state->closing = true;
   wake.cancel();
-  while (!*writer_done) {  // the writer refers to `ws` and `wake`: they must outlive it
-    asio::steady_timer pause(executor, std::chrono::milliseconds(1));
-    co_await pause.async_wait(tuple);
-  }
+  co_await wait_for_writer(writer_done);
   state->wake = nullptr;
   state->attached = false;
   state->closing = false;
