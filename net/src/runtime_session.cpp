@@ -415,10 +415,15 @@ void runtime_registry::park(std::unique_ptr<parked_session> s) {
 }
 
 void runtime_registry::track(const std::shared_ptr<session_state>& s) {
-  std::erase_if(live_, [](const std::weak_ptr<session_state>& w) {
-    auto p = w.lock();
-    return !p || p->over;
-  });
+  // Ended sessions are swept when the list has doubled since the last sweep:
+  // amortised O(1) per connect, not a scan of every session each time.
+  if (live_.size() >= sweep_at_) {
+    std::erase_if(live_, [](const std::weak_ptr<session_state>& w) {
+      auto p = w.lock();
+      return !p || p->over;
+    });
+    sweep_at_ = std::max<std::size_t>(64, 2 * live_.size());
+  }
   live_.push_back(s);
 }
 

@@ -43,6 +43,7 @@ class runtime_registry {
  private:
   std::unordered_map<std::uint64_t, std::unique_ptr<parked_session>> parked_;
   std::vector<std::weak_ptr<session_state>> live_;
+  std::size_t sweep_at_ = 64;
 };
 
 struct runtime_session_context {
