@@ -155,6 +155,24 @@ struct producer {
     submit.assign(n, 0), start.assign(n, 0), done.assign(n, 0);
   }
 
+  /// One outcome record: the bench handler's result is the task's
+  /// sequence number and its handler's start time.
+  void on_outcome(std::string_view body, std::int64_t t, std::uint64_t total) {
+    if (body.size() < 16) {
+      ++failed, ++answered;
+      return;
+    }
+    std::uint64_t seq;
+    std::int64_t started;
+    std::memcpy(&seq, body.data(), 8);
+    std::memcpy(&started, body.data() + 8, 8);
+    if (seq < total && done[seq] == 0) {
+      start[seq] = started, done[seq] = t;
+      ++answered;
+      --outstanding;
+    }
+  }
+
   asio::awaitable<void> read_outcomes(websocket::stream<net::coalescing_stream<beast::tcp_stream>>& ws) {
     beast::flat_buffer buffer;
     const auto total = w.warmup + w.tasks;
@@ -167,35 +185,51 @@ struct producer {
         ++failed, ++answered;
         continue;
       }
-      const auto* p = static_cast<const unsigned char*>(buffer.data().data());
-      const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-      if (buffer.size() < 4 + len + 16) {
-        ++failed, ++answered;
-        continue;
-      }
-      std::uint64_t seq;
-      std::int64_t started;
-      std::memcpy(&seq, p + 4 + len, 8);
-      std::memcpy(&started, p + 4 + len + 8, 8);
-      if (seq < total && done[seq] == 0) {
-        start[seq] = started, done[seq] = t;
-        ++answered;
-        --outstanding;
+      // Records: [u32 header length][JSON header with "bytes"][body] (protocol.md).
+      const std::string_view message(static_cast<const char*>(buffer.data().data()), buffer.size());
+      for (std::size_t at = 0; at + 4 <= message.size();) {
+        const auto* p = reinterpret_cast<const unsigned char*>(message.data() + at);
+        const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+        boost::system::error_code jec;
+        auto header = json::parse(message.substr(std::min(message.size(), at + 4), len), jec);
+        const auto* bytes = jec || !header.is_object() ? nullptr : header.as_object().if_contains("bytes");
+        const std::size_t body_at = at + 4 + len;
+        const std::size_t body_len = bytes && bytes->is_int64() ? std::size_t(bytes->as_int64()) : message.size() - std::min(message.size(), body_at);
+        if (body_at + body_len > message.size()) {
+          ++failed, ++answered;
+          break;
+        }
+        on_outcome(message.substr(body_at, body_len), t, total);
+        at = body_at + body_len;
       }
       if (writer_wait) writer_wait->cancel();
     }
   }
 
+  /// Appends one submit record (header with "bytes", 64-byte payload).
+  void append_submit(std::string& message, std::uint64_t seq) {
+    const std::string header = R"({"type":"submit","channel":1,"queue":"bench","bytes":64,"ref":)" + std::to_string(seq) + "}";
+    const char length[4] = {0, 0, static_cast<char>(header.size() >> 8), static_cast<char>(header.size())};
+    message.append(length, 4);
+    message += header;
+    char payload[64] = {};
+    const std::int64_t t = now_ns();
+    std::memcpy(payload, &t, 8);
+    std::memcpy(payload + 8, &seq, 8);
+    message.append(payload, sizeof payload);
+    submit[seq] = t;
+    ++outstanding;
+  }
+
   asio::awaitable<void> write_submits(websocket::stream<net::coalescing_stream<beast::tcp_stream>>& ws) {
     const auto total = w.warmup + w.tasks;
     asio::steady_timer timer(co_await asio::this_coro::executor);
-    // Header and payload in one frame buffer, rewritten per task.
-    const std::string prefix = R"({"type":"submit","channel":1,"queue":"bench","ref":)";
-    std::string frame;
+    std::string message;
     const std::int64_t t0 = now_ns();
     ws.binary(true);
-    for (std::uint64_t seq = 0; seq < total; ++seq) {
-      if (w.rate > 0) {
+    for (std::uint64_t seq = 0; seq < total;) {
+      message.clear();
+      if (w.rate > 0) {  // open loop: each task leaves on its own at its time
         const std::int64_t due = t0 + std::int64_t(double(seq) * 1e9 / w.rate);
         for (std::int64_t left = due - now_ns(); left > 0; left = due - now_ns()) {
           if (left > 200'000) {
@@ -203,10 +237,11 @@ struct producer {
             co_await timer.async_wait(tuple);
           }
         }
+        append_submit(message, seq++);
       } else {
-        // Submits written between two waits leave in one send, as the peers'
-        // clients batch their writes (nats-core's W2, redis's pipeline of 64).
-        if (outstanding >= w.window) ws.next_layer().uncork();
+        // Closed loop: whatever the window allows leaves as one message of
+        // up to 256 records, as the peers' clients batch their writes
+        // (nats-core's write buffer, redis's pipeline of 64).
         while (outstanding >= w.window) {
           writer_wait = &timer;
           timer.expires_after(std::chrono::seconds(20));
@@ -214,23 +249,11 @@ struct producer {
           writer_wait = nullptr;
           if (answered == 0 && now_ns() - t0 > 60'000'000'000) co_return;
         }
+        for (int i = 0; i < 256 && seq < total && outstanding < w.window; ++i) append_submit(message, seq++);
       }
-      if (w.rate == 0) ws.next_layer().cork();
-      const std::string header = prefix + std::to_string(seq) + "}";
-      frame.assign(4, '\0');
-      frame[2] = static_cast<char>(header.size() >> 8), frame[3] = static_cast<char>(header.size());
-      frame += header;
-      char payload[64] = {};
-      const std::int64_t t = now_ns();
-      std::memcpy(payload, &t, 8);
-      std::memcpy(payload + 8, &seq, 8);
-      frame.append(payload, sizeof payload);
-      submit[seq] = t;
-      ++outstanding;
-      auto [ec, n] = co_await ws.async_write(asio::buffer(frame), tuple);
+      auto [ec, n] = co_await ws.async_write(asio::buffer(message), tuple);
       if (ec) co_return;
     }
-    ws.next_layer().uncork();
   }
 
   asio::awaitable<void> run() {
@@ -240,7 +263,7 @@ struct producer {
         asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), tuple);
     if (cec) co_return;
     beast::get_lowest_layer(ws).socket().set_option(asio::ip::tcp::no_delay(true));
-    auto [hec] = co_await ws.async_handshake("127.0.0.1", "/v1/client", tuple);
+    auto [hec] = co_await ws.async_handshake("127.0.0.1", "/v1/client?batch=true", tuple);
     if (hec) co_return;
     ws.text(true);
     const std::string open = R"({"type":"open","channel":1,"window":)" +

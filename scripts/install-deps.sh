@@ -12,6 +12,7 @@ packages=(
   libbenchmark-dev                           # Google Benchmark for micro benchmarks
   libcli11-dev                               # CLI11: the drover command line
   libtomlplusplus-dev                        # toml++: `drover serve --config drover.toml`
+  libmimalloc-dev                            # mimalloc: the drover program's allocator (apps/CMakeLists.txt)
   curl                                       # scripts/run.sh submits its demo task over HTTP
   valgrind                                   # ctest runs the WebSocket sessions under it (memory errors at shutdown)
 )

@@ -1,5 +1,6 @@
 #include "drover/core/bytes.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -52,6 +53,14 @@ bytes bytes::adopt(std::string&& text, std::size_t offset) {
 bytes bytes::adopt(std::vector<std::byte>&& data) {
   if (data.empty()) return {};
   return bytes(new owning_block<std::vector<std::byte>>(std::move(data)));
+}
+
+bytes bytes::slice(std::size_t offset, std::size_t length) const {
+  if (offset >= size() || length == 0) return {};
+  auto* b = new owning_block<bytes>(bytes(*this));
+  b->data += offset;
+  b->size = std::min(length, size() - offset);
+  return bytes(b);
 }
 
 }  // namespace drover::core

@@ -3,6 +3,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "json_fields.hpp"
+
 namespace drover::net {
 
 std::string binary_head(const boost::json::object& header) {
@@ -15,26 +17,37 @@ std::string binary_head(const boost::json::object& header) {
   return head;
 }
 
-parsed_frame parse_binary_frame(std::string_view frame) {
-  parsed_frame out;
-  if (frame.size() < 4) {
-    out.error_code = "bad_frame", out.error_message = "a binary frame starts with a 4-byte header length";
-    return out;
-  }
-  const auto* p = reinterpret_cast<const unsigned char*>(frame.data());
-  const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-  if (len > frame.size() - 4 || len > frame_header_bytes_max) {
-    out.error_code = "bad_frame", out.error_message = "header length beyond the frame";
-    return out;
-  }
-  boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(frame.substr(4, len), ec);
-  if (ec || !v.is_object()) {
-    out.error_code = "bad_json", out.error_message = "the frame header must be a JSON object";
-    return out;
-  }
-  out.header = std::move(v.as_object());
-  out.payload_offset = 4 + len;
+std::string record_head(boost::json::object header, std::size_t body_bytes) {
+  header["bytes"] = body_bytes;
+  return binary_head(header);
+}
+
+parsed_message parse_binary_message(std::string_view message) {
+  parsed_message out;
+  auto fail = [&](std::string_view code, std::string_view why) {
+    out.error_code = code, out.error_message = why;
+    return std::move(out);
+  };
+  std::size_t at = 0;
+  do {
+    if (out.records.size() == records_per_message_max) return fail("bad_frame", "too many records in one message");
+    const std::string_view rest = message.substr(at);
+    if (rest.size() < 4) return fail("bad_frame", "a binary record starts with a 4-byte header length");
+    const auto* p = reinterpret_cast<const unsigned char*>(rest.data());
+    const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+    if (len > rest.size() - 4 || len > frame_header_bytes_max) return fail("bad_frame", "header length beyond the frame");
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(rest.substr(4, len), ec);
+    if (ec || !v.is_object()) return fail("bad_json", "the frame header must be a JSON object");
+    frame_record r{std::move(v.as_object()), at + 4 + len, rest.size() - 4 - len};
+    if (r.header.contains("bytes")) {
+      auto n = uint_field(r.header, "bytes");
+      if (!n || *n > r.body_size) return fail("bad_frame", "record bytes beyond the message");
+      r.body_size = *n;
+    }
+    at = r.body_offset + r.body_size;
+    out.records.push_back(std::move(r));
+  } while (at < message.size());
   return out;
 }
 

@@ -100,7 +100,8 @@ out_frame outcome_frame(const finished& f) {
     if (o.err) h["error"] = json::object{{"code", core::to_string(o.err.code)}, {"message", o.err.message}};
     value = o.value;
   }
-  return out_frame{true, binary_head(h), std::move(value)};
+  const auto size = value.size();
+  return out_frame{true, record_head(std::move(h), size), std::move(value)};
 }
 
 void deliver(client_state& s, finished f) {
@@ -150,11 +151,10 @@ std::optional<core::task_options> options_of(const json::object& h, std::string&
   return o;
 }
 
-void on_submit(std::string&& frame, const std::shared_ptr<client_state>& s, const std::shared_ptr<io_poster>& poster,
-               node& n) {
-  auto parsed = parse_binary_frame(frame);
-  if (!parsed) return s->error(parsed.error_code, parsed.error_message);
-  const auto& h = parsed.header;
+/// One submit record of a binary message.
+void on_submit(const frame_record& r, const core::bytes& message, const std::shared_ptr<client_state>& s,
+               const std::shared_ptr<io_poster>& poster, node& n) {
+  const auto& h = r.header;
   auto type = h.if_contains("type");
   if (!type || !type->is_string() || type->as_string() != "submit")
     return s->error("unknown_type", "binary frames from a client are submits");
@@ -172,7 +172,8 @@ void on_submit(std::string&& frame, const std::shared_ptr<client_state>& s, cons
   std::string bad;
   auto options = options_of(h, bad);
   if (!options) return s->refuse(ch_id, *ref, "invalid_argument", bad);
-  auto payload = core::bytes::adopt(std::move(frame), parsed.payload_offset);
+  // The payload stays in the message's buffer: no copy.
+  auto payload = message.slice(r.body_offset, r.body_size);
   auto handle = n.submit(std::string(queue->as_string()), std::move(payload), std::move(*options), when_full::fail);
   if (!handle) return s->refuse(ch_id, *ref, core::to_string(handle.err().code), handle.err().message);
   ++ch.outstanding;
@@ -190,6 +191,15 @@ void on_submit(std::string&& frame, const std::shared_ptr<client_state>& s, cons
         if (auto s = state.lock()) drain_box(s);
       });
   });
+}
+
+/// A binary message: one or more submits.
+void on_binary(std::string&& text, const std::shared_ptr<client_state>& s, const std::shared_ptr<io_poster>& poster,
+               node& n) {
+  auto parsed = parse_binary_message(text);
+  const auto message = core::bytes::adopt(std::move(text));
+  for (const auto& r : parsed.records) on_submit(r, message, s, poster, n);
+  if (!parsed) s->error(parsed.error_code, parsed.error_message);
 }
 
 void on_text(std::string_view text, client_state& s) {
@@ -222,10 +232,10 @@ void on_text(std::string_view text, client_state& s) {
 }
 
 asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s, asio::steady_timer& wake,
-                                 std::shared_ptr<bool> done) {
+                                 std::shared_ptr<bool> done, bool merge) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (co_await write_burst(ws, s->outbox, s->wake, wake)) co_return;
+    if (co_await write_burst(ws, s->outbox, s->wake, wake, merge)) co_return;
     if (s->wake != &wake) co_return;
     co_await wait_for_frames(wake);
   }
@@ -264,7 +274,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   } guard{state, poster};
 
   auto writer_done = std::make_shared<bool>(false);
-  asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
+  asio::co_spawn(executor, write_loop(ws, state, wake, writer_done, ctx.batch), asio::detached);
   for (;;) {
     std::string message;
     auto dyn = asio::dynamic_buffer(message);
@@ -273,7 +283,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
     if (ws.got_text()) {
       on_text(message, *state);
     } else {
-      on_submit(std::move(message), state, poster, ctx.n);
+      on_binary(std::move(message), state, poster, ctx.n);
     }
   }
   state->wake = nullptr;

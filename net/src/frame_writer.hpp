@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -42,21 +43,61 @@ boost::asio::awaitable<boost::beast::error_code> write_frame(WebSocket& ws, cons
   co_return ec;
 }
 
+/// Binary frames merged into one message stay under this (and a peer's
+/// message limit is never lower: protocol.md); a larger frame goes alone.
+constexpr std::size_t merged_message_bytes_max = 64 * 1024;
+
+/// Writes binary frames as the records of one message: their heads must
+/// carry `bytes` (record_head) whenever there is more than one. Only small
+/// frames are merged, so they are copied into one buffer: Beast walks a
+/// long gather list once per chunk it writes, which cost more than the copy.
+template <class WebSocket, class Frames>
+boost::asio::awaitable<boost::beast::error_code> write_records(WebSocket& ws, const Frames& frames, std::string& scratch) {
+  constexpr auto tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+  scratch.clear();
+  for (const auto& f : frames) {
+    scratch += f.head;
+    scratch.append(reinterpret_cast<const char*>(f.body.data()), f.body.size());
+  }
+  ws.binary(true);
+  auto [ec, n] = co_await ws.async_write(boost::asio::buffer(scratch), tuple);
+  co_return ec;
+}
+
 /// Writes what `outbox` holds (frames derived from out_frame) while the
 /// session's `attached` timer is still this writer's `wake`, corking the
-/// stream (coalescing_stream) so the whole burst is one send. Returns the
-/// frame whose write failed, if one did.
+/// stream (coalescing_stream) so the whole burst is one send. With `merge`,
+/// consecutive small binary frames go as one message of several records.
+/// A failed write puts its frames back at the front of the outbox and
+/// returns true.
 template <class WebSocket, class Outbox>
-boost::asio::awaitable<std::optional<typename Outbox::value_type>> write_burst(
-    WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const& attached, const boost::asio::steady_timer& wake) {
+boost::asio::awaitable<bool> write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const& attached,
+                                         const boost::asio::steady_timer& wake, bool merge = false) {
+  auto small = [](const out_frame& f) {
+    return f.binary && f.head.size() + f.body.size() < merged_message_bytes_max;
+  };
   ws.next_layer().cork();
+  std::vector<typename Outbox::value_type> batch;
+  std::string scratch;
   while (!outbox.empty() && attached == &wake) {
-    auto f = std::move(outbox.front());
-    outbox.pop_front();
-    if (co_await write_frame(ws, f)) co_return std::move(f);
+    batch.clear();
+    std::size_t bytes = 0;
+    do {
+      bytes += outbox.front().head.size() + outbox.front().body.size();
+      batch.push_back(std::move(outbox.front()));
+      outbox.pop_front();
+    } while (merge && small(batch.front()) && !outbox.empty() && small(outbox.front()) &&
+             bytes + outbox.front().head.size() + outbox.front().body.size() <= merged_message_bytes_max);
+    boost::beast::error_code ec;  // not a conditional expression: g++ 12 miscompiles co_await in one
+    if (batch.size() > 1) ec = co_await write_records(ws, batch, scratch);
+    else ec = co_await write_frame(ws, batch.front());
+    if (ec) {
+      for (auto it = batch.rbegin(); it != batch.rend(); ++it) outbox.push_front(std::move(*it));
+      co_return true;
+    }
   }
   ws.next_layer().uncork();
-  co_return std::nullopt;
+  co_return false;
 }
 
 /// Sleeps the writer until a frame is queued (whoever queues one cancels `wake`).

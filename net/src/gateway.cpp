@@ -587,7 +587,12 @@ struct gateway::impl {
             co_await write_reply(stream, unauthorized_reply(req));
             break;
           }
-          co_await run_client_session(client_session_context{n, config, [this] { return make_poster(); }},
+          const auto* batch = target->param("batch");
+          if (batch && *batch != "true" && *batch != "false") {
+            co_await write_reply(stream, error_reply(http::status::bad_request, "invalid_argument", "batch is true or false", req));
+            break;
+          }
+          co_await run_client_session(client_session_context{n, config, [this] { return make_poster(); }, batch && *batch == "true"},
                                       std::move(stream), std::move(req));
           co_return;
         }

@@ -90,6 +90,7 @@ struct runtime_client::impl {
   ws_stream* current = nullptr;
   asio::steady_timer* backoff_timer = nullptr;
   bool welcomed = false;
+  bool merge_results = false;  // the node reads several results per message
   bool stopping = false;
   bool top_up_posted = false;
   std::uint64_t session = 0;
@@ -147,7 +148,8 @@ struct runtime_client::impl {
     const auto& t = r->task;
     if (outcome.ok) {
       json::object h{{"type", "result"}, {"task", t.id().value}, {"lease", t.lease()}, {"slot", runtime_task::access::slot(t)}};
-      send(frame_kind::report, out_frame{true, binary_head(h), std::move(outcome.value)});
+      const auto size = outcome.value.size();
+      send(frame_kind::report, out_frame{true, record_head(std::move(h), size), std::move(outcome.value)});
     } else {
       send_text(frame_kind::report, json::object{{"type", "failure"},
                                                  {"task", t.id().value},
@@ -215,13 +217,15 @@ struct runtime_client::impl {
     // heartbeat answers need nothing
   }
 
-  void on_binary(std::string&& frame) {
-    auto parsed = parse_binary_frame(frame);
-    if (!parsed) return;
-    auto type = parsed.header.if_contains("type");
-    if (!type || !type->is_string() || type->as_string() != "task") return;
-    const auto offset = parsed.payload_offset;
-    start_task(parsed.header, core::bytes::adopt(std::move(frame), offset));
+  /// One or more task records.
+  void on_binary(std::string&& text) {
+    auto parsed = parse_binary_message(text);
+    const auto message = core::bytes::adopt(std::move(text));
+    for (const auto& r : parsed.records) {
+      auto type = r.header.if_contains("type");
+      if (!type || !type->is_string() || type->as_string() != "task") continue;
+      start_task(r.header, message.slice(r.body_offset, r.body_size));
+    }
   }
 
   /// After the welcome: what survives from the previous connection.
@@ -244,6 +248,8 @@ struct runtime_client::impl {
     }
     session = id;
     welcomed = true;
+    auto batch = w.if_contains("batch");
+    merge_results = batch && batch->is_bool() && batch->as_bool();
     update_stats([&](runtime_client_stats& s) {
       s.connected = true, s.session = id, ++s.connects;
       if (kept) ++s.resumed;
@@ -254,7 +260,8 @@ struct runtime_client::impl {
     json::array queues;
     for (const auto& q : config.queues) queues.emplace_back(q);
     json::object h{{"type", "hello"},         {"runtime", config.name},           {"queues", std::move(queues)},
-                   {"capacity", config.capacity}, {"resumable", config.resumable}};
+                   {"capacity", config.capacity}, {"resumable", config.resumable},
+                   {"batch", config.batch}};
     if (!config.token.empty()) h["token"] = config.token;
     if (session != 0 && config.resumable) {
       h["session"] = session;
@@ -269,11 +276,8 @@ struct runtime_client::impl {
   static asio::awaitable<void> write_loop(impl* self, ws_stream& ws, asio::steady_timer& wake, std::shared_ptr<bool> done) {
     writer_end guard{std::move(done)};
     for (;;) {
-      if (auto unsent = co_await write_burst(ws, self->outbox, self->wake, wake)) {
-        // Not sent: a report goes out again on a resumed session.
-        if (unsent->kind == frame_kind::report) self->outbox.push_front(std::move(*unsent));
-        co_return;
-      }
+      // Unsent frames stay in the outbox: reports go out again on a resumed session.
+      if (co_await write_burst(ws, self->outbox, self->wake, wake, self->merge_results)) co_return;
       if (self->wake != &wake) co_return;
       co_await wait_for_frames(wake);
     }

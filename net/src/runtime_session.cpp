@@ -55,6 +55,7 @@ struct session_state {
   core::consumer_id id;
   std::vector<std::string> queues;
   bool resumable = false;
+  bool batch = false;  // the runtime reads several task records per message
   std::int64_t lease_ttl_ms = 0, heartbeat_ms = 0;
   /// The consumer's link while the session lives (attached or parked).
   actors::remote_link* link = nullptr;
@@ -97,7 +98,8 @@ out_frame welcome_frame(const session_state& s, bool resumed) {
                                  {"resumed", resumed},
                                  {"granted", s.granted},
                                  {"lease_ttl_ms", s.resumable ? s.lease_ttl_ms : 0},
-                                 {"heartbeat_ms", s.heartbeat_ms}});
+                                 {"heartbeat_ms", s.heartbeat_ms},
+                                 {"batch", s.batch}});
 }
 
 out_frame cancel_frame(std::uint64_t task, std::uint64_t lease) {
@@ -112,7 +114,7 @@ out_frame task_frame(const actors::remote_task& t) {
   json::object header{{"type", "task"},           {"task", item.id.value},   {"lease", item.lease.value},
                       {"slot", item.slot},         {"attempt", item.attempt}, {"queue", t.queue},
                       {"deadline_ms", ms_left(item.deadline)}, {"meta", std::move(meta)}};
-  return out_frame{true, binary_head(header), item.payload};
+  return out_frame{true, record_head(std::move(header), item.payload.size()), item.payload};
 }
 
 /// The sink the runtime's consumer actor calls on CAF threads.
@@ -177,7 +179,7 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s
                                  std::shared_ptr<bool> done) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (co_await write_burst(ws, s->outbox, s->wake, wake)) co_return;
+    if (co_await write_burst(ws, s->outbox, s->wake, wake, s->batch)) co_return;
     if (s->closing) {
       co_await ws.async_close(websocket::close_code::policy_error, tuple);
       co_return;
@@ -196,6 +198,7 @@ struct hello_result {
   std::vector<std::string> queues;
   std::uint32_t capacity = 0;
   bool resumable = false;
+  bool batch = false;
   std::optional<std::uint64_t> session;  // resume this one
   std::vector<held_lease> holding;       // leases the resuming runtime still works on
   websocket::close_code close = websocket::close_code::normal;  // != normal: refuse with this
@@ -237,6 +240,10 @@ hello_result parse_hello(std::string_view text, const gateway_config& config) {
   if (auto r = o.if_contains("resumable")) {
     if (!r->is_bool()) return refuse(websocket::close_code::bad_payload, "invalid_argument", "resumable must be a boolean");
     h.resumable = r->as_bool();
+  }
+  if (auto b = o.if_contains("batch")) {
+    if (!b->is_bool()) return refuse(websocket::close_code::bad_payload, "invalid_argument", "batch must be a boolean");
+    h.batch = b->as_bool();
   }
   if (o.contains("session")) {
     h.session = uint_field(o, "session");
@@ -333,22 +340,31 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
   s.send(error_frame("unknown_type", "unknown message type '" + std::string(t) + "'"));
 }
 
-/// A binary message after the hello: a result.
-void on_binary(std::string&& frame, session_state& s) {
-  auto parsed = parse_binary_frame(frame);
-  if (!parsed) return s.send(error_frame(parsed.error_code, parsed.error_message));
-  const auto& o = parsed.header;
+/// One result record of a binary message.
+void on_result(const frame_record& r, const core::bytes& message, session_state& s, std::size_t body_bytes_max) {
+  const auto& o = r.header;
   auto type = o.if_contains("type");
   if (!type || !type->is_string() || type->as_string() != "result")
     return s.send(error_frame("unknown_type", "binary frames from a runtime are results"));
   auto task = uint_field(o, "task"), lease = uint_field(o, "lease");
   if (!task || !lease) return s.send(error_frame("invalid_argument", "result needs task and lease"));
+  if (r.body_size > body_bytes_max)
+    return s.send(text_frame(json::object{{"type", "error"}, {"code", "too_large"}, {"message", "result bytes beyond the limit"},
+                                          {"task", *task}, {"lease", *lease}}));
   const auto slot = static_cast<std::uint32_t>(uint_field(o, "slot").value_or(UINT32_MAX));
   s.leases.erase(*lease);
-  // The result's bytes stay in the frame's buffer: no copy.
-  auto value = core::bytes::adopt(std::move(frame), parsed.payload_offset);
+  // The result's bytes stay in the message's buffer: no copy.
   s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
-                                                    core::attempt_result::success(std::move(value)), slot});
+                                                    core::attempt_result::success(message.slice(r.body_offset, r.body_size)),
+                                                    slot});
+}
+
+/// A binary message after the hello: one or more results.
+void on_binary(std::string&& text, session_state& s, std::size_t body_bytes_max) {
+  auto parsed = parse_binary_message(text);
+  const auto message = core::bytes::adopt(std::move(text));
+  for (const auto& r : parsed.records) on_result(r, message, s, body_bytes_max);
+  if (!parsed) s.send(error_frame(parsed.error_code, parsed.error_message));
 }
 
 /// Gives a resumed runtime what it lost with its connection: the tasks it
@@ -470,7 +486,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   auto buffer = asio::dynamic_buffer(first);
   auto [hello_ec, hello_n] = co_await ws.async_read(buffer, tuple);
   if (hello_ec) co_return;
-  hello_result hello = ws.got_binary() ? hello_result{{}, {}, 0, false, {}, {}, websocket::close_code::bad_payload,
+  hello_result hello = ws.got_binary() ? hello_result{{}, {}, 0, false, false, {}, {}, websocket::close_code::bad_payload,
                                                       "expected_hello", "the first message must be a text hello"}
                                        : parse_hello(first, ctx.config);
   if (hello.close != websocket::close_code::normal) {
@@ -494,6 +510,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->attached = true, state->closing = false, state->wake = &wake;
     state->capacity = hello.capacity;
     state->resumable = hello.resumable;
+    state->batch = hello.batch;
     state->send(welcome_frame(*state, true));
     reconcile(*state, hello.holding);
   } else {
@@ -502,6 +519,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->capacity = hello.capacity;
     state->queues = hello.queues;
     state->resumable = hello.resumable;
+    state->batch = hello.batch;
     state->lease_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.runtime_lease_ttl).count();
     state->heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.heartbeat_interval).count();
     state->wake = &wake;
@@ -543,7 +561,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     if (ws.got_text()) {
       on_text(message, *state, *link, ctx.notes);
     } else {
-      on_binary(std::move(message), *state);
+      on_binary(std::move(message), *state, ctx.config.body_bytes_max);
     }
     ++state->reads_since_post;
     if (state->pending_reports.size() >= report_batch_max) state->flush_reports();

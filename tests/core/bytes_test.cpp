@@ -29,6 +29,23 @@ TEST(bytes, adopting_with_an_offset_exposes_the_tail_without_a_copy) {
   EXPECT_TRUE(bytes::adopt(std::string("abc"), 3).empty());
 }
 
+TEST(bytes, slices_share_the_buffer_and_keep_it_alive) {
+  std::string message = "[one][two][three]";
+  const char* base = message.data();
+  bytes one, three;
+  {
+    bytes whole = bytes::adopt(std::move(message));
+    one = whole.slice(1, 3);
+    three = whole.slice(11, 100);  // clipped to the end
+    EXPECT_EQ(whole.use_count(), 3u);
+  }
+  EXPECT_EQ(one.view(), "one");
+  EXPECT_EQ(reinterpret_cast<const char*>(one.data()), base + 1);
+  EXPECT_EQ(three.view(), "three]");
+  EXPECT_TRUE(one.slice(3, 1).empty());
+  EXPECT_TRUE(one.slice(0, 0).empty());
+}
+
 TEST(bytes, last_release_frees_and_moves_leave_empty) {
   bytes a = bytes::copy_from("abc");
   {

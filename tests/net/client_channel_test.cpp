@@ -3,6 +3,9 @@
 // unordered delivery, and precise errors for bad input.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -31,6 +34,10 @@ class client_channel_test : public gateway_fixture {
 
   static std::string submit(std::uint64_t channel, std::uint64_t ref, const std::string& queue, const std::string& payload) {
     return ws_client::frame(json::object{{"type", "submit"}, {"channel", channel}, {"ref", ref}, {"queue", queue}}, payload);
+  }
+  /// A submit record that may share its message with others.
+  static std::string record(std::uint64_t ref, const std::string& payload) {
+    return ws_client::frame(json::object{{"type", "submit"}, {"ref", ref}, {"queue", "resize"}, {"bytes", payload.size()}}, payload);
   }
 };
 
@@ -107,6 +114,55 @@ TEST_F(client_channel_test, bad_input_gets_precise_errors_and_the_connection_goe
   EXPECT_EQ(c.read().header.at("code").as_string(), "invalid_argument");
   c.send_binary(submit(0, 4, "resize", "1"));
   EXPECT_EQ(c.read().header.at("state").as_string(), "succeeded");
+}
+
+TEST_F(client_channel_test, several_submits_in_one_message_each_get_their_outcome) {
+  ws_client c(port, "/v1/client");
+  c.send_binary(record(1, "1") + record(2, "22") + submit(0, 3, "resize", "3"));  // the last needs no bytes
+  std::map<std::int64_t, std::string> got;
+  while (got.size() < 3) {
+    auto m = c.read();
+    ASSERT_FALSE(m.error) << m.error.message();
+    ASSERT_TRUE(m.binary) << json::serialize(m.header);
+    got[m.header.at("ref").as_int64()] = m.payload;
+  }
+  EXPECT_EQ(got, (std::map<std::int64_t, std::string>{{1, "1"}, {2, "22"}, {3, "3"}}));
+}
+
+TEST_F(client_channel_test, with_batch_outcomes_arrive_as_records_sharing_messages) {
+  ws_client c(port, "/v1/client?batch=true");
+  std::string message;
+  for (int ref = 1; ref <= 20; ++ref) message += record(ref, "30");  // all finish together
+  c.send_binary(message);
+  std::set<std::int64_t> refs;
+  int messages = 0;
+  while (refs.size() < 20) {
+    auto records = c.read_records();
+    ASSERT_FALSE(records.front().error) << records.front().error.message();
+    ++messages;
+    for (const auto& r : records) {
+      EXPECT_EQ(r.header.at("state").as_string(), "succeeded");
+      EXPECT_EQ(r.payload, "30") << "each record's body is bounded by its bytes";
+      refs.insert(r.header.at("ref").as_int64());
+    }
+  }
+  EXPECT_LT(messages, 20) << "outcomes finishing together share messages";
+}
+
+TEST_F(client_channel_test, a_record_running_past_its_message_is_refused_after_those_before_it) {
+  ws_client c(port, "/v1/client");
+  const auto broken = ws_client::frame(json::object{{"type", "submit"}, {"ref", 2}, {"queue", "resize"}, {"bytes", 500}}, "1");
+  c.send_binary(record(1, "1") + broken);
+  auto first = c.read(), second = c.read();
+  auto error = first.binary ? second : first;
+  auto outcome = first.binary ? first : second;
+  EXPECT_EQ(error.header.at("code").as_string(), "bad_frame");
+  EXPECT_EQ(outcome.header.at("ref").as_int64(), 1) << "the record before the broken one was taken";
+  EXPECT_EQ(outcome.header.at("state").as_string(), "succeeded");
+}
+
+TEST_F(client_channel_test, a_bad_batch_parameter_is_refused_before_the_upgrade) {
+  EXPECT_THROW(ws_client(port, "/v1/client?batch=maybe"), boost::system::system_error);
 }
 
 class client_channel_token_test : public client_channel_test {

@@ -81,6 +81,52 @@ TEST_F(runtime_session_test, tasks_flow_as_binary_frames_no_faster_than_demand) 
   EXPECT_EQ(failed->err.message, "corrupt image");
 }
 
+TEST_F(runtime_session_test, a_batch_runtime_gets_tasks_as_records_of_one_message_and_returns_results_so) {
+  std::vector<task_handle> hs;
+  for (int i = 0; i < 6; ++i) hs.push_back(*n->submit("resize", bytes::copy_from("img" + std::to_string(i))));
+  ws_runtime rt(port);
+  rt.send_text(R"({"type":"hello","runtime":"test","queues":["resize"],"capacity":8,"batch":true})");
+  auto w = rt.read();
+  ASSERT_EQ(w.header.at("type").as_string(), "welcome");
+  EXPECT_TRUE(w.header.at("batch").as_bool());
+  rt.send_text(R"({"type":"demand","n":6})");
+  std::vector<ws_runtime::message> tasks;
+  int messages = 0;
+  while (tasks.size() < 6) {
+    auto records = rt.read_records();
+    ASSERT_TRUE(records.front().binary) << json::serialize(records.front().header);
+    ++messages;
+    for (auto& r : records) tasks.push_back(std::move(r));
+  }
+  EXPECT_LT(messages, 6) << "tasks leased together share messages";
+  std::string results;
+  for (const auto& t : tasks) {
+    EXPECT_EQ(t.payload.substr(0, 3), "img") << "each body is bounded by its bytes";
+    const std::string value = "thumb-" + t.payload;
+    results += ws_runtime::frame(json::object{{"type", "result"}, {"task", t.header.at("task")}, {"lease", t.header.at("lease")},
+                                              {"bytes", value.size()}},
+                                 value);
+  }
+  rt.send_binary(results);  // six results, one message
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(outcome(hs[i])->value.view(), "thumb-img" + std::to_string(i));
+}
+
+TEST_F(runtime_session_test, a_record_running_past_its_message_is_refused_after_those_before_it) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  ws_runtime rt(port);
+  welcome(rt);
+  rt.send_text(R"({"type":"demand","n":1})");
+  auto task = rt.read();
+  ASSERT_TRUE(task.binary);
+  const auto good = ws_runtime::frame(json::object{{"type", "result"}, {"task", task.header.at("task")},
+                                                   {"lease", task.header.at("lease")}, {"bytes", 4}},
+                                      "done");
+  const auto broken = ws_runtime::frame(json::object{{"type", "result"}, {"task", 1}, {"lease", 1}, {"bytes", 99}}, "x");
+  rt.send_binary(good + broken);
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "bad_frame");
+  EXPECT_EQ(outcome(h)->value.view(), "done") << "the record before the broken one was taken";
+}
+
 TEST_F(runtime_session_test, a_runtime_that_disconnects_mid_task_loses_it_to_another) {
   auto h = *n->submit("resize", bytes::copy_from("img"));
   {

@@ -8,6 +8,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <string>
+#include <vector>
 
 namespace drover::test_support {
 
@@ -35,22 +36,41 @@ class ws_client {
     boost::system::error_code error;
   };
 
+  /// One message; a binary one as its first record, with everything after
+  /// that record's header as `payload`.
   message read() {
-    message m;
+    auto all = read_records(false);
+    return std::move(all.front());
+  }
+
+  /// One message; a binary one split into its records, each body bounded
+  /// by its header's `bytes` (the last may lack it: the rest is its body).
+  std::vector<message> read_records(bool split = true) {
+    std::vector<message> out(1);
     boost::beast::flat_buffer buffer;
-    ws_.read(buffer, m.error);
-    if (m.error) return m;
+    ws_.read(buffer, out[0].error);
+    if (out[0].error) return out;
     std::string data = boost::beast::buffers_to_string(buffer.data());
-    m.binary = ws_.got_binary();
-    if (!m.binary) {
-      m.header = boost::json::parse(data).as_object();
-      return m;
+    out[0].binary = ws_.got_binary();
+    if (!out[0].binary) {
+      out[0].header = boost::json::parse(data).as_object();
+      return out;
     }
-    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
-    const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-    m.header = boost::json::parse(data.substr(4, len)).as_object();
-    m.payload = data.substr(4 + len);
-    return m;
+    out.clear();
+    for (std::size_t at = 0; at < data.size();) {
+      message m;
+      m.binary = true;
+      const auto* p = reinterpret_cast<const unsigned char*>(data.data() + at);
+      const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+      m.header = boost::json::parse(data.substr(at + 4, len)).as_object();
+      const std::size_t body = at + 4 + len;
+      const auto* bytes = m.header.if_contains("bytes");
+      const std::size_t size = split && bytes ? static_cast<std::size_t>(bytes->to_number<std::uint64_t>()) : data.size() - body;
+      m.payload = data.substr(body, size);
+      at = body + size;
+      out.push_back(std::move(m));
+    }
+    return out;
   }
 
   static std::string frame(const boost::json::object& header, const std::string& payload) {

@@ -38,6 +38,9 @@ class bytes {
   /// frame's payload after its header), still without a copy.
   static bytes adopt(std::string&& text, std::size_t offset);
   static bytes adopt(std::vector<std::byte>&& data);
+  /// `size` bytes from `offset` on, sharing this buffer (several records of
+  /// one WebSocket message keep that message's buffer alive, uncopied).
+  bytes slice(std::size_t offset, std::size_t size) const;
 
   const std::byte* data() const { return block_ ? block_->data : nullptr; }
   std::size_t size() const { return block_ ? block_->size : 0; }

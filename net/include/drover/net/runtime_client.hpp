@@ -36,6 +36,9 @@ struct runtime_client_config {
   std::chrono::milliseconds reconnect_max{5'000};
   /// Ask the node to keep this runtime's leases across a dropped connection.
   bool resumable = true;
+  /// Let the node send several tasks per message, and send several results
+  /// per message (fewer messages per task under load; protocol.md, batch).
+  bool batch = true;
   /// Frames above this (a task with a huge payload) end the connection.
   std::size_t frame_bytes_max = (std::size_t{64} << 20) + 65'536;
   /// Seed of the reconnect jitter; 0 = drawn from the OS.
