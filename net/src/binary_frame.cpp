@@ -1,6 +1,6 @@
 #include "binary_frame.hpp"
 
-#include <boost/json/parse.hpp>
+#include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "json_fields.hpp"
@@ -22,6 +22,20 @@ std::string record_head(boost::json::object header, std::size_t body_bytes) {
   return binary_head(header);
 }
 
+namespace {
+
+/// One parser per thread, reset per header: boost::json::parse builds a
+/// parser (and allocates its stack) on every call, once per task here.
+boost::json::value parse_header(std::string_view text, boost::system::error_code& ec) {
+  thread_local boost::json::parser parser;
+  parser.reset();
+  parser.write(text.data(), text.size(), ec);
+  if (ec) return nullptr;
+  return parser.release();
+}
+
+}  // namespace
+
 parsed_message parse_binary_message(std::string_view message) {
   parsed_message out;
   auto fail = [&](std::string_view code, std::string_view why) {
@@ -37,7 +51,7 @@ parsed_message parse_binary_message(std::string_view message) {
     const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
     if (len > rest.size() - 4 || len > frame_header_bytes_max) return fail("bad_frame", "header length beyond the frame");
     boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(rest.substr(4, len), ec);
+    boost::json::value v = parse_header(rest.substr(4, len), ec);
     if (ec || !v.is_object()) return fail("bad_json", "the frame header must be a JSON object");
     frame_record r{std::move(v.as_object()), at + 4 + len, rest.size() - 4 - len};
     if (r.header.contains("bytes")) {

@@ -20,6 +20,7 @@
 #include "io_poster.hpp"
 #include "frame_writer.hpp"
 #include "json_fields.hpp"
+#include "record_writer.hpp"
 #include "submit_options.hpp"
 
 namespace drover::net {
@@ -86,22 +87,24 @@ struct client_state {
   }
 };
 
+std::string error_json(const core::error& e) {
+  return json::serialize(json::object{{"code", core::to_string(e.code)}, {"message", e.message}});
+}
+
 out_frame outcome_frame(const finished& f) {
-  json::object h{{"type", "outcome"}, {"channel", f.channel}, {"ref", f.ref}};
+  record_writer h;
+  h.field("type", "outcome").field("channel", f.channel).field("ref", f.ref);
   core::bytes value;
   if (!f.outcome) {
-    h["state"] = "rejected";
-    h["error"] = json::object{{"code", core::to_string(f.outcome.err().code)}, {"message", f.outcome.err().message}};
+    h.field("state", "rejected").raw("error", error_json(f.outcome.err()));
   } else {
     const auto& o = *f.outcome;
-    h["task"] = o.id.value;
-    h["state"] = core::to_string(o.state);
-    h["attempts"] = o.attempts;
-    if (o.err) h["error"] = json::object{{"code", core::to_string(o.err.code)}, {"message", o.err.message}};
+    h.field("task", o.id.value).field("state", core::to_string(o.state)).field("attempts", o.attempts);
+    if (o.err) h.raw("error", error_json(o.err));
     value = o.value;
   }
-  const auto size = value.size();
-  return out_frame{true, record_head(std::move(h), size), std::move(value)};
+  auto head = std::move(h).finish(value.size());
+  return out_frame{true, std::move(head), std::move(value)};
 }
 
 void deliver(client_state& s, finished f) {

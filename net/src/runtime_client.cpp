@@ -28,6 +28,7 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "json_fields.hpp"
+#include "record_writer.hpp"
 #include "frame_writer.hpp"
 
 namespace drover::net {
@@ -147,9 +148,10 @@ struct runtime_client::impl {
   void report(const std::shared_ptr<running_task>& r, core::attempt_result outcome) {
     const auto& t = r->task;
     if (outcome.ok) {
-      json::object h{{"type", "result"}, {"task", t.id().value}, {"lease", t.lease()}, {"slot", runtime_task::access::slot(t)}};
-      const auto size = outcome.value.size();
-      send(frame_kind::report, out_frame{true, record_head(std::move(h), size), std::move(outcome.value)});
+      record_writer h;
+      h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
+      auto head = std::move(h).finish(outcome.value.size());
+      send(frame_kind::report, out_frame{true, std::move(head), std::move(outcome.value)});
     } else {
       send_text(frame_kind::report, json::object{{"type", "failure"},
                                                  {"task", t.id().value},

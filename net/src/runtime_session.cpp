@@ -20,6 +20,7 @@
 #include "io_poster.hpp"
 #include "frame_writer.hpp"
 #include "json_fields.hpp"
+#include "record_writer.hpp"
 #include "task_notes.hpp"
 
 namespace drover::net {
@@ -108,13 +109,17 @@ out_frame cancel_frame(std::uint64_t task, std::uint64_t lease) {
 
 out_frame task_frame(const actors::remote_task& t) {
   const auto& item = t.item;
-  json::object meta;
-  if (item.meta)
+  record_writer h;
+  h.field("type", "task").field("task", item.id.value).field("lease", item.lease.value).field("slot", item.slot);
+  h.field("attempt", item.attempt).field("queue", t.queue).field("deadline_ms", ms_left(item.deadline));
+  if (item.meta && !item.meta->empty()) {
+    json::object meta;
     for (const auto& [k, v] : *item.meta) meta[k] = v;
-  json::object header{{"type", "task"},           {"task", item.id.value},   {"lease", item.lease.value},
-                      {"slot", item.slot},         {"attempt", item.attempt}, {"queue", t.queue},
-                      {"deadline_ms", ms_left(item.deadline)}, {"meta", std::move(meta)}};
-  return out_frame{true, record_head(std::move(header), item.payload.size()), item.payload};
+    h.raw("meta", json::serialize(meta));
+  } else {
+    h.raw("meta", "{}");
+  }
+  return out_frame{true, std::move(h).finish(item.payload.size()), item.payload};
 }
 
 /// The sink the runtime's consumer actor calls on CAF threads.
