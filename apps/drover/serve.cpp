@@ -77,6 +77,8 @@ serve_config load(const serve_options& options) {
     std::int64_t heartbeat_ms = c.gateway.heartbeat_interval.count(), lease_ttl_ms = c.gateway.runtime_lease_ttl.count();
     std::int64_t poll_idle_ms = c.gateway.poll_session_idle.count(), wait_max_ms = c.gateway.wait_max.count();
     std::int64_t notes = static_cast<std::int64_t>(c.gateway.notes_retained);
+    std::int64_t io_spin_us = c.gateway.io_spin.count();
+    read(t, "gateway", "io_spin_us", io_spin_us);
     read(t, "gateway", "idle_timeout_ms", idle_ms);
     read(t, "gateway", "results_retained", retained);
     read(t, "gateway", "heartbeat_ms", heartbeat_ms);
@@ -85,8 +87,9 @@ serve_config load(const serve_options& options) {
     read(t, "gateway", "wait_max_ms", wait_max_ms);
     read(t, "gateway", "notes_retained", notes);
     if (idle_ms < 1 || retained < 1 || heartbeat_ms < 1 || lease_ttl_ms < 0 || poll_idle_ms < 1 || wait_max_ms < 0 ||
-        notes < 1)
-      throw std::invalid_argument("[gateway] values must be positive (runtime_lease_ttl_ms and wait_max_ms may be 0)");
+        notes < 1 || io_spin_us < 0 || io_spin_us > 1'000'000)
+      throw std::invalid_argument(
+          "[gateway] values must be positive (runtime_lease_ttl_ms, wait_max_ms and io_spin_us may be 0; io_spin_us at most 1000000)");
     c.gateway.idle_timeout = std::chrono::milliseconds(idle_ms);
     c.gateway.results_retained = static_cast<std::size_t>(retained);
     c.gateway.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
@@ -94,6 +97,7 @@ serve_config load(const serve_options& options) {
     c.gateway.poll_session_idle = std::chrono::milliseconds(poll_idle_ms);
     c.gateway.wait_max = std::chrono::milliseconds(wait_max_ms);
     c.gateway.notes_retained = static_cast<std::size_t>(notes);
+    c.gateway.io_spin = std::chrono::microseconds(io_spin_us);
     c.gateway.body_bytes_max = c.node.payload_bytes_max;
     if (auto tokens = t["gateway"]["tokens"].as_array())
       for (auto& v : *tokens)

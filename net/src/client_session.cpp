@@ -18,6 +18,7 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
+#include "io_spin.hpp"
 #include "frame_writer.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
@@ -179,6 +180,7 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   auto payload = message.slice(r.body_offset, r.body_size);
   auto handle = n.submit(std::string(queue->as_string()), std::move(payload), std::move(*options), when_full::fail);
   if (!handle) return s->refuse(ch_id, *ref, core::to_string(handle.err().code), handle.err().message);
+  expect_broker_reply();
   ++ch.outstanding;
   const auto seq = ch.next_seq++;
   if (ch.ordered) ch.order.emplace_back();

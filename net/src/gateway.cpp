@@ -24,6 +24,7 @@
 #include "http_target.hpp"
 #include "io_poster.hpp"
 #include "json_fields.hpp"
+#include "io_spin.hpp"
 #include "poll_sessions.hpp"
 #include "runtime_session.hpp"
 #include "retained_tasks.hpp"
@@ -176,6 +177,7 @@ struct gateway::impl {
     // The body becomes the payload without a copy: Beast read it into this string.
     auto payload = core::bytes::adopt(std::move(req.body()));
     auto h = n.submit(queue, std::move(payload), std::move(*options), when_full::fail);
+    expect_broker_reply();
     if (!h) return error_reply(h.err(), req);
     retained.add(*h);
     return json_reply(http::status::accepted,
@@ -632,6 +634,25 @@ struct gateway::impl {
   }
 };
 
+namespace {
+
+/// The I/O thread's loop. When a turn handed the broker work whose answer
+/// comes back here (io_spin.hpp), it keeps polling for `spin` before it
+/// blocks: the answer (a dispatch, an outcome) then finds it awake, which
+/// saves a wake-up of this thread (tens of microseconds on a VM). Anything
+/// else (pings, timers) lets it block at once, so idle costs nothing.
+void run_io(asio::io_context& io, std::chrono::microseconds spin) {
+  using clock = std::chrono::steady_clock;
+  auto spin_until = clock::time_point::min();
+  while (!io.stopped()) {
+    const bool spinning = spin.count() > 0 && clock::now() < spin_until;
+    const auto ran = spinning ? io.poll() : io.run_one();
+    if (ran > 0 && std::exchange(broker_reply_expected, false)) spin_until = clock::now() + spin;
+  }
+}
+
+}  // namespace
+
 gateway::gateway(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 gateway::~gateway() { stop(); }
 
@@ -652,7 +673,7 @@ core::result<std::unique_ptr<gateway>> gateway::start(node& n, gateway_config co
   asio::co_spawn(p->io, p->listen(), asio::detached);
   asio::co_spawn(p->io, p->sweep_sessions(), asio::detached);
   auto* raw = p.get();
-  p->thread = std::thread([raw] { raw->io.run(); });
+  p->thread = std::thread([raw] { run_io(raw->io, raw->config.io_spin); });
   return std::unique_ptr<gateway>(new gateway(std::move(p)));
 }
 

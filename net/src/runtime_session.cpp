@@ -18,6 +18,7 @@
 #include "binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
+#include "io_spin.hpp"
 #include "frame_writer.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
@@ -68,7 +69,9 @@ struct session_state {
   asio::any_io_executor executor;  // the gateway's (an executor, not an I/O object)
 
   void flush_reports() {
-    if (link && !pending_reports.empty()) link->report(std::exchange(pending_reports, {}));
+    if (!link || pending_reports.empty()) return;
+    link->report(std::exchange(pending_reports, {}));
+    expect_broker_reply();
   }
 
   void send(out_frame f) {
@@ -304,6 +307,7 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
     s.granted += *n;
     s.flush_reports();  // the broker hears of finished work before new demand
     link.demand(static_cast<std::uint32_t>(*n));
+    expect_broker_reply();
     return;
   }
   if (t == "failure") {

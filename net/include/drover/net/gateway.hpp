@@ -38,6 +38,9 @@ struct gateway_config {
   std::chrono::milliseconds runtime_lease_ttl{10'000};
   /// Tasks whose progress and log lines are kept for clients to read.
   std::size_t notes_retained = 10'000;
+  /// After handling work the I/O thread polls this long before it sleeps:
+  /// replies from the broker then find it awake (latency for CPU; 0 = off).
+  std::chrono::microseconds io_spin{20};
 };
 
 class gateway {
