@@ -1,0 +1,73 @@
+#pragma once
+// The safety and liveness properties a simulated run must keep, checked from
+// what the run observes (submits accepted, demand handed to consumers,
+// dispatches, outcomes, deaths) and from the broker's own view. The first
+// violation is kept with a readable report; the run stops there.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "drover/core/broker_core.hpp"
+
+namespace drover::sim {
+
+struct violation {
+  std::string invariant;  // a short name: lost_task, completed_twice, ...
+  std::string detail;
+};
+
+/// A live consumer's side of the credit books at quiescence.
+struct consumer_books {
+  core::consumer_id id;
+  std::uint32_t outstanding_demand = 0;  // asked for, not yet received
+  std::uint32_t held = 0;                // tasks it is working on
+};
+
+class invariant_checker {
+ public:
+  explicit invariant_checker(core::duration lease_release_bound) : release_bound_(lease_release_bound) {}
+
+  void accepted(core::task_id task, core::time_point earliest_start, bool duplicate);
+  void demand_sent(core::consumer_id consumer, std::uint32_t n);
+  void dispatched(core::consumer_id consumer, core::task_id task, core::lease_id lease, core::time_point now);
+  /// `value` is what a successful attempt returned: the simulated runtimes
+  /// return "lease=N", naming the lease whose attempt produced it.
+  void outcome(core::task_id task, core::task_state state, std::string_view value, bool for_duplicate);
+  void consumer_died(core::consumer_id consumer, core::time_point now);
+
+  /// After every step: the broker's internal invariants, and dead consumers'
+  /// leases released within the bound.
+  void check_broker(const core::broker_core& broker, core::time_point now);
+  /// With no message in flight: the broker's credit and in-flight counts
+  /// match what each live consumer believes.
+  void check_books(const core::broker_core& broker, const std::vector<consumer_books>& consumers);
+  /// At the end: every accepted task ended.
+  void check_drained();
+
+  const std::optional<violation>& first() const { return first_; }
+  bool ok() const { return !first_; }
+  std::size_t accepted_count() const { return tasks_.size(); }
+  std::size_t ended_count() const { return ended_; }
+
+ private:
+  struct task_facts {
+    core::time_point earliest_start;
+    core::lease_id last_lease;
+    bool ended = false;
+    core::task_state state = core::task_state::queued;
+  };
+  void fail(std::string invariant, std::string detail);
+
+  core::duration release_bound_;
+  std::map<std::uint64_t, task_facts> tasks_;  // ordered: reports list the lowest id first
+  std::unordered_map<std::uint64_t, std::int64_t> unfilled_demand_;  // by consumer: demand sent - tasks dispatched
+  std::map<std::uint64_t, core::time_point> dead_;                    // consumer -> when it died
+  std::size_t ended_ = 0;
+  std::optional<violation> first_;
+};
+
+}  // namespace drover::sim

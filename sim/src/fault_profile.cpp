@@ -1,0 +1,25 @@
+#include "drover/sim/fault_profile.hpp"
+
+namespace drover::sim {
+
+std::optional<fault_profile> fault_profile::named(std::string_view name) {
+  fault_profile p;
+  if (name == "default") return p;
+  if (name == "none") {
+    p.name = "none";
+    p.delay = p.duplicate = p.loss = p.partition = p.crash = 0;
+    p.handler_failure = p.handler_hang = p.handler_slow = p.cancel = p.burst = 0;
+    return p;
+  }
+  if (name == "harsh") {
+    p.name = "harsh";
+    p.delay = 0.6, p.max_delay_ms = 200, p.duplicate = 0.1, p.loss = 0.02;
+    p.partition = 0.1, p.crash = 0.1;
+    p.handler_failure = 0.2, p.handler_hang = 0.05, p.handler_slow = 0.1;
+    p.cancel = 0.1, p.burst = 0.03;
+    return p;
+  }
+  return std::nullopt;
+}
+
+}  // namespace drover::sim

@@ -1,0 +1,102 @@
+#include "drover/sim/invariant_checker.hpp"
+
+#include <charconv>
+
+namespace drover::sim {
+
+namespace {
+
+std::string ms(core::time_point t) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() / 1000.0) + " ms";
+}
+
+}  // namespace
+
+void invariant_checker::fail(std::string invariant, std::string detail) {
+  if (!first_) first_ = violation{std::move(invariant), std::move(detail)};
+}
+
+void invariant_checker::accepted(core::task_id task, core::time_point earliest_start, bool duplicate) {
+  if (duplicate) {
+    if (!tasks_.count(task.value)) fail("unknown_task", "a duplicate submit was matched to task " + std::to_string(task.value) + ", never accepted");
+    return;
+  }
+  auto [it, added] = tasks_.try_emplace(task.value, task_facts{earliest_start, {}, false, core::task_state::queued});
+  if (!added) fail("task_accepted_twice", "task " + std::to_string(task.value) + " was accepted twice");
+}
+
+void invariant_checker::demand_sent(core::consumer_id consumer, std::uint32_t n) { unfilled_demand_[consumer.value] += n; }
+
+void invariant_checker::dispatched(core::consumer_id consumer, core::task_id task, core::lease_id lease, core::time_point now) {
+  const auto id = std::to_string(task.value);
+  auto it = tasks_.find(task.value);
+  if (it == tasks_.end()) return fail("unknown_task", "task " + id + " was dispatched but never accepted");
+  auto& t = it->second;
+  if (t.ended) return fail("dispatch_after_end", "task " + id + " was dispatched after it ended " + core::to_string(t.state));
+  if (now < t.earliest_start)
+    return fail("delayed_task_ran_early", "task " + id + " was dispatched at " + ms(now) + ", before its delay ended at " + ms(t.earliest_start));
+  if (--unfilled_demand_[consumer.value] < 0)
+    return fail("more_than_demanded", "consumer " + std::to_string(consumer.value) + " got task " + id + " beyond the demand it signalled");
+  t.last_lease = lease;
+}
+
+void invariant_checker::outcome(core::task_id task, core::task_state state, std::string_view value, bool for_duplicate) {
+  const auto id = std::to_string(task.value);
+  auto it = tasks_.find(task.value);
+  if (it == tasks_.end()) return fail("unknown_task", "an outcome for task " + id + ", never accepted");
+  auto& t = it->second;
+  if (!core::is_terminal(state)) return fail("outcome_not_terminal", "task " + id + " ended in " + core::to_string(state));
+  if (for_duplicate) {  // a duplicate submit's observer hears the same ending
+    if (t.ended && t.state != state)
+      fail("outcomes_disagree", "task " + id + " ended " + core::to_string(t.state) + " but a duplicate heard " + core::to_string(state));
+    return;
+  }
+  if (t.ended)
+    return fail("completed_twice", "task " + id + " ended " + core::to_string(t.state) + " and again " + core::to_string(state));
+  t.ended = true;
+  t.state = state;
+  ++ended_;
+  if (state != core::task_state::succeeded) return;
+  std::uint64_t lease = 0;
+  const auto digits = value.substr(value.find('=') == std::string_view::npos ? value.size() : value.find('=') + 1);
+  std::from_chars(digits.data(), digits.data() + digits.size(), lease);
+  if (lease != t.last_lease.value)
+    fail("stale_attempt_recorded", "task " + id + " succeeded with the result of lease " + std::to_string(lease) +
+                                       ", but its latest lease was " + std::to_string(t.last_lease.value));
+}
+
+void invariant_checker::consumer_died(core::consumer_id consumer, core::time_point now) { dead_.emplace(consumer.value, now); }
+
+void invariant_checker::check_broker(const core::broker_core& broker, core::time_point now) {
+  if (first_) return;
+  if (auto r = broker.check_invariants(); !r) return fail("broker_invariant", r.err().message);
+  for (auto it = dead_.begin(); it != dead_.end();) {
+    if (!broker.consumer(core::consumer_id{it->first})) {
+      it = dead_.erase(it);  // released
+      continue;
+    }
+    if (now - it->second > release_bound_)
+      return fail("dead_consumer_kept_leases", "consumer " + std::to_string(it->first) + " died at " + ms(it->second) +
+                                                   " and the broker still counts it at " + ms(now));
+    ++it;
+  }
+}
+
+void invariant_checker::check_books(const core::broker_core& broker, const std::vector<consumer_books>& consumers) {
+  for (const auto& c : consumers) {
+    const auto id = std::to_string(c.id.value);
+    auto view = broker.consumer(c.id);
+    if (!view) return fail("credit_leak", "live consumer " + id + " is unknown to the broker");
+    if (view->credit != c.outstanding_demand || view->in_flight != c.held)
+      return fail("credit_leak", "consumer " + id + ": the broker counts credit " + std::to_string(view->credit) + " and " +
+                                     std::to_string(view->in_flight) + " in flight; the consumer awaits " +
+                                     std::to_string(c.outstanding_demand) + " and holds " + std::to_string(c.held));
+  }
+}
+
+void invariant_checker::check_drained() {
+  for (const auto& [id, t] : tasks_)
+    if (!t.ended) return fail("lost_task", "task " + std::to_string(id) + " was accepted and never ended (liveness)");
+}
+
+}  // namespace drover::sim

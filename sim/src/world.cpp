@@ -1,0 +1,545 @@
+#include "drover/sim/world.hpp"
+
+#include <functional>
+#include <set>
+#include <memory>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/send.hpp>
+
+#include "drover/actors/broker_actor.hpp"
+#include "drover/actors/remote_consumer_actor.hpp"
+#include "drover/core/rng.hpp"
+#include "drover/sim/trace.hpp"
+
+namespace drover::sim {
+
+namespace {
+
+using namespace std::chrono_literals;
+using core::time_point;
+
+constexpr core::duration heartbeat = 1s;             // a partition longer than 2 heartbeats drops the connection
+constexpr core::duration lease_release_bound = 2s;   // a dead runtime's leases are back within this
+constexpr core::duration drain_limit = 5min;         // with faults stopped, everything ends within this
+constexpr std::size_t queue_capacity = 300;          // live tasks: bursts hit queue_full
+
+caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
+std::string us(time_point t) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
+}
+
+/// A remote runtime process, as the node sees it through its link.
+struct sim_runtime {
+  int index = 0;
+  std::uint32_t capacity = 1;
+  std::vector<std::string> queues;
+  std::uint64_t incarnation = 0;  // bumped when a connection ends: late events of the old one are ignored
+  bool connected = false;
+  bool joined = false;
+  caf::actor consumer;
+  core::consumer_id id;
+  std::uint32_t outstanding = 0;              // demand sent, not yet filled
+  std::map<std::uint64_t, std::uint64_t> held;  // lease -> task, ordered for a deterministic trace
+  std::set<std::uint64_t> seen;                 // leases this connection received: a re-delivery is ignored
+  time_point partitioned_until{};
+};
+
+class world;
+
+/// The node side of a runtime's connection: what its consumer actor calls.
+class sim_sink final : public actors::remote_sink {
+ public:
+  sim_sink(world& w, int runtime, std::uint64_t incarnation) : w_(w), runtime_(runtime), incarnation_(incarnation) {}
+  void joined(core::consumer_id id) override;
+  void deliver(std::vector<actors::remote_task> tasks) override;
+  void revoke(std::vector<core::cancel_notice> notices) override;
+  void refused(core::task_id task, core::lease_id lease, core::error why) override;
+  void failed(core::error why) override;
+
+ private:
+  world& w_;
+  int runtime_;
+  std::uint64_t incarnation_;
+};
+
+/// A submitter's view of one submit.
+class sim_observer final : public core::task_observer {
+ public:
+  sim_observer(world& w, time_point earliest_start) : w_(w), earliest_start_(earliest_start) {}
+  void on_accepted(core::task_id id, bool duplicate) override;
+  void on_state(core::task_state, std::uint16_t) override {}
+  void on_outcome(const core::task_outcome& outcome) override;
+  void on_rejected(const core::error& why) override;
+
+ private:
+  world& w_;
+  time_point earliest_start_;
+  bool duplicate_ = false;
+};
+
+class world {
+ public:
+  explicit world(const sim_options& o)
+      : options_(o), faults_(o.faults), random_(o.seed), trace_(o.keep_trace), checker_(lease_release_bound) {}
+
+  sim_result run();
+
+  // Called by the sink and observers (on the one simulation thread).
+  void on_joined(int runtime, std::uint64_t incarnation, core::consumer_id id);
+  void on_deliver(int runtime, std::uint64_t incarnation, std::vector<actors::remote_task> tasks);
+  void on_revoke(int runtime, std::uint64_t incarnation, std::vector<core::cancel_notice> notices);
+  void note(std::string line) { trace_.add(us(now()) + " " + line); }
+  void on_accepted(core::task_id id, bool duplicate, time_point earliest_start);
+  void on_outcome(const core::task_outcome& o, bool duplicate);
+  void on_rejected(const core::error& why) {
+    ++rejected_;
+    note("rejected " + std::string(core::to_string(why.code)));
+  }
+  void fired(const char* fault) { ++faults_fired_[fault]; }
+
+ private:
+  using event = std::function<void()>;
+
+  time_point now() const {
+    return time_point{std::chrono::duration_cast<core::duration>(sched_.clock().now().time_since_epoch())};
+  }
+  void at(time_point t, event e) { events_.emplace(std::make_pair(t, ++event_seq_), std::move(e)); }
+  core::duration draw_ms(std::uint64_t lo, std::uint64_t hi) {
+    return std::chrono::milliseconds(lo + random_.below(hi - lo + 1));
+  }
+  bool chance(double p) { return p > 0 && random_.chance(p); }
+  const core::broker_core& broker_core() const {
+    auto* a = caf::actor_cast<caf::abstract_actor*>(broker_);
+    return *dynamic_cast<caf::stateful_actor<actors::broker_state>&>(*a).state.core;
+  }
+
+  // The loop.
+  bool step();
+  void advance_to(time_point t);
+  void start_drain();
+
+  // Links: latency, delay (which reorders), duplication, loss, partitions.
+  time_point delivery_time(const sim_runtime& r);
+  void to_node(sim_runtime& r, std::string what, std::function<void(sim_runtime&)> send, bool may_duplicate);
+  void to_runtime(int runtime, std::uint64_t incarnation, std::string what, std::function<void(sim_runtime&)> receive,
+                  bool may_duplicate);
+
+  // Runtimes.
+  void connect(sim_runtime& r);
+  void drop(sim_runtime& r, const std::string& why, core::duration down);
+  void top_up(sim_runtime& r);
+  void start_attempt(sim_runtime& r, const actors::remote_task& t);
+  void finish_attempt(sim_runtime& r, std::uint64_t incarnation, std::uint64_t task, std::uint64_t lease, std::uint32_t slot,
+                      bool ok);
+
+  // Workload and faults.
+  void submit_tick();
+  void submit_one();
+  void fault_tick();
+
+  sim_options options_;
+  fault_profile faults_;
+  core::rng random_;
+  trace trace_;
+  invariant_checker checker_;
+
+  caf::actor_system_config cfg_;
+  caf::actor_system sys_{testing_config(cfg_)};
+  caf::scheduler::test_coordinator& sched_ = dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler());
+  caf::actor broker_;
+
+  std::multimap<std::pair<time_point, std::uint64_t>, event> events_;
+  std::uint64_t event_seq_ = 0;
+  std::vector<sim_runtime> runtimes_;
+  std::uint64_t next_task_ = 0, next_consumer_ = 0;
+  std::vector<std::uint64_t> accepted_;
+  std::size_t rejected_ = 0;
+  std::uint64_t steps_ = 0;
+  bool draining_ = false;
+  time_point drain_deadline_ = time_point::max();
+  bool forgot_outcome_ = false;
+  std::map<std::string, std::uint64_t> faults_fired_;
+};
+
+// --- sink and observer: hand over to the world -------------------------------
+
+void sim_sink::joined(core::consumer_id id) { w_.on_joined(runtime_, incarnation_, id); }
+void sim_sink::deliver(std::vector<actors::remote_task> tasks) { w_.on_deliver(runtime_, incarnation_, std::move(tasks)); }
+void sim_sink::revoke(std::vector<core::cancel_notice> notices) { w_.on_revoke(runtime_, incarnation_, std::move(notices)); }
+void sim_sink::refused(core::task_id task, core::lease_id lease, core::error) {
+  w_.note("refused task " + std::to_string(task.value) + " lease " + std::to_string(lease.value));
+}
+void sim_sink::failed(core::error why) { w_.note("consumer failed: " + why.message); }
+
+void sim_observer::on_accepted(core::task_id id, bool duplicate) {
+  duplicate_ = duplicate;
+  w_.on_accepted(id, duplicate, earliest_start_);
+}
+void sim_observer::on_outcome(const core::task_outcome& outcome) { w_.on_outcome(outcome, duplicate_); }
+void sim_observer::on_rejected(const core::error& why) { w_.on_rejected(why); }
+
+// --- the loop ----------------------------------------------------------------
+
+void world::advance_to(time_point t) {
+  const auto n = now();
+  if (t > n) sched_.advance_time(t - n);
+}
+
+/// One step: the earliest of the next simulated event and the next actor
+/// timer; then every actor message that follows from it.
+bool world::step() {
+  const auto& timers = sched_.clock().schedule();
+  const bool have_event = !events_.empty(), have_timer = !timers.empty();
+  if (!have_event && !have_timer) return false;
+  const time_point next_event = have_event ? events_.begin()->first.first : time_point::max();
+  const time_point next_timer =
+      have_timer ? time_point{std::chrono::duration_cast<core::duration>(timers.begin()->first.time_since_epoch())}
+                 : time_point::max();
+  if (draining_ && !have_event && checker_.ended_count() == checker_.accepted_count()) return false;  // quiescent
+  if (next_timer <= next_event) {
+    if (next_timer > now()) advance_to(next_timer);
+    else sched_.trigger_timeout();
+  } else {
+    advance_to(next_event);
+    auto e = std::move(events_.begin()->second);
+    events_.erase(events_.begin());
+    e();
+  }
+  sched_.run();
+  return true;
+}
+
+sim_result world::run() {
+  core::broker_config config;
+  config.seed = random_.next();
+  config.max_tasks = queue_capacity;
+  config.default_timeout = 1s;
+  config.default_max_attempts = 3;
+  config.default_backoff = core::backoff_policy{20ms, 500ms, 2.0, 0.5};
+  broker_ = sys_.spawn(actors::broker_actor, config, nullptr, nullptr);
+  for (const char* q : {"a", "b"}) caf::anon_send(broker_, actors::declare_queue_msg{q});
+  sched_.run();
+
+  const auto runtimes = 2 + random_.below(3);
+  for (std::uint64_t i = 0; i < runtimes; ++i) {
+    sim_runtime r;
+    r.index = static_cast<int>(i);
+    r.capacity = static_cast<std::uint32_t>(1 + random_.below(8));
+    if (i == 0) r.queues = {"a", "b"};  // every queue has a runtime
+    else r.queues = {random_.chance(0.5) ? "a" : "b"};
+    runtimes_.push_back(std::move(r));
+  }
+  note("start seed " + std::to_string(options_.seed) + " runtimes " + std::to_string(runtimes) + " faults " + faults_.name);
+  for (auto& r : runtimes_) connect(r);
+  at(now() + 1ms, [this] { submit_tick(); });
+  at(now() + 100ms, [this] { fault_tick(); });
+
+  while (checker_.ok()) {
+    if (!step()) break;
+    checker_.check_broker(broker_core(), now());
+    if (!draining_ && ++steps_ >= options_.steps) start_drain();
+    if (draining_ && now() > drain_deadline_) break;
+  }
+  if (checker_.ok()) checker_.check_drained();
+  if (checker_.ok()) {
+    std::vector<consumer_books> books;
+    for (const auto& r : runtimes_)
+      if (r.connected && r.joined) books.push_back({r.id, r.outstanding, static_cast<std::uint32_t>(r.held.size())});
+    checker_.check_books(broker_core(), books);
+  }
+  note(checker_.ok() ? "end ok" : "end violation " + checker_.first()->invariant);
+
+  sim_result out;
+  out.seed = options_.seed;
+  out.failure = checker_.first();
+  out.trace_hash = trace_.hash();
+  out.events = trace_.events();
+  out.virtual_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now().time_since_epoch()).count());
+  out.accepted = checker_.accepted_count();
+  out.rejected = rejected_;
+  out.ended = checker_.ended_count();
+  out.faults_fired = faults_fired_;
+  out.trace_lines = trace_.lines();
+  for (auto& r : runtimes_)
+    if (r.connected) caf::anon_send_exit(r.consumer, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(broker_, caf::exit_reason::user_shutdown);
+  sched_.run();
+  return out;
+}
+
+/// Faults and submitters stop; partitions heal; crashed runtimes come back
+/// as already scheduled. Everything accepted must now end.
+void world::start_drain() {
+  draining_ = true;
+  faults_ = *fault_profile::named("none");
+  drain_deadline_ = now() + drain_limit;
+  for (auto& r : runtimes_) r.partitioned_until = std::min(r.partitioned_until, now());
+  note("drain");
+}
+
+// --- links -------------------------------------------------------------------
+
+time_point world::delivery_time(const sim_runtime& r) {
+  auto t = std::max(now(), r.partitioned_until) + std::chrono::microseconds(50 + random_.below(250));
+  if (chance(faults_.delay)) {
+    fired("delay");
+    t += draw_ms(0, static_cast<std::uint64_t>(faults_.max_delay_ms));
+  }
+  return t;
+}
+
+void world::to_node(sim_runtime& r, std::string what, std::function<void(sim_runtime&)> send, bool may_duplicate) {
+  if (chance(faults_.loss)) {
+    fired("loss");
+    note("r" + std::to_string(r.index) + " lost " + what);
+    return drop(r, "a message was lost", draw_ms(10, 500));
+  }
+  const auto incarnation = r.incarnation;
+  const int copies = may_duplicate && chance(faults_.duplicate) ? 2 : 1;
+  if (copies == 2) fired("duplicate");
+  for (int i = 0; i < copies; ++i)
+    at(delivery_time(r), [this, index = r.index, incarnation, what, send] {
+      auto& rt = runtimes_[static_cast<std::size_t>(index)];
+      if (rt.incarnation != incarnation || !rt.connected) return;  // that connection is gone
+      note("r" + std::to_string(index) + " -> node " + what);
+      send(rt);
+    });
+}
+
+void world::to_runtime(int runtime, std::uint64_t incarnation, std::string what, std::function<void(sim_runtime&)> receive,
+                       bool may_duplicate) {
+  auto& r = runtimes_[static_cast<std::size_t>(runtime)];
+  if (r.incarnation != incarnation) return;
+  if (chance(faults_.loss)) {
+    fired("loss");
+    note("node lost " + what + " to r" + std::to_string(runtime));
+    return drop(r, "a message was lost", draw_ms(10, 500));
+  }
+  const int copies = may_duplicate && chance(faults_.duplicate) ? 2 : 1;
+  if (copies == 2) fired("duplicate");
+  for (int i = 0; i < copies; ++i)
+    at(delivery_time(r), [this, runtime, incarnation, what, receive] {
+      auto& rt = runtimes_[static_cast<std::size_t>(runtime)];
+      if (rt.incarnation != incarnation || !rt.connected) return;
+      note("node -> r" + std::to_string(runtime) + " " + what);
+      receive(rt);
+    });
+}
+
+// --- runtimes ----------------------------------------------------------------
+
+void world::connect(sim_runtime& r) {
+  r.connected = true;
+  r.joined = false;
+  r.outstanding = 0;
+  r.held.clear();
+  r.seen.clear();
+  r.id = core::consumer_id{++next_consumer_};
+  auto sink = std::make_shared<sim_sink>(*this, r.index, r.incarnation);
+  r.consumer = sys_.spawn(actors::remote_consumer_actor, actors::remote_consumer_config{r.id, broker_, r.queues, sink});
+  note("r" + std::to_string(r.index) + " connects as consumer " + std::to_string(r.id.value) + " capacity " +
+       std::to_string(r.capacity));
+}
+
+/// The connection ends (a crash, a lost message, a partition outlasting the
+/// heartbeats): the node's consumer ends at once, the runtime forgets what it
+/// held, and it reconnects after `down`.
+void world::drop(sim_runtime& r, const std::string& why, core::duration down) {
+  if (!r.connected) return;
+  note("r" + std::to_string(r.index) + " drops: " + why);
+  caf::anon_send_exit(r.consumer, caf::exit_reason::user_shutdown);
+  checker_.consumer_died(r.id, now());
+  r.connected = false;
+  r.joined = false;
+  r.held.clear();
+  r.outstanding = 0;
+  ++r.incarnation;
+  at(now() + down, [this, index = r.index] {
+    auto& rt = runtimes_[static_cast<std::size_t>(index)];
+    if (!rt.connected) connect(rt);
+  });
+}
+
+void world::top_up(sim_runtime& r) {
+  if (!r.connected || !r.joined) return;
+  const auto busy = static_cast<std::uint32_t>(r.held.size()) + r.outstanding;
+  if (busy >= r.capacity) return;
+  const auto n = r.capacity - busy;
+  r.outstanding += n;
+  to_node(r, "demand " + std::to_string(n), [this, n](sim_runtime& rt) {
+    checker_.demand_sent(rt.id, n);
+    caf::anon_send(rt.consumer, actors::remote_demand_msg{n});
+  }, false);  // TCP never duplicates; a duplicated demand would be the runtime asking twice
+}
+
+void world::on_joined(int runtime, std::uint64_t incarnation, core::consumer_id) {
+  to_runtime(runtime, incarnation, "welcome", [this](sim_runtime& r) {
+    r.joined = true;
+    top_up(r);
+  }, false);
+}
+
+void world::on_deliver(int runtime, std::uint64_t incarnation, std::vector<actors::remote_task> tasks) {
+  const auto& r = runtimes_[static_cast<std::size_t>(runtime)];
+  for (const auto& t : tasks) {
+    checker_.dispatched(r.id, t.item.id, t.item.lease, now());
+    note("dispatch task " + std::to_string(t.item.id.value) + " lease " + std::to_string(t.item.lease.value) + " attempt " +
+         std::to_string(t.item.attempt) + " to r" + std::to_string(runtime));
+  }
+  to_runtime(runtime, incarnation, std::to_string(tasks.size()) + " tasks", [this, tasks](sim_runtime& rt) {
+    for (const auto& t : tasks) start_attempt(rt, t);
+  }, true);
+}
+
+void world::on_revoke(int runtime, std::uint64_t incarnation, std::vector<core::cancel_notice> notices) {
+  std::string leases;
+  for (const auto& n : notices) leases += " " + std::to_string(n.lease.value);
+  to_runtime(runtime, incarnation, "cancel lease" + leases, [this, notices](sim_runtime& rt) {
+    for (const auto& n : notices) {
+      rt.held.erase(n.lease.value);
+      // A cancel that overtook its task (reordered): the task is dropped
+      // when it comes, and the demand it filled is filled now.
+      if (rt.seen.insert(n.lease.value).second && rt.outstanding > 0) --rt.outstanding;
+    }
+    top_up(rt);
+  }, true);
+}
+
+/// A task arrives at a runtime: its handler succeeds, fails, hangs or runs
+/// past its lease, as the faults draw.
+void world::start_attempt(sim_runtime& r, const actors::remote_task& t) {
+  const auto lease = t.item.lease.value, task = t.item.id.value;
+  if (!r.seen.insert(lease).second) return;  // a duplicated delivery
+  if (r.outstanding > 0) --r.outstanding;
+  r.held.emplace(lease, task);
+  const auto slot = t.item.slot;
+  const auto incarnation = r.incarnation;
+  auto finish = [this, index = r.index, incarnation, task, lease, slot](bool ok) {
+    return [this, index, incarnation, task, lease, slot, ok] {
+      finish_attempt(runtimes_[static_cast<std::size_t>(index)], incarnation, task, lease, slot, ok);
+    };
+  };
+  if (chance(faults_.handler_hang)) {
+    fired("handler_hang");
+    return;  // never answers: the lease runs out
+  }
+  if (chance(faults_.handler_slow)) {
+    fired("handler_slow");
+    return at(std::max(now(), t.item.deadline) + draw_ms(1, 500), finish(true));
+  }
+  const bool ok = !chance(faults_.handler_failure);
+  if (!ok) fired("handler_failure");
+  at(now() + draw_ms(1, 50), finish(ok));
+}
+
+void world::finish_attempt(sim_runtime& r, std::uint64_t incarnation, std::uint64_t task, std::uint64_t lease,
+                           std::uint32_t slot, bool ok) {
+  if (r.incarnation != incarnation || !r.held.count(lease)) return;  // cancelled, or the connection is gone
+  r.held.erase(lease);
+  auto result = ok ? core::attempt_result::success(core::bytes::copy_from("lease=" + std::to_string(lease)))
+                   : core::attempt_result::failure("simulated failure", true);
+  to_node(r, std::string(ok ? "result" : "failure") + " task " + std::to_string(task) + " lease " + std::to_string(lease),
+          [task, lease, slot, result](sim_runtime& rt) {
+            caf::anon_send(rt.consumer, actors::remote_reports_msg{{actors::remote_report{
+                                            core::task_id{task}, core::lease_id{lease}, result, slot}}});
+          },
+          true);
+  top_up(r);
+}
+
+// --- workload and faults -------------------------------------------------------
+
+void world::submit_tick() {
+  if (draining_) return;
+  if (chance(faults_.burst)) {
+    fired("burst");
+    note("burst");
+    for (int i = 0; i < 150; ++i) submit_one();
+  } else {
+    submit_one();
+  }
+  at(now() + std::chrono::microseconds(200 + random_.below(5000)), [this] { submit_tick(); });
+}
+
+void world::submit_one() {
+  core::task_spec spec;
+  spec.queue = random_.chance(0.5) ? "a" : "b";
+  spec.payload = core::bytes::copy_from("p");
+  auto& o = spec.options;
+  o.priority = static_cast<std::uint8_t>(random_.below(4));
+  o.max_attempts = static_cast<std::uint16_t>(1 + random_.below(4));
+  o.timeout = draw_ms(200, 1500);
+  time_point earliest = now();
+  if (random_.chance(0.15)) {
+    earliest = now() + draw_ms(1, 2000);
+    o.not_before = earliest;
+  }
+  if (random_.chance(0.05)) o.ttl = draw_ms(100, 3000);
+  if (random_.chance(0.1)) o.idempotency_key = "k" + std::to_string(random_.below(8));
+  const auto id = ++next_task_;
+  note("submit " + std::to_string(id) + " queue " + spec.queue + " priority " + std::to_string(o.priority) +
+       (o.idempotency_key.empty() ? "" : " key " + o.idempotency_key));
+  caf::anon_send(broker_, actors::submit_msg{core::task_id{id}, std::move(spec), std::make_shared<sim_observer>(*this, earliest)});
+}
+
+void world::on_accepted(core::task_id id, bool duplicate, time_point earliest_start) {
+  checker_.accepted(id, earliest_start, duplicate);
+  note("accepted " + std::to_string(id.value) + (duplicate ? " (duplicate)" : ""));
+  if (duplicate || !chance(faults_.cancel)) return;
+  fired("cancel");
+  at(now() + draw_ms(0, 1500), [this, id] {
+    note("cancel " + std::to_string(id.value));
+    caf::anon_send(broker_, actors::cancel_msg{id});
+  });
+}
+
+void world::on_outcome(const core::task_outcome& o, bool duplicate) {
+  if (options_.inject == "forget_outcome" && !forgot_outcome_ && !duplicate) {
+    forgot_outcome_ = true;  // test-only: the node "loses" one task
+    return;
+  }
+  note("outcome " + std::to_string(o.id.value) + " " + core::to_string(o.state) + " attempts " + std::to_string(o.attempts));
+  checker_.outcome(o.id, o.state, o.value.view(), duplicate);
+}
+
+void world::fault_tick() {
+  if (draining_) return;
+  for (auto& r : runtimes_) {
+    if (!r.connected) continue;
+    if (chance(faults_.crash * 0.1)) {
+      fired("crash");
+      drop(r, "crash", draw_ms(100, 5000));
+    } else if (chance(faults_.partition * 0.1)) {
+      fired("partition");
+      const auto length = draw_ms(200, 4000);
+      r.partitioned_until = now() + length;
+      note("r" + std::to_string(r.index) + " partitioned for " + std::to_string(length.count() / 1'000'000) + " ms");
+      if (length > 2 * heartbeat)  // the node misses two pongs and drops it; it reconnects after the partition
+        at(now() + 2 * heartbeat, [this, index = r.index, incarnation = r.incarnation, heal = r.partitioned_until] {
+          auto& rt = runtimes_[static_cast<std::size_t>(index)];
+          if (rt.incarnation == incarnation) drop(rt, "partition outlasted the heartbeats", heal - now());
+        });
+    }
+  }
+  at(now() + 100ms, [this] { fault_tick(); });
+}
+
+}  // namespace
+
+sim_result run(const sim_options& options) {
+  world w(options);
+  return w.run();
+}
+
+}  // namespace drover::sim
