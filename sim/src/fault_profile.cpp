@@ -8,7 +8,7 @@ std::optional<fault_profile> fault_profile::named(std::string_view name) {
   if (name == "none") {
     p.name = "none";
     p.delay = p.duplicate = p.loss = p.partition = p.crash = 0;
-    p.handler_failure = p.handler_hang = p.handler_slow = p.cancel = p.burst = 0;
+    p.handler_failure = p.handler_hang = p.handler_slow = p.cancel = p.burst = p.limit_change = 0;
     return p;
   }
   if (name == "harsh") {
@@ -16,7 +16,7 @@ std::optional<fault_profile> fault_profile::named(std::string_view name) {
     p.delay = 0.6, p.max_delay_ms = 200, p.duplicate = 0.1, p.loss = 0.02;
     p.partition = 0.1, p.crash = 0.1;
     p.handler_failure = 0.2, p.handler_hang = 0.05, p.handler_slow = 0.1;
-    p.cancel = 0.1, p.burst = 0.03;
+    p.cancel = 0.1, p.burst = 0.03, p.limit_change = 1.0;
     return p;
   }
   return std::nullopt;

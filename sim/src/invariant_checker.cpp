@@ -27,18 +27,29 @@ void invariant_checker::accepted(core::task_id task, core::time_point earliest_s
 
 void invariant_checker::demand_sent(core::consumer_id consumer, std::uint32_t n) { unfilled_demand_[consumer.value] += n; }
 
-void invariant_checker::dispatched(core::consumer_id consumer, core::task_id task, core::lease_id lease, core::time_point now) {
+/// The task side of a lease: the task exists, has not ended, its delay is
+/// over. Lease ids only grow (fencing tokens): the highest seen is current.
+bool invariant_checker::leased(core::task_id task, core::lease_id lease, core::time_point now) {
   const auto id = std::to_string(task.value);
   auto it = tasks_.find(task.value);
-  if (it == tasks_.end()) return fail("unknown_task", "task " + id + " was dispatched but never accepted");
+  if (it == tasks_.end()) return fail("unknown_task", "task " + id + " was leased but never accepted"), false;
   auto& t = it->second;
-  if (t.ended) return fail("dispatch_after_end", "task " + id + " was dispatched after it ended " + core::to_string(t.state));
+  if (t.ended) return fail("dispatch_after_end", "task " + id + " was leased after it ended " + core::to_string(t.state)), false;
   if (now < t.earliest_start)
-    return fail("delayed_task_ran_early", "task " + id + " was dispatched at " + ms(now) + ", before its delay ended at " + ms(t.earliest_start));
-  if (--unfilled_demand_[consumer.value] < 0)
-    return fail("more_than_demanded", "consumer " + std::to_string(consumer.value) + " got task " + id + " beyond the demand it signalled");
-  t.last_lease = lease;
+    return fail("delayed_task_ran_early", "task " + id + " was leased at " + ms(now) + ", before its delay ended at " + ms(t.earliest_start)),
+           false;
+  t.last_lease = std::max(t.last_lease, lease);
+  return true;
 }
+
+void invariant_checker::dispatched(core::consumer_id consumer, core::task_id task, core::lease_id lease, core::time_point now) {
+  if (!leased(task, lease, now)) return;
+  if (--unfilled_demand_[consumer.value] < 0)
+    fail("more_than_demanded",
+         "consumer " + std::to_string(consumer.value) + " got task " + std::to_string(task.value) + " beyond the demand it signalled");
+}
+
+void invariant_checker::started_in_pool(core::task_id task, core::lease_id lease, core::time_point now) { leased(task, lease, now); }
 
 void invariant_checker::outcome(core::task_id task, core::task_state state, std::string_view value, bool for_duplicate) {
   const auto id = std::to_string(task.value);
@@ -66,6 +77,13 @@ void invariant_checker::outcome(core::task_id task, core::task_state state, std:
 }
 
 void invariant_checker::consumer_died(core::consumer_id consumer, core::time_point now) { dead_.emplace(consumer.value, now); }
+
+void invariant_checker::handler_started(core::consumer_id pool, std::uint32_t running, std::uint32_t limit,
+                                            std::uint64_t task) {
+  if (running > limit)
+    fail("work_limit_exceeded", "pool " + std::to_string(pool.value) + " started task " + std::to_string(task) + " with " +
+                                    std::to_string(running) + " handlers running under a limit of " + std::to_string(limit));
+}
 
 void invariant_checker::check_broker(const core::broker_core& broker, core::time_point now) {
   if (first_) return;

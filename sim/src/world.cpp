@@ -12,7 +12,14 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
+#include <asio/async_result.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/execution_context.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+
 #include "drover/actors/broker_actor.hpp"
+#include "drover/actors/pool_actor.hpp"
 #include "drover/actors/remote_consumer_actor.hpp"
 #include "drover/core/rng.hpp"
 #include "drover/sim/trace.hpp"
@@ -143,6 +150,16 @@ class world {
   void finish_attempt(sim_runtime& r, std::uint64_t incarnation, std::uint64_t task, std::uint64_t lease, std::uint32_t slot,
                       bool ok);
 
+  // The in-process worker pool: the real pool actor, handlers on virtual time.
+  void start_pool();
+  asio::awaitable<actors::task_result> pool_attempt(actors::task_context& t);
+  template <class Token>
+  auto sleep_for(core::duration d, Token&& token);
+  const actors::pool_state& pool_state() const {
+    auto* a = caf::actor_cast<caf::abstract_actor*>(pool_);
+    return dynamic_cast<caf::stateful_actor<actors::pool_state>&>(*a).state;
+  }
+
   // Workload and faults.
   void submit_tick();
   void submit_one();
@@ -154,10 +171,18 @@ class world {
   trace trace_;
   invariant_checker checker_;
 
+  // The pool's coroutines run on this context; it outlives the pending
+  // virtual sleeps in events_, whose handlers resume (or destroy) them.
+  asio::execution_context services_;
+  std::shared_ptr<actors::pool_context> pool_context_ = std::make_shared<actors::pool_context>(services_);
+
   caf::actor_system_config cfg_;
   caf::actor_system sys_{testing_config(cfg_)};
   caf::scheduler::test_coordinator& sched_ = dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler());
   caf::actor broker_;
+  caf::actor pool_;
+  core::consumer_id pool_id_;
+  std::uint32_t pool_running_ = 0;
 
   std::multimap<std::pair<time_point, std::uint64_t>, event> events_;
   std::uint64_t event_seq_ = 0;
@@ -242,6 +267,7 @@ sim_result world::run() {
   }
   note("start seed " + std::to_string(options_.seed) + " runtimes " + std::to_string(runtimes) + " faults " + faults_.name);
   for (auto& r : runtimes_) connect(r);
+  start_pool();
   at(now() + 1ms, [this] { submit_tick(); });
   at(now() + 100ms, [this] { fault_tick(); });
 
@@ -256,6 +282,8 @@ sim_result world::run() {
     std::vector<consumer_books> books;
     for (const auto& r : runtimes_)
       if (r.connected && r.joined) books.push_back({r.id, r.outstanding, static_cast<std::uint32_t>(r.held.size())});
+    const auto& pool = pool_state();
+    books.push_back({pool_id_, pool.requested, static_cast<std::uint32_t>(pool.running.size() + pool.waiting.size())});
     checker_.check_books(broker_core(), books);
   }
   note(checker_.ok() ? "end ok" : "end violation " + checker_.first()->invariant);
@@ -273,6 +301,7 @@ sim_result world::run() {
   out.trace_lines = trace_.lines();
   for (auto& r : runtimes_)
     if (r.connected) caf::anon_send_exit(r.consumer, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(pool_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(broker_, caf::exit_reason::user_shutdown);
   sched_.run();
   return out;
@@ -458,6 +487,58 @@ void world::finish_attempt(sim_runtime& r, std::uint64_t incarnation, std::uint6
   top_up(r);
 }
 
+// --- the worker pool -------------------------------------------------------------
+
+/// A virtual-time sleep for handlers: the completion waits in the event
+/// queue and is posted to the coroutine's executor (the pool) when due.
+template <class Token>
+auto world::sleep_for(core::duration d, Token&& token) {
+  return asio::async_initiate<Token, void()>(
+      [this, d](auto handler) {
+        auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        at(now() + d, [h] { asio::post(std::move(*h)); });
+      },
+      token);
+}
+
+void world::start_pool() {
+  pool_id_ = core::consumer_id{++next_consumer_};
+  const auto limit = static_cast<std::uint32_t>(1 + random_.below(8));
+  pool_ = sys_.spawn(actors::pool_actor, actors::pool_config{pool_id_, limit, broker_, &services_, pool_context_});
+  auto fn = [this](actors::task_context& t) { return pool_attempt(t); };
+  for (const char* q : {"a", "b"}) caf::anon_send(pool_, actors::register_msg{q, fn});
+  note("pool joins as consumer " + std::to_string(pool_id_.value) + " limit " + std::to_string(limit));
+}
+
+/// One attempt in the pool: counted against the work limit in force while
+/// it runs; succeeds, fails, throws or outlives its lease, as drawn.
+asio::awaitable<actors::task_result> world::pool_attempt(actors::task_context& t) {
+  const auto lease = t.item().lease.value, task = t.id().value;
+  const auto limit = pool_state().config.work_limit;
+  ++pool_running_;
+  struct release {
+    std::uint32_t& running;
+    ~release() { --running; }
+  } guard{pool_running_};
+  checker_.handler_started(pool_id_, pool_running_, limit, task);
+  checker_.started_in_pool(t.id(), t.item().lease, now());
+  note("pool starts task " + std::to_string(task) + " lease " + std::to_string(lease) + " running " +
+       std::to_string(pool_running_) + "/" + std::to_string(limit));
+  core::duration d = draw_ms(1, 50);
+  const bool slow = chance(faults_.handler_slow);
+  if (slow) {
+    fired("handler_slow");
+    d = std::max(now(), t.deadline()) - now() + draw_ms(1, 500);
+  }
+  const bool fail = !slow && chance(faults_.handler_failure);
+  const bool throws = fail && random_.chance(0.5);
+  if (fail) fired(throws ? "handler_throw" : "handler_failure");
+  co_await sleep_for(d, asio::use_awaitable);
+  if (throws) throw std::runtime_error("simulated handler exception");
+  if (fail) co_return actors::task_result::failure("simulated failure", true);
+  co_return actors::task_result::success(core::bytes::copy_from("lease=" + std::to_string(lease)));
+}
+
 // --- workload and faults -------------------------------------------------------
 
 void world::submit_tick() {
@@ -531,6 +612,12 @@ void world::fault_tick() {
           if (rt.incarnation == incarnation) drop(rt, "partition outlasted the heartbeats", heal - now());
         });
     }
+  }
+  if (chance(faults_.limit_change * 0.1)) {
+    fired("limit_change");
+    const auto limit = static_cast<std::uint32_t>(1 + random_.below(8));
+    note("pool limit " + std::to_string(limit));
+    caf::anon_send(pool_, actors::limit_atom::value, limit);
   }
   at(now() + 100ms, [this] { fault_tick(); });
 }

@@ -21,6 +21,8 @@ struct fault_profile {
   double handler_failure = 0.08;  // reports a retryable failure
   double handler_hang = 0.02;     // never answers (the lease expires)
   double handler_slow = 0.03;     // answers after its lease ran out
+  // The node.
+  double limit_change = 0.3;  // per second: the pool's work limit set anew (1-8)
   // Workload.
   double cancel = 0.03;       // per submitted task: a cancel sent later (racing its completion)
   double burst = 0.01;        // per submit event: a burst of 150 submits (queue-full backpressure)

@@ -34,10 +34,16 @@ class invariant_checker {
   void accepted(core::task_id task, core::time_point earliest_start, bool duplicate);
   void demand_sent(core::consumer_id consumer, std::uint32_t n);
   void dispatched(core::consumer_id consumer, core::task_id task, core::lease_id lease, core::time_point now);
+  /// An in-process pool started a leased task (seen at its handler's start:
+  /// its demand flows inside the node, so only the task's side is checked).
+  void started_in_pool(core::task_id task, core::lease_id lease, core::time_point now);
   /// `value` is what a successful attempt returned: the simulated runtimes
   /// return "lease=N", naming the lease whose attempt produced it.
   void outcome(core::task_id task, core::task_state state, std::string_view value, bool for_duplicate);
   void consumer_died(core::consumer_id consumer, core::time_point now);
+  /// A pool started a handler with `running` handlers (this one included)
+  /// while `limit` was in force.
+  void handler_started(core::consumer_id pool, std::uint32_t running, std::uint32_t limit, std::uint64_t task);
 
   /// After every step: the broker's internal invariants, and dead consumers'
   /// leases released within the bound.
@@ -61,6 +67,7 @@ class invariant_checker {
     core::task_state state = core::task_state::queued;
   };
   void fail(std::string invariant, std::string detail);
+  bool leased(core::task_id task, core::lease_id lease, core::time_point now);
 
   core::duration release_bound_;
   std::map<std::uint64_t, task_facts> tasks_;  // ordered: reports list the lowest id first
