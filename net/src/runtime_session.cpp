@@ -95,12 +95,15 @@ out_frame error_frame(std::string_view code, std::string_view message) {
   return text_frame(json::object{{"type", "error"}, {"code", code}, {"message", message}});
 }
 
-out_frame welcome_frame(const session_state& s, bool resumed) {
+/// `resent`: task frames that follow a resumed welcome. Each task frame
+/// fills one unit of the demand a runtime counts as asked for, so those are
+/// counted in `granted` (the node filled that demand while it was away).
+out_frame welcome_frame(const session_state& s, bool resumed, std::size_t resent = 0) {
   return text_frame(json::object{{"type", "welcome"},
                                  {"session", s.id.value},
                                  {"capacity", s.capacity},
                                  {"resumed", resumed},
-                                 {"granted", s.granted},
+                                 {"granted", s.granted + resent},
                                  {"lease_ttl_ms", s.resumable ? s.lease_ttl_ms : 0},
                                  {"heartbeat_ms", s.heartbeat_ms},
                                  {"batch", s.batch}});
@@ -376,18 +379,22 @@ void on_binary(std::string&& text, session_state& s, std::size_t body_bytes_max)
   if (!parsed) s.send(error_frame(parsed.error_code, parsed.error_message));
 }
 
-/// Gives a resumed runtime what it lost with its connection: the tasks it
-/// holds leases for but does not know of, and cancels for those it works on
-/// but no longer holds.
-void reconcile(session_state& s, const std::vector<held_lease>& holding) {
+/// Welcomes a resumed runtime and gives it what it lost with its
+/// connection: the tasks it holds leases for but does not know of, and
+/// cancels for those it works on but no longer holds.
+void resume(session_state& s, const std::vector<held_lease>& holding) {
   std::unordered_set<std::uint64_t> known;
+  std::vector<out_frame> cancels, resends;
   for (const auto& h : holding) {
     known.insert(h.lease);
     auto it = s.leases.find(h.lease);
-    if (it == s.leases.end() || it->second.item.id.value != h.task) s.send(cancel_frame(h.task, h.lease));
+    if (it == s.leases.end() || it->second.item.id.value != h.task) cancels.push_back(cancel_frame(h.task, h.lease));
   }
   for (const auto& [lease, task] : s.leases)
-    if (!known.count(lease)) s.send(task_frame(task));
+    if (!known.count(lease)) resends.push_back(task_frame(task));
+  s.send(welcome_frame(s, true, resends.size()));
+  for (auto& f : cancels) s.send(std::move(f));
+  for (auto& f : resends) s.send(std::move(f));
 }
 
 /// Sends the reports gathered once a turn passes without another frame
@@ -520,8 +527,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->capacity = hello.capacity;
     state->resumable = hello.resumable;
     state->batch = hello.batch;
-    state->send(welcome_frame(*state, true));
-    reconcile(*state, hello.holding);
+    resume(*state, hello.holding);
   } else {
     state = std::make_shared<session_state>();
     state->name = hello.name;

@@ -211,6 +211,36 @@ TEST_F(runtime_client_resume_test, a_task_delivered_while_the_connection_was_dow
   EXPECT_EQ(client->stats().resumed, 1u);
 }
 
+TEST_F(runtime_client_resume_test, after_a_resume_with_tasks_sent_again_the_whole_capacity_is_still_asked_for) {
+  // The two tasks leased while the connection was down are sent again after
+  // the resume; they fill demand the welcome already counted, so they must
+  // not be counted a second time (that left the runtime asking beyond its
+  // capacity, refused as over_capacity, and then using half of it).
+  tcp_proxy proxy(port);
+  gate g;
+  auto client = net::runtime_client::start(runtime_config(proxy.port(), 4), [&](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    if (t.payload_view() == "hold") co_await g.pass();
+    co_return core::attempt_result::success(t.payload());
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  proxy.set_accepting(false);
+  proxy.sever();
+  ASSERT_TRUE(eventually([&] { return !client->stats().connected; }));
+  auto a = *n->submit("resize", core::bytes::copy_from("a"));
+  auto b = *n->submit("resize", core::bytes::copy_from("b"));
+  std::this_thread::sleep_for(50ms);
+  proxy.set_accepting(true);
+  ASSERT_TRUE(a.wait_for(5s));
+  ASSERT_TRUE(b.wait_for(5s));
+  std::vector<task_handle> held;
+  for (int i = 0; i < 4; ++i) held.push_back(*n->submit("resize", core::bytes::copy_from("hold")));
+  EXPECT_TRUE(eventually([&] { return client->stats().running == 4; }, 2s))
+      << "running " << client->stats().running << ", last error: " << client->stats().last_error;
+  EXPECT_EQ(client->stats().last_error, "");
+  g.open = true;
+  for (auto& h : held) ASSERT_TRUE(h.wait_for(5s));
+}
+
 TEST_F(runtime_client_resume_test, past_the_lease_ttl_the_tasks_of_a_vanished_runtime_go_to_another) {
   tcp_proxy proxy(port);
   gate never;
