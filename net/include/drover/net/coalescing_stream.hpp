@@ -8,12 +8,16 @@
 // big payloads). A writer that drains an outbox corks the stream around it
 // so the whole outbox leaves in one send. Memory stays bounded by the protocols' own windows: a
 // runtime holds at most its capacity, a client channel at most its window.
+#include <array>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/socket_base.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -123,10 +127,48 @@ void teardown(boost::beast::role_type role, coalescing_stream<NextLayer>& stream
   teardown(role, stream.next_layer(), ec);
 }
 
+/// The closing handshake's end, when the next layer is a beast::basic_stream:
+/// shut down sending, read (and drop) what the peer still sends until it
+/// closes, at most `teardown_drain_bytes` or `teardown_drain_time`, then
+/// close. Beast's own TCP teardown stops after one 2 KiB read (the byte count
+/// it checks is never updated), so a peer still sending - one whose message
+/// was too big - got a reset, often before it could read the close frame
+/// with 1009 that told it why.
+constexpr std::size_t teardown_drain_bytes = 4 << 20;
+constexpr std::chrono::seconds teardown_drain_time{2};
+
+template <class Stream>
+struct drain_teardown_op {
+  Stream& stream;
+  boost::beast::role_type role;
+  std::unique_ptr<std::array<char, 8192>> buffer = std::make_unique<std::array<char, 8192>>();
+  std::size_t drained = 0;
+  bool started = false;
+
+  template <class Self>
+  void operator()(Self& self, boost::system::error_code ec = {}, std::size_t n = 0) {
+    namespace asio = boost::asio;
+    boost::system::error_code ignored;
+    if (!started) {
+      started = true;
+      if (role == boost::beast::role_type::server) stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
+      stream.expires_after(teardown_drain_time);
+      return stream.async_read_some(asio::buffer(*buffer), std::move(self));
+    }
+    drained += n;
+    if (!ec && drained < teardown_drain_bytes) return stream.async_read_some(asio::buffer(*buffer), std::move(self));
+    if (role == boost::beast::role_type::client) stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
+    stream.socket().close(ignored);
+    // The peer closing is how a teardown should end; running out of time or
+    // bytes is not an error worth reporting either: the socket is closed.
+    self.complete(boost::system::error_code{});
+  }
+};
+
 template <class NextLayer, class TeardownHandler>
 void async_teardown(boost::beast::role_type role, coalescing_stream<NextLayer>& stream, TeardownHandler&& handler) {
-  using boost::beast::websocket::async_teardown;
-  async_teardown(role, stream.next_layer(), std::forward<TeardownHandler>(handler));
+  boost::asio::async_compose<TeardownHandler, void(boost::system::error_code)>(
+      drain_teardown_op<NextLayer>{stream.next_layer(), role}, handler, stream.next_layer());
 }
 
 }  // namespace drover::net
