@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include "binary_frame.hpp"
+#include "drover/actors/runtime_session_book.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
 #include "io_spin.hpp"
@@ -49,11 +50,8 @@ struct session_state {
   bool over = false;     // the consumer ended: nothing more is sent
   bool closing = false;  // the attached connection closes once its outbox is written
   bool failed = false;   // joining failed: the session cannot go on
-  std::uint32_t capacity = 0;
-  std::uint64_t granted = 0;  // demand sent to the broker, not yet filled
-  /// Leases the runtime holds (delivered, not yet reported or revoked): a
-  /// resumed runtime gets again those it does not know of.
-  std::unordered_map<std::uint64_t, actors::remote_task> leases;
+  /// Demand not yet filled and the leases the runtime holds; what a resume tells it.
+  actors::runtime_session_book book;
   core::consumer_id id;
   std::vector<std::string> queues;
   bool resumable = false;
@@ -98,12 +96,12 @@ out_frame error_frame(std::string_view code, std::string_view message) {
 /// `resent`: task frames that follow a resumed welcome. Each task frame
 /// fills one unit of the demand a runtime counts as asked for, so those are
 /// counted in `granted` (the node filled that demand while it was away).
-out_frame welcome_frame(const session_state& s, bool resumed, std::size_t resent = 0) {
+out_frame welcome_frame(const session_state& s, bool resumed, std::uint64_t granted) {
   return text_frame(json::object{{"type", "welcome"},
                                  {"session", s.id.value},
-                                 {"capacity", s.capacity},
+                                 {"capacity", s.book.capacity()},
                                  {"resumed", resumed},
-                                 {"granted", s.granted + resent},
+                                 {"granted", granted},
                                  {"lease_ttl_ms", s.resumable ? s.lease_ttl_ms : 0},
                                  {"heartbeat_ms", s.heartbeat_ms},
                                  {"batch", s.batch}});
@@ -136,7 +134,7 @@ class ws_sink final : public actors::remote_sink {
   void joined(core::consumer_id id) override {
     poster_->post([s = state_, id] {
       s->id = id;
-      s->send(welcome_frame(*s, false));
+      s->send(welcome_frame(*s, false, 0));
     });
   }
   void deliver(std::vector<actors::remote_task> tasks) override {
@@ -144,9 +142,8 @@ class ws_sink final : public actors::remote_sink {
     frames.reserve(tasks.size());
     for (const auto& t : tasks) frames.push_back(task_frame(t));  // serialised here, off the I/O thread
     poster_->post([s = state_, frames = std::move(frames), tasks = std::move(tasks)]() mutable {
-      s->granted -= std::min<std::uint64_t>(s->granted, frames.size());
       for (std::size_t i = 0; i < frames.size(); ++i) {
-        s->leases.emplace(tasks[i].item.lease.value, std::move(tasks[i]));
+        s->book.delivered(std::move(tasks[i]));
         s->send(std::move(frames[i]));
       }
     });
@@ -154,7 +151,7 @@ class ws_sink final : public actors::remote_sink {
   void revoke(std::vector<core::cancel_notice> notices) override {
     poster_->post([s = state_, notices = std::move(notices)] {
       for (const auto& n : notices) {
-        s->leases.erase(n.lease.value);
+        s->book.ended(n.lease.value);
         s->send(cancel_frame(n.task.value, n.lease.value));
       }
     });
@@ -200,9 +197,7 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s
   }
 }
 
-struct held_lease {
-  std::uint64_t task = 0, lease = 0;
-};
+using actors::held_lease;
 
 struct hello_result {
   std::string name;
@@ -284,13 +279,13 @@ const actors::remote_task* held(const json::object& o, session_state& s, std::st
     s.send(error_frame("invalid_argument", std::string(what) + " needs task and lease"));
     return nullptr;
   }
-  auto it = s.leases.find(*lease);
-  if (it == s.leases.end() || it->second.item.id.value != *task) {
+  const auto* t = s.book.held(*task, *lease);
+  if (!t) {
     s.send(text_frame(json::object{{"type", "error"}, {"code", "stale_lease"},
                                    {"message", "this runtime does not hold that lease"}, {"task", *task}, {"lease", *lease}}));
     return nullptr;
   }
-  return &it->second;
+  return t;
 }
 
 /// A text message after the hello.
@@ -305,9 +300,8 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
   if (t == "demand") {
     auto n = uint_field(o, "n");
     if (!n || *n == 0 || *n > capacity_max) return s.send(error_frame("invalid_argument", "demand n must be 1 to 65535"));
-    if (s.granted + s.leases.size() + *n > s.capacity)
+    if (!s.book.demand(static_cast<std::uint32_t>(*n)))
       return s.send(error_frame("over_capacity", "demand beyond the capacity declared in hello"));
-    s.granted += *n;
     s.flush_reports();  // the broker hears of finished work before new demand
     link.demand(static_cast<std::uint32_t>(*n));
     expect_broker_reply();
@@ -320,7 +314,7 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
     auto retryable = o.if_contains("retryable");
     std::string why = message && message->is_string() ? std::string(message->as_string()) : "runtime reported failure";
     const bool retry = !(retryable && retryable->is_bool() && !retryable->as_bool());
-    s.leases.erase(*lease);
+    s.book.ended(*lease);
     const auto slot = uint_field(o, "slot").value_or(UINT32_MAX);
     s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
                                                       core::attempt_result::failure(std::move(why), retry),
@@ -364,7 +358,7 @@ void on_result(const frame_record& r, const core::bytes& message, session_state&
     return s.send(text_frame(json::object{{"type", "error"}, {"code", "too_large"}, {"message", "result bytes beyond the limit"},
                                           {"task", *task}, {"lease", *lease}}));
   const auto slot = static_cast<std::uint32_t>(uint_field(o, "slot").value_or(UINT32_MAX));
-  s.leases.erase(*lease);
+  s.book.ended(*lease);
   // The result's bytes stay in the message's buffer: no copy.
   s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
                                                     core::attempt_result::success(message.slice(r.body_offset, r.body_size)),
@@ -380,21 +374,13 @@ void on_binary(std::string&& text, session_state& s, std::size_t body_bytes_max)
 }
 
 /// Welcomes a resumed runtime and gives it what it lost with its
-/// connection: the tasks it holds leases for but does not know of, and
-/// cancels for those it works on but no longer holds.
-void resume(session_state& s, const std::vector<held_lease>& holding) {
-  std::unordered_set<std::uint64_t> known;
-  std::vector<out_frame> cancels, resends;
-  for (const auto& h : holding) {
-    known.insert(h.lease);
-    auto it = s.leases.find(h.lease);
-    if (it == s.leases.end() || it->second.item.id.value != h.task) cancels.push_back(cancel_frame(h.task, h.lease));
-  }
-  for (const auto& [lease, task] : s.leases)
-    if (!known.count(lease)) resends.push_back(task_frame(task));
-  s.send(welcome_frame(s, true, resends.size()));
-  for (auto& f : cancels) s.send(std::move(f));
-  for (auto& f : resends) s.send(std::move(f));
+/// connection: cancels for the leases it works on but no longer holds, and
+/// the tasks it holds leases for but does not know of.
+void resume(session_state& s, const std::vector<held_lease>& holding, std::uint32_t capacity) {
+  const auto r = s.book.resume(holding, capacity);
+  s.send(welcome_frame(s, true, r.granted));
+  for (const auto& c : r.cancel) s.send(cancel_frame(c.task, c.lease));
+  for (const auto* t : r.resend) s.send(task_frame(*t));
 }
 
 /// Sends the reports gathered once a turn passes without another frame
@@ -467,8 +453,8 @@ json::array runtime_registry::describe() {
     json::array queues;
     for (const auto& q : s->queues) queues.emplace_back(q);
     out.push_back(json::object{{"session", s->id.value},      {"name", s->name},
-                               {"queues", std::move(queues)}, {"capacity", s->capacity},
-                               {"demand", s->granted},        {"in_flight", s->leases.size()},
+                               {"queues", std::move(queues)}, {"capacity", s->book.capacity()},
+                               {"demand", s->book.granted()},  {"in_flight", s->book.in_flight()},
                                {"connected", s->attached},    {"resumable", s->resumable}});
   }
   return out;
@@ -524,14 +510,13 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state = resumed->state, poster = resumed->poster, link = std::move(resumed->link);
     resumed.reset();
     state->attached = true, state->closing = false, state->wake = &wake;
-    state->capacity = hello.capacity;
     state->resumable = hello.resumable;
     state->batch = hello.batch;
-    resume(*state, hello.holding);
+    resume(*state, hello.holding, hello.capacity);
   } else {
     state = std::make_shared<session_state>();
     state->name = hello.name;
-    state->capacity = hello.capacity;
+    state->book = actors::runtime_session_book(hello.capacity);
     state->queues = hello.queues;
     state->resumable = hello.resumable;
     state->batch = hello.batch;

@@ -1,0 +1,83 @@
+#pragma once
+// What the node keeps for one remote runtime's session, whatever carries it
+// (the gateway's WebSocket session; the simulator's link in drover-sim): the
+// demand it signalled and the broker has not filled, and the leases it
+// holds. A resumed runtime is told what it lost with its connection. Pure
+// bookkeeping, CAF-free: the caller sends what the book says.
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "drover/actors/remote_sink.hpp"
+
+namespace drover::actors {
+
+/// A lease a resuming runtime says it still works on.
+struct held_lease {
+  std::uint64_t task = 0, lease = 0;
+};
+
+class runtime_session_book {
+ public:
+  explicit runtime_session_book(std::uint32_t capacity = 0) : capacity_(capacity) {}
+
+  /// The runtime asks for `n` more tasks: false (nothing changes) when that
+  /// would take demand and held leases beyond its capacity.
+  bool demand(std::uint32_t n) {
+    if (granted_ + leases_.size() + n > capacity_) return false;
+    granted_ += n;
+    return true;
+  }
+
+  /// The broker handed the runtime a task: one unit of demand filled.
+  void delivered(remote_task t) {
+    if (granted_ > 0) --granted_;
+    const auto lease = t.item.lease.value;
+    leases_.insert_or_assign(lease, std::move(t));
+  }
+
+  /// The lease ended: reported by the runtime, or revoked by the broker.
+  void ended(std::uint64_t lease) { leases_.erase(lease); }
+
+  /// The task held under `lease`, if the runtime holds that lease for `task`.
+  const remote_task* held(std::uint64_t task, std::uint64_t lease) const {
+    auto it = leases_.find(lease);
+    return it != leases_.end() && it->second.item.id.value == task ? &it->second : nullptr;
+  }
+
+  struct resumption {
+    /// For the welcome: demand still counted, including the tasks about to
+    /// be sent again (each task frame fills one unit of demand the runtime
+    /// counts as asked for).
+    std::uint64_t granted = 0;
+    std::vector<held_lease> cancel;           // listed by the runtime, no longer its own
+    std::vector<const remote_task*> resend;   // its own, unknown to the runtime (lease order)
+  };
+
+  /// A runtime resumes the session listing the leases it still works on;
+  /// its capacity may have changed.
+  resumption resume(const std::vector<held_lease>& holding, std::uint32_t capacity) {
+    capacity_ = capacity;
+    resumption r;
+    std::map<std::uint64_t, bool> known;
+    for (const auto& h : holding) {
+      known[h.lease] = true;
+      if (!held(h.task, h.lease)) r.cancel.push_back(h);
+    }
+    for (const auto& [lease, task] : leases_)
+      if (!known.count(lease)) r.resend.push_back(&task);
+    r.granted = granted_ + r.resend.size();
+    return r;
+  }
+
+  std::uint64_t granted() const { return granted_; }
+  std::size_t in_flight() const { return leases_.size(); }
+  std::uint32_t capacity() const { return capacity_; }
+
+ private:
+  std::uint32_t capacity_;
+  std::uint64_t granted_ = 0;
+  std::map<std::uint64_t, remote_task> leases_;  // ordered: resends go in lease order, deterministically
+};
+
+}  // namespace drover::actors
