@@ -48,6 +48,7 @@ enum class frame_kind : std::uint8_t { demand, report, other };
 
 struct queued_frame : out_frame {
   frame_kind kind = frame_kind::other;
+  std::uint64_t task = 0, lease = 0;  // a report's: listed as held on resume until it is sent
 };
 
 /// A task in the hands of a handler.
@@ -123,8 +124,8 @@ struct runtime_client::impl {
     stats_changed.notify_all();
   }
 
-  void send(frame_kind kind, out_frame f) {
-    outbox.push_back(queued_frame{std::move(f), kind});
+  void send(frame_kind kind, out_frame f, std::uint64_t task = 0, std::uint64_t lease = 0) {
+    outbox.push_back(queued_frame{std::move(f), kind, task, lease});
     if (wake) wake->cancel();
   }
   void send_text(frame_kind kind, const json::object& o) { send(kind, out_frame{false, json::serialize(o), {}}); }
@@ -151,14 +152,15 @@ struct runtime_client::impl {
       record_writer h;
       h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
       auto head = std::move(h).finish(outcome.value.size());
-      send(frame_kind::report, out_frame{true, std::move(head), std::move(outcome.value)});
+      send(frame_kind::report, out_frame{true, std::move(head), std::move(outcome.value)}, t.id().value, t.lease());
     } else {
-      send_text(frame_kind::report, json::object{{"type", "failure"},
+      send(frame_kind::report, out_frame{false, json::serialize(json::object{{"type", "failure"},
                                                  {"task", t.id().value},
                                                  {"lease", t.lease()},
                                                  {"slot", runtime_task::access::slot(t)},
                                                  {"message", outcome.message},
-                                                 {"retryable", outcome.retryable}});
+                                                 {"retryable", outcome.retryable}}), {}},
+           t.id().value, t.lease());
     }
   }
 
@@ -270,6 +272,9 @@ struct runtime_client::impl {
       json::array holding;
       for (const auto& [lease, r] : running)
         if (!r->abandoned) holding.push_back(json::object{{"task", r->task.id().value}, {"lease", lease}});
+      // Finished, its report not sent yet: still ours, or the node would send it again to run twice.
+      for (const auto& f : outbox)
+        if (f.kind == frame_kind::report) holding.push_back(json::object{{"task", f.task}, {"lease", f.lease}});
       h["holding"] = std::move(holding);
     }
     return h;

@@ -42,6 +42,13 @@ bool invariant_checker::leased(core::task_id task, core::lease_id lease, core::t
   return true;
 }
 
+void invariant_checker::demand_refused(core::consumer_id consumer, std::uint32_t n, std::uint64_t node_granted,
+                                       std::size_t node_held, std::size_t runtime_held) {
+  fail("demand_refused", "session " + std::to_string(consumer.value) + ": demand " + std::to_string(n) +
+                             " refused as over capacity; the node counts " + std::to_string(node_granted) + " granted and " +
+                             std::to_string(node_held) + " held, the runtime holds " + std::to_string(runtime_held));
+}
+
 void invariant_checker::dispatched(core::consumer_id consumer, core::task_id task, core::lease_id lease, core::time_point now) {
   if (!leased(task, lease, now)) return;
   if (--unfilled_demand_[consumer.value] < 0)
@@ -76,7 +83,11 @@ void invariant_checker::outcome(core::task_id task, core::task_state state, std:
                                        ", but its latest lease was " + std::to_string(t.last_lease.value));
 }
 
-void invariant_checker::consumer_died(core::consumer_id consumer, core::time_point now) { dead_.emplace(consumer.value, now); }
+void invariant_checker::consumer_died(core::consumer_id consumer, core::time_point now, core::duration bound) {
+  dead_[consumer.value] = now + bound;
+}
+
+void invariant_checker::consumer_resumed(core::consumer_id consumer) { dead_.erase(consumer.value); }
 
 void invariant_checker::handler_started(core::consumer_id pool, std::uint32_t running, std::uint32_t limit,
                                             std::uint64_t task) {
@@ -93,9 +104,9 @@ void invariant_checker::check_broker(const core::broker_core& broker, core::time
       it = dead_.erase(it);  // released
       continue;
     }
-    if (now - it->second > release_bound_)
-      return fail("dead_consumer_kept_leases", "consumer " + std::to_string(it->first) + " died at " + ms(it->second) +
-                                                   " and the broker still counts it at " + ms(now));
+    if (now > it->second)
+      return fail("dead_consumer_kept_leases", "consumer " + std::to_string(it->first) + " should have been released by " +
+                                                   ms(it->second) + " and the broker still counts it at " + ms(now));
     ++it;
   }
 }

@@ -21,6 +21,7 @@
 #include "drover/actors/broker_actor.hpp"
 #include "drover/actors/pool_actor.hpp"
 #include "drover/actors/remote_consumer_actor.hpp"
+#include "drover/actors/runtime_session_book.hpp"
 #include "drover/core/rng.hpp"
 #include "drover/sim/trace.hpp"
 
@@ -32,7 +33,8 @@ using namespace std::chrono_literals;
 using core::time_point;
 
 constexpr core::duration heartbeat = 1s;             // a partition longer than 2 heartbeats drops the connection
-constexpr core::duration lease_release_bound = 2s;   // a dead runtime's leases are back within this
+constexpr core::duration lease_release_bound = 2s;   // an ended session's leases are back within this
+constexpr core::duration lease_ttl = 3s;             // a resumable runtime's dropped connection keeps its session this long
 constexpr core::duration drain_limit = 5min;         // with faults stopped, everything ends within this
 constexpr std::size_t queue_capacity = 300;          // live tasks: bursts hit queue_full
 
@@ -46,20 +48,41 @@ std::string us(time_point t) {
   return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
 }
 
-/// A remote runtime process, as the node sees it through its link.
+/// A remote runtime process and its connection.
 struct sim_runtime {
   int index = 0;
   std::uint32_t capacity = 1;
   std::vector<std::string> queues;
-  std::uint64_t incarnation = 0;  // bumped when a connection ends: late events of the old one are ignored
+  bool resumable = false;         // asks the node to keep its session across a dropped connection
+  std::uint64_t process = 0;      // bumped by a crash: its handlers die with it
+  std::uint64_t incarnation = 0;  // the connection; bumped when it ends: its late messages are ignored
   bool connected = false;
-  bool joined = false;
-  caf::actor consumer;
-  core::consumer_id id;
-  std::uint32_t outstanding = 0;              // demand sent, not yet filled
+  bool joined = false;            // welcomed on this connection
+  std::uint64_t session = 0;      // the session it was welcomed into (forgotten in a crash)
+  std::uint64_t attached_to = 0;  // node side: the session this connection carries
+  std::uint32_t outstanding = 0;  // demand asked for, not yet filled
   std::map<std::uint64_t, std::uint64_t> held;  // lease -> task, ordered for a deterministic trace
   std::set<std::uint64_t> seen;                 // leases this connection received: a re-delivery is ignored
+  struct unsent_report {
+    std::uint64_t task = 0, lease = 0;
+    std::function<void(sim_runtime&)> send;
+  };
+  std::vector<unsent_report> unsent;  // finished while disconnected: listed as held on resume, sent after the welcome
   time_point partitioned_until{};
+  // One connection keeps each direction in order, as TCP does: a delayed
+  // message holds back those behind it (reordering happens only between
+  // directions and across connections).
+  time_point last_to_node{}, last_to_runtime{};
+};
+
+/// The node's side of one runtime session (the gateway's session_state):
+/// its consumer actor and its books, alive while attached or parked.
+struct node_session {
+  int runtime = 0;
+  core::consumer_id id;
+  caf::actor consumer;
+  actors::runtime_session_book book;
+  bool joined = false, attached = true, alive = true;
 };
 
 class world;
@@ -67,7 +90,7 @@ class world;
 /// The node side of a runtime's connection: what its consumer actor calls.
 class sim_sink final : public actors::remote_sink {
  public:
-  sim_sink(world& w, int runtime, std::uint64_t incarnation) : w_(w), runtime_(runtime), incarnation_(incarnation) {}
+  sim_sink(world& w, std::uint64_t session) : w_(w), session_(session) {}
   void joined(core::consumer_id id) override;
   void deliver(std::vector<actors::remote_task> tasks) override;
   void revoke(std::vector<core::cancel_notice> notices) override;
@@ -76,8 +99,7 @@ class sim_sink final : public actors::remote_sink {
 
  private:
   world& w_;
-  int runtime_;
-  std::uint64_t incarnation_;
+  std::uint64_t session_;
 };
 
 /// A submitter's view of one submit.
@@ -98,14 +120,14 @@ class sim_observer final : public core::task_observer {
 class world {
  public:
   explicit world(const sim_options& o)
-      : options_(o), faults_(o.faults), random_(o.seed), trace_(o.keep_trace), checker_(lease_release_bound) {}
+      : options_(o), faults_(o.faults), random_(o.seed), trace_(o.keep_trace) {}
 
   sim_result run();
 
   // Called by the sink and observers (on the one simulation thread).
-  void on_joined(int runtime, std::uint64_t incarnation, core::consumer_id id);
-  void on_deliver(int runtime, std::uint64_t incarnation, std::vector<actors::remote_task> tasks);
-  void on_revoke(int runtime, std::uint64_t incarnation, std::vector<core::cancel_notice> notices);
+  void on_joined(std::uint64_t session);
+  void on_deliver(std::uint64_t session, std::vector<actors::remote_task> tasks);
+  void on_revoke(std::uint64_t session, std::vector<core::cancel_notice> notices);
   void note(std::string line) { trace_.add(us(now()) + " " + line); }
   void on_accepted(core::task_id id, bool duplicate, time_point earliest_start);
   void on_outcome(const core::task_outcome& o, bool duplicate);
@@ -137,18 +159,25 @@ class world {
   void start_drain();
 
   // Links: latency, delay (which reorders), duplication, loss, partitions.
-  time_point delivery_time(const sim_runtime& r);
+  time_point delivery_time(const sim_runtime& r, time_point& after);
   void to_node(sim_runtime& r, std::string what, std::function<void(sim_runtime&)> send, bool may_duplicate);
   void to_runtime(int runtime, std::uint64_t incarnation, std::string what, std::function<void(sim_runtime&)> receive,
                   bool may_duplicate);
 
   // Runtimes.
   void connect(sim_runtime& r);
-  void drop(sim_runtime& r, const std::string& why, core::duration down);
+  void drop(sim_runtime& r, const std::string& why, core::duration down, bool crash);
+  void end_session(node_session& s, const std::string& why);
+  void welcomed(sim_runtime& r, std::uint64_t session, bool resumed, std::uint64_t granted);
+  void receive_cancels(sim_runtime& r, const std::vector<std::uint64_t>& leases);
   void top_up(sim_runtime& r);
   void start_attempt(sim_runtime& r, const actors::remote_task& t);
-  void finish_attempt(sim_runtime& r, std::uint64_t incarnation, std::uint64_t task, std::uint64_t lease, std::uint32_t slot,
+  void finish_attempt(sim_runtime& r, std::uint64_t process, std::uint64_t task, std::uint64_t lease, std::uint32_t slot,
                       bool ok);
+  node_session* attached_session(const sim_runtime& r) {
+    auto it = sessions_.find(r.attached_to);
+    return it != sessions_.end() && it->second.alive && it->second.attached ? &it->second : nullptr;
+  }
 
   // The in-process worker pool: the real pool actor, handlers on virtual time.
   void start_pool();
@@ -187,6 +216,7 @@ class world {
   std::multimap<std::pair<time_point, std::uint64_t>, event> events_;
   std::uint64_t event_seq_ = 0;
   std::vector<sim_runtime> runtimes_;
+  std::map<std::uint64_t, node_session> sessions_;  // by session id (= consumer id)
   std::uint64_t next_task_ = 0, next_consumer_ = 0;
   std::vector<std::uint64_t> accepted_;
   std::size_t rejected_ = 0;
@@ -199,9 +229,9 @@ class world {
 
 // --- sink and observer: hand over to the world -------------------------------
 
-void sim_sink::joined(core::consumer_id id) { w_.on_joined(runtime_, incarnation_, id); }
-void sim_sink::deliver(std::vector<actors::remote_task> tasks) { w_.on_deliver(runtime_, incarnation_, std::move(tasks)); }
-void sim_sink::revoke(std::vector<core::cancel_notice> notices) { w_.on_revoke(runtime_, incarnation_, std::move(notices)); }
+void sim_sink::joined(core::consumer_id) { w_.on_joined(session_); }
+void sim_sink::deliver(std::vector<actors::remote_task> tasks) { w_.on_deliver(session_, std::move(tasks)); }
+void sim_sink::revoke(std::vector<core::cancel_notice> notices) { w_.on_revoke(session_, std::move(notices)); }
 void sim_sink::refused(core::task_id task, core::lease_id lease, core::error) {
   w_.note("refused task " + std::to_string(task.value) + " lease " + std::to_string(lease.value));
 }
@@ -261,11 +291,14 @@ sim_result world::run() {
     sim_runtime r;
     r.index = static_cast<int>(i);
     r.capacity = static_cast<std::uint32_t>(1 + random_.below(8));
+    r.resumable = random_.chance(0.5);
     if (i == 0) r.queues = {"a", "b"};  // every queue has a runtime
     else r.queues = {random_.chance(0.5) ? "a" : "b"};
     runtimes_.push_back(std::move(r));
   }
   note("start seed " + std::to_string(options_.seed) + " runtimes " + std::to_string(runtimes) + " faults " + faults_.name);
+  for (const auto& r : runtimes_)
+    note("r" + std::to_string(r.index) + " capacity " + std::to_string(r.capacity) + (r.resumable ? " resumable" : ""));
   for (auto& r : runtimes_) connect(r);
   start_pool();
   at(now() + 1ms, [this] { submit_tick(); });
@@ -280,8 +313,13 @@ sim_result world::run() {
   if (checker_.ok()) checker_.check_drained();
   if (checker_.ok()) {
     std::vector<consumer_books> books;
-    for (const auto& r : runtimes_)
-      if (r.connected && r.joined) books.push_back({r.id, r.outstanding, static_cast<std::uint32_t>(r.held.size())});
+    for (const auto& r : runtimes_) {
+      auto it = sessions_.find(r.attached_to);
+      if (!r.connected || !r.joined || it == sessions_.end() || !it->second.alive) continue;
+      const auto& book = it->second.book;  // the node's books and the runtime's must agree with the broker's
+      books.push_back({it->second.id, static_cast<std::uint32_t>(book.granted()), static_cast<std::uint32_t>(book.in_flight())});
+      books.push_back({it->second.id, r.outstanding, static_cast<std::uint32_t>(r.held.size())});
+    }
     const auto& pool = pool_state();
     books.push_back({pool_id_, pool.requested, static_cast<std::uint32_t>(pool.running.size() + pool.waiting.size())});
     checker_.check_books(broker_core(), books);
@@ -299,8 +337,8 @@ sim_result world::run() {
   out.ended = checker_.ended_count();
   out.faults_fired = faults_fired_;
   out.trace_lines = trace_.lines();
-  for (auto& r : runtimes_)
-    if (r.connected) caf::anon_send_exit(r.consumer, caf::exit_reason::user_shutdown);
+  for (auto& [id, session] : sessions_)
+    if (session.alive) caf::anon_send_exit(session.consumer, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(pool_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(broker_, caf::exit_reason::user_shutdown);
   sched_.run();
@@ -319,26 +357,27 @@ void world::start_drain() {
 
 // --- links -------------------------------------------------------------------
 
-time_point world::delivery_time(const sim_runtime& r) {
+time_point world::delivery_time(const sim_runtime& r, time_point& after) {
   auto t = std::max(now(), r.partitioned_until) + std::chrono::microseconds(50 + random_.below(250));
   if (chance(faults_.delay)) {
     fired("delay");
     t += draw_ms(0, static_cast<std::uint64_t>(faults_.max_delay_ms));
   }
-  return t;
+  after = std::max(after, t);
+  return after;
 }
 
 void world::to_node(sim_runtime& r, std::string what, std::function<void(sim_runtime&)> send, bool may_duplicate) {
   if (chance(faults_.loss)) {
     fired("loss");
     note("r" + std::to_string(r.index) + " lost " + what);
-    return drop(r, "a message was lost", draw_ms(10, 500));
+    return drop(r, "a message was lost", draw_ms(10, 500), false);
   }
   const auto incarnation = r.incarnation;
   const int copies = may_duplicate && chance(faults_.duplicate) ? 2 : 1;
   if (copies == 2) fired("duplicate");
   for (int i = 0; i < copies; ++i)
-    at(delivery_time(r), [this, index = r.index, incarnation, what, send] {
+    at(delivery_time(r, r.last_to_node), [this, index = r.index, incarnation, what, send] {
       auto& rt = runtimes_[static_cast<std::size_t>(index)];
       if (rt.incarnation != incarnation || !rt.connected) return;  // that connection is gone
       note("r" + std::to_string(index) + " -> node " + what);
@@ -353,12 +392,12 @@ void world::to_runtime(int runtime, std::uint64_t incarnation, std::string what,
   if (chance(faults_.loss)) {
     fired("loss");
     note("node lost " + what + " to r" + std::to_string(runtime));
-    return drop(r, "a message was lost", draw_ms(10, 500));
+    return drop(r, "a message was lost", draw_ms(10, 500), false);
   }
   const int copies = may_duplicate && chance(faults_.duplicate) ? 2 : 1;
   if (copies == 2) fired("duplicate");
   for (int i = 0; i < copies; ++i)
-    at(delivery_time(r), [this, runtime, incarnation, what, receive] {
+    at(delivery_time(r, r.last_to_runtime), [this, runtime, incarnation, what, receive] {
       auto& rt = runtimes_[static_cast<std::size_t>(runtime)];
       if (rt.incarnation != incarnation || !rt.connected) return;
       note("node -> r" + std::to_string(runtime) + " " + what);
@@ -368,36 +407,117 @@ void world::to_runtime(int runtime, std::uint64_t incarnation, std::string what,
 
 // --- runtimes ----------------------------------------------------------------
 
+/// A new connection: its hello resumes the runtime's session when the
+/// runtime remembers one and the node still keeps it (parked within the
+/// lease TTL), else starts a new session (the gateway's run_runtime_session).
 void world::connect(sim_runtime& r) {
   r.connected = true;
+  r.last_to_node = r.last_to_runtime = now();
   r.joined = false;
-  r.outstanding = 0;
-  r.held.clear();
-  r.seen.clear();
-  r.id = core::consumer_id{++next_consumer_};
-  auto sink = std::make_shared<sim_sink>(*this, r.index, r.incarnation);
-  r.consumer = sys_.spawn(actors::remote_consumer_actor, actors::remote_consumer_config{r.id, broker_, r.queues, sink});
-  note("r" + std::to_string(r.index) + " connects as consumer " + std::to_string(r.id.value) + " capacity " +
-       std::to_string(r.capacity));
+  r.seen.clear();  // a new connection: what it delivers is new, but the leases still held were seen
+  for (const auto& [lease, task] : r.held) r.seen.insert(lease);
+  const auto name = "r" + std::to_string(r.index);
+  if (r.resumable && r.session != 0) {
+    auto it = sessions_.find(r.session);
+    if (it != sessions_.end() && it->second.alive && !it->second.attached) {
+      auto& s = it->second;
+      s.attached = true;
+      r.attached_to = r.session;
+      checker_.consumer_resumed(s.id);
+      std::vector<actors::held_lease> holding;
+      for (const auto& [lease, task] : r.held) holding.push_back({task, lease});
+      for (const auto& u : r.unsent) holding.push_back({u.task, u.lease});  // its report is on the way: not to be resent
+      const auto res = s.book.resume(holding, r.capacity);
+      std::vector<std::uint64_t> cancels;
+      for (const auto& c : res.cancel) cancels.push_back(c.lease);
+      std::vector<actors::remote_task> resends;
+      for (const auto* t : res.resend) resends.push_back(*t);
+      note(name + " resumes session " + std::to_string(s.id.value) + " granted " + std::to_string(res.granted) + " resending " +
+           std::to_string(resends.size()) + " cancelling " + std::to_string(cancels.size()));
+      fired("resume");
+      // One message: the welcome and what follows it arrive in this order over one connection.
+      return to_runtime(r.index, r.incarnation, "resumed welcome",
+                        [this, id = s.id.value, granted = res.granted, cancels, resends](sim_runtime& rt) {
+                          welcomed(rt, id, true, granted);
+                          receive_cancels(rt, cancels);
+                          for (const auto& t : resends) start_attempt(rt, t);
+                          top_up(rt);
+                        },
+                        false);
+    }
+  }
+  const core::consumer_id id{++next_consumer_};
+  auto& s = sessions_[id.value];
+  s.runtime = r.index;
+  s.id = id;
+  s.book = actors::runtime_session_book(r.capacity);
+  r.attached_to = id.value;
+  s.consumer = sys_.spawn(actors::remote_consumer_actor,
+                          actors::remote_consumer_config{id, broker_, r.queues, std::make_shared<sim_sink>(*this, id.value)});
+  note(name + " connects: new session " + std::to_string(id.value));
+}
+
+/// The runtime is welcomed into `session`; a new session means whatever it
+/// was running for an earlier one is no longer its own.
+void world::welcomed(sim_runtime& r, std::uint64_t session, bool resumed, std::uint64_t granted) {
+  if (!resumed) {
+    r.held.clear();
+    r.unsent.clear();
+  }
+  r.session = session;
+  r.joined = true;
+  r.outstanding = static_cast<std::uint32_t>(granted);
+  for (auto& u : std::exchange(r.unsent, {}))
+    to_node(r, "report of lease " + std::to_string(u.lease) + " sent after the resume", u.send, false);
+}
+
+void world::receive_cancels(sim_runtime& r, const std::vector<std::uint64_t>& leases) {
+  // A connection keeps its order, so a cancel never overtakes its task; one
+  // for a lease the runtime finished (or never had) changes nothing.
+  for (const auto lease : leases) r.held.erase(lease);
 }
 
 /// The connection ends (a crash, a lost message, a partition outlasting the
-/// heartbeats): the node's consumer ends at once, the runtime forgets what it
-/// held, and it reconnects after `down`.
-void world::drop(sim_runtime& r, const std::string& why, core::duration down) {
+/// heartbeats). The node parks a resumable runtime's session for the lease
+/// TTL and ends any other at once; the runtime keeps running what it holds
+/// unless it crashed, and reconnects after `down`.
+void world::drop(sim_runtime& r, const std::string& why, core::duration down, bool crash) {
   if (!r.connected) return;
   note("r" + std::to_string(r.index) + " drops: " + why);
-  caf::anon_send_exit(r.consumer, caf::exit_reason::user_shutdown);
-  checker_.consumer_died(r.id, now());
   r.connected = false;
   r.joined = false;
-  r.held.clear();
-  r.outstanding = 0;
   ++r.incarnation;
+  if (crash) {
+    ++r.process;
+    r.held.clear();
+    r.unsent.clear();
+    r.outstanding = 0;
+    r.session = 0;
+  }
+  if (auto* s = attached_session(r)) {
+    s->attached = false;
+    if (r.resumable && s->joined && lease_ttl.count() > 0) {
+      checker_.consumer_died(s->id, now(), lease_ttl + lease_release_bound);
+      at(now() + lease_ttl, [this, id = s->id.value] {
+        auto& parked = sessions_[id];
+        if (parked.alive && !parked.attached) end_session(parked, "lease TTL passed");
+      });
+    } else {
+      end_session(*s, "connection ended");
+    }
+  }
   at(now() + down, [this, index = r.index] {
     auto& rt = runtimes_[static_cast<std::size_t>(index)];
     if (!rt.connected) connect(rt);
   });
+}
+
+/// The session's consumer ends: the broker releases its leases.
+void world::end_session(node_session& s, const std::string& why) {
+  note("session " + std::to_string(s.id.value) + " ends: " + why);
+  s.alive = false;
+  caf::anon_send_exit(s.consumer, caf::exit_reason::user_shutdown);
+  checker_.consumer_died(s.id, now(), lease_release_bound);
 }
 
 void world::top_up(sim_runtime& r) {
@@ -407,40 +527,57 @@ void world::top_up(sim_runtime& r) {
   const auto n = r.capacity - busy;
   r.outstanding += n;
   to_node(r, "demand " + std::to_string(n), [this, n](sim_runtime& rt) {
-    checker_.demand_sent(rt.id, n);
-    caf::anon_send(rt.consumer, actors::remote_demand_msg{n});
+    auto* s = attached_session(rt);
+    if (!s) return;
+    if (!s->book.demand(n)) {  // as the gateway answers: over_capacity, and the demand is ignored
+      // A runtime that keeps the protocol's books is never refused.
+      checker_.demand_refused(s->id, n, s->book.granted(), s->book.in_flight(), rt.held.size());
+      return;
+    }
+    checker_.demand_sent(s->id, n);
+    caf::anon_send(s->consumer, actors::remote_demand_msg{n});
   }, false);  // TCP never duplicates; a duplicated demand would be the runtime asking twice
 }
 
-void world::on_joined(int runtime, std::uint64_t incarnation, core::consumer_id) {
-  to_runtime(runtime, incarnation, "welcome", [this](sim_runtime& r) {
-    r.joined = true;
-    top_up(r);
+void world::on_joined(std::uint64_t session) {
+  auto& s = sessions_[session];
+  s.joined = true;
+  if (!s.attached) return;
+  auto& r = runtimes_[static_cast<std::size_t>(s.runtime)];
+  to_runtime(r.index, r.incarnation, "welcome", [this, session](sim_runtime& rt) {
+    welcomed(rt, session, false, 0);
+    top_up(rt);
   }, false);
 }
 
-void world::on_deliver(int runtime, std::uint64_t incarnation, std::vector<actors::remote_task> tasks) {
-  const auto& r = runtimes_[static_cast<std::size_t>(runtime)];
+void world::on_deliver(std::uint64_t session, std::vector<actors::remote_task> tasks) {
+  auto& s = sessions_[session];
   for (const auto& t : tasks) {
-    checker_.dispatched(r.id, t.item.id, t.item.lease, now());
+    checker_.dispatched(s.id, t.item.id, t.item.lease, now());
     note("dispatch task " + std::to_string(t.item.id.value) + " lease " + std::to_string(t.item.lease.value) + " attempt " +
-         std::to_string(t.item.attempt) + " to r" + std::to_string(runtime));
+         std::to_string(t.item.attempt) + " to session " + std::to_string(session));
+    s.book.delivered(t);
   }
-  to_runtime(runtime, incarnation, std::to_string(tasks.size()) + " tasks", [this, tasks](sim_runtime& rt) {
+  if (!s.attached) return;  // kept in the books: sent again when the runtime resumes
+  auto& r = runtimes_[static_cast<std::size_t>(s.runtime)];
+  to_runtime(r.index, r.incarnation, std::to_string(tasks.size()) + " tasks", [this, tasks](sim_runtime& rt) {
     for (const auto& t : tasks) start_attempt(rt, t);
   }, true);
 }
 
-void world::on_revoke(int runtime, std::uint64_t incarnation, std::vector<core::cancel_notice> notices) {
-  std::string leases;
-  for (const auto& n : notices) leases += " " + std::to_string(n.lease.value);
-  to_runtime(runtime, incarnation, "cancel lease" + leases, [this, notices](sim_runtime& rt) {
-    for (const auto& n : notices) {
-      rt.held.erase(n.lease.value);
-      // A cancel that overtook its task (reordered): the task is dropped
-      // when it comes, and the demand it filled is filled now.
-      if (rt.seen.insert(n.lease.value).second && rt.outstanding > 0) --rt.outstanding;
-    }
+void world::on_revoke(std::uint64_t session, std::vector<core::cancel_notice> notices) {
+  auto& s = sessions_[session];
+  std::vector<std::uint64_t> leases;
+  for (const auto& n : notices) {
+    s.book.ended(n.lease.value);
+    leases.push_back(n.lease.value);
+  }
+  if (!s.attached) return;  // a resume's holding list brings the cancel
+  std::string text;
+  for (const auto l : leases) text += " " + std::to_string(l);
+  auto& r = runtimes_[static_cast<std::size_t>(s.runtime)];
+  to_runtime(r.index, r.incarnation, "cancel lease" + text, [this, leases](sim_runtime& rt) {
+    receive_cancels(rt, leases);
     top_up(rt);
   }, true);
 }
@@ -453,10 +590,10 @@ void world::start_attempt(sim_runtime& r, const actors::remote_task& t) {
   if (r.outstanding > 0) --r.outstanding;
   r.held.emplace(lease, task);
   const auto slot = t.item.slot;
-  const auto incarnation = r.incarnation;
-  auto finish = [this, index = r.index, incarnation, task, lease, slot](bool ok) {
-    return [this, index, incarnation, task, lease, slot, ok] {
-      finish_attempt(runtimes_[static_cast<std::size_t>(index)], incarnation, task, lease, slot, ok);
+  const auto process = r.process;
+  auto finish = [this, index = r.index, process, task, lease, slot](bool ok) {
+    return [this, index, process, task, lease, slot, ok] {
+      finish_attempt(runtimes_[static_cast<std::size_t>(index)], process, task, lease, slot, ok);
     };
   };
   if (chance(faults_.handler_hang)) {
@@ -472,18 +609,25 @@ void world::start_attempt(sim_runtime& r, const actors::remote_task& t) {
   at(now() + draw_ms(1, 50), finish(ok));
 }
 
-void world::finish_attempt(sim_runtime& r, std::uint64_t incarnation, std::uint64_t task, std::uint64_t lease,
+void world::finish_attempt(sim_runtime& r, std::uint64_t process, std::uint64_t task, std::uint64_t lease,
                            std::uint32_t slot, bool ok) {
-  if (r.incarnation != incarnation || !r.held.count(lease)) return;  // cancelled, or the connection is gone
+  if (r.process != process || !r.held.count(lease)) return;  // cancelled, or the process died
   r.held.erase(lease);
   auto result = ok ? core::attempt_result::success(core::bytes::copy_from("lease=" + std::to_string(lease)))
                    : core::attempt_result::failure("simulated failure", true);
+  auto report = [task, lease, slot, result, this](sim_runtime& rt) {
+    auto* s = attached_session(rt);
+    if (!s) return;
+    s->book.ended(lease);
+    caf::anon_send(s->consumer, actors::remote_reports_msg{{actors::remote_report{
+                                    core::task_id{task}, core::lease_id{lease}, result, slot}}});
+  };
+  if (!r.connected || !r.joined) {
+    r.unsent.push_back({task, lease, report});  // goes out after a resume (dropped if the session is new)
+    return;
+  }
   to_node(r, std::string(ok ? "result" : "failure") + " task " + std::to_string(task) + " lease " + std::to_string(lease),
-          [task, lease, slot, result](sim_runtime& rt) {
-            caf::anon_send(rt.consumer, actors::remote_reports_msg{{actors::remote_report{
-                                            core::task_id{task}, core::lease_id{lease}, result, slot}}});
-          },
-          true);
+          report, true);
   top_up(r);
 }
 
@@ -600,7 +744,7 @@ void world::fault_tick() {
     if (!r.connected) continue;
     if (chance(faults_.crash * 0.1)) {
       fired("crash");
-      drop(r, "crash", draw_ms(100, 5000));
+      drop(r, "crash", draw_ms(100, 5000), true);
     } else if (chance(faults_.partition * 0.1)) {
       fired("partition");
       const auto length = draw_ms(200, 4000);
@@ -609,7 +753,7 @@ void world::fault_tick() {
       if (length > 2 * heartbeat)  // the node misses two pongs and drops it; it reconnects after the partition
         at(now() + 2 * heartbeat, [this, index = r.index, incarnation = r.incarnation, heal = r.partitioned_until] {
           auto& rt = runtimes_[static_cast<std::size_t>(index)];
-          if (rt.incarnation == incarnation) drop(rt, "partition outlasted the heartbeats", heal - now());
+          if (rt.incarnation == incarnation) drop(rt, "partition outlasted the heartbeats", heal - now(), false);
         });
     }
   }

@@ -241,6 +241,33 @@ TEST_F(runtime_client_resume_test, after_a_resume_with_tasks_sent_again_the_whol
   for (auto& h : held) ASSERT_TRUE(h.wait_for(5s));
 }
 
+TEST_F(runtime_client_resume_test, a_task_finished_while_disconnected_is_reported_after_the_resume_and_not_run_again) {
+  tcp_proxy proxy(port);
+  gate g;
+  std::atomic<int> runs{0};
+  auto client = net::runtime_client::start(runtime_config(proxy.port(), 1), [&](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
+    ++runs;
+    co_await g.pass();
+    co_return core::attempt_result::success(core::bytes::copy_from("once"));
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  auto h = *n->submit("resize", core::bytes::copy_from("x"));
+  ASSERT_TRUE(eventually([&] { return client->stats().running == 1; }));
+  proxy.set_accepting(false);
+  proxy.sever();
+  ASSERT_TRUE(eventually([&] { return !client->stats().connected; }));
+  g.open = true;  // finishes while the connection is down: its report waits
+  ASSERT_TRUE(eventually([&] { return client->stats().running == 0; }));
+  proxy.set_accepting(true);
+  auto c = h.wait_for(5s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->value.to_string(), "once");
+  EXPECT_EQ((*c)->attempts, 1);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(runs.load(), 1) << "the resume listed the lease, so the node did not send the task again";
+  EXPECT_EQ(client->stats().resumed, 1u);
+}
+
 TEST_F(runtime_client_resume_test, past_the_lease_ttl_the_tasks_of_a_vanished_runtime_go_to_another) {
   tcp_proxy proxy(port);
   gate never;

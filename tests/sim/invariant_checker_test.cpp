@@ -31,7 +31,7 @@ std::unique_ptr<core::broker_core> broker_with_consumer(core::consumer_id id) {
 }  // namespace
 
 TEST(invariant_checker, a_well_behaved_history_passes) {
-  invariant_checker c(2s);
+  invariant_checker c;
   c.accepted(task(1), t0, false);
   c.demand_sent(consumer(1), 1);
   c.dispatched(consumer(1), task(1), lease(7), t0);
@@ -41,14 +41,14 @@ TEST(invariant_checker, a_well_behaved_history_passes) {
 }
 
 TEST(invariant_checker, catches_a_lost_task) {
-  invariant_checker c(2s);
+  invariant_checker c;
   c.accepted(task(1), t0, false);
   c.check_drained();
   EXPECT_EQ(caught(c), "lost_task");
 }
 
 TEST(invariant_checker, catches_a_task_completed_twice) {
-  invariant_checker c(2s);
+  invariant_checker c;
   c.accepted(task(1), t0, false);
   c.outcome(task(1), core::task_state::cancelled, "", false);
   c.outcome(task(1), core::task_state::succeeded, "lease=0", false);
@@ -56,7 +56,7 @@ TEST(invariant_checker, catches_a_task_completed_twice) {
 }
 
 TEST(invariant_checker, catches_a_stale_attempt_recorded) {
-  invariant_checker c(2s);
+  invariant_checker c;
   c.accepted(task(1), t0, false);
   c.demand_sent(consumer(1), 2);
   c.dispatched(consumer(1), task(1), lease(7), t0);
@@ -66,7 +66,7 @@ TEST(invariant_checker, catches_a_stale_attempt_recorded) {
 }
 
 TEST(invariant_checker, catches_more_tasks_than_demanded) {
-  invariant_checker c(2s);
+  invariant_checker c;
   c.accepted(task(1), t0, false);
   c.accepted(task(2), t0, false);
   c.demand_sent(consumer(1), 1);
@@ -77,7 +77,7 @@ TEST(invariant_checker, catches_more_tasks_than_demanded) {
 }
 
 TEST(invariant_checker, catches_a_delayed_task_run_early) {
-  invariant_checker c(2s);
+  invariant_checker c;
   c.accepted(task(1), t0 + 500ms, false);
   c.demand_sent(consumer(1), 1);
   c.dispatched(consumer(1), task(1), lease(1), t0 + 499ms);
@@ -85,7 +85,7 @@ TEST(invariant_checker, catches_a_delayed_task_run_early) {
 }
 
 TEST(invariant_checker, catches_a_dispatch_after_the_task_ended) {
-  invariant_checker c(2s);
+  invariant_checker c;
   c.accepted(task(1), t0, false);
   c.outcome(task(1), core::task_state::cancelled, "", false);
   c.demand_sent(consumer(1), 1);
@@ -95,8 +95,8 @@ TEST(invariant_checker, catches_a_dispatch_after_the_task_ended) {
 
 TEST(invariant_checker, catches_a_dead_consumer_whose_leases_stay_past_the_bound) {
   auto broker = broker_with_consumer(consumer(4));  // still joined: its leases were never released
-  invariant_checker c(2s);
-  c.consumer_died(consumer(4), t0);
+  invariant_checker c;
+  c.consumer_died(consumer(4), t0, 2s);
   c.check_broker(*broker, t0 + 1s);
   EXPECT_TRUE(c.ok()) << "within the bound";
   c.check_broker(*broker, t0 + 3s);
@@ -106,8 +106,8 @@ TEST(invariant_checker, catches_a_dead_consumer_whose_leases_stay_past_the_bound
 TEST(invariant_checker, a_dead_consumer_the_broker_released_passes) {
   auto broker = broker_with_consumer(consumer(4));
   ASSERT_TRUE(broker->leave(consumer(4), t0));
-  invariant_checker c(2s);
-  c.consumer_died(consumer(4), t0);
+  invariant_checker c;
+  c.consumer_died(consumer(4), t0, 2s);
   c.check_broker(*broker, t0 + 3s);
   EXPECT_TRUE(c.ok());
 }
@@ -115,7 +115,7 @@ TEST(invariant_checker, a_dead_consumer_the_broker_released_passes) {
 TEST(invariant_checker, catches_credit_that_does_not_balance) {
   auto broker = broker_with_consumer(consumer(4));
   ASSERT_TRUE(broker->add_demand(consumer(4), 3));
-  invariant_checker c(2s);
+  invariant_checker c;
   c.check_books(*broker, {{consumer(4), 3, 0}});
   EXPECT_TRUE(c.ok()) << "3 asked, 3 credited";
   c.check_books(*broker, {{consumer(4), 2, 0}});
@@ -123,10 +123,16 @@ TEST(invariant_checker, catches_credit_that_does_not_balance) {
 }
 
 TEST(invariant_checker, catches_outcomes_that_disagree_between_duplicate_submits) {
-  invariant_checker c(2s);
+  invariant_checker c;
   c.accepted(task(1), t0, false);
   c.accepted(task(1), t0, true);
   c.outcome(task(1), core::task_state::succeeded, "lease=0", false);
   c.outcome(task(1), core::task_state::failed, "", true);
   EXPECT_EQ(caught(c), "outcomes_disagree");
+}
+
+TEST(invariant_checker, catches_a_runtime_refused_for_demand_it_was_entitled_to) {
+  invariant_checker c;
+  c.demand_refused(consumer(2), 4, 2, 3, 1);
+  EXPECT_EQ(caught(c), "demand_refused");
 }

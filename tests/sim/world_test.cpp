@@ -37,7 +37,8 @@ TEST(sim_world, every_accepted_task_ends_and_faults_fire) {
   EXPECT_GT(r.accepted, 100u);
   EXPECT_EQ(r.ended, r.accepted);
   EXPECT_GT(r.rejected, 0u) << "bursts hit queue_full";
-  for (const char* fault : {"delay", "duplicate", "loss", "handler_failure", "handler_hang", "handler_slow", "cancel", "burst"})
+  for (const char* fault : {"delay", "duplicate", "loss", "handler_failure", "handler_hang", "handler_slow", "cancel", "burst",
+                            "resume", "limit_change", "handler_throw"})
     EXPECT_GT(r.faults_fired.count(fault) ? r.faults_fired.at(fault) : 0, 0u) << fault;
 }
 

@@ -29,10 +29,14 @@ struct consumer_books {
 
 class invariant_checker {
  public:
-  explicit invariant_checker(core::duration lease_release_bound) : release_bound_(lease_release_bound) {}
+  invariant_checker() = default;
 
   void accepted(core::task_id task, core::time_point earliest_start, bool duplicate);
   void demand_sent(core::consumer_id consumer, std::uint32_t n);
+  /// The node refused a runtime's demand as beyond its capacity: the two
+  /// sides' books disagree (a runtime keeping the protocol is never refused).
+  void demand_refused(core::consumer_id consumer, std::uint32_t n, std::uint64_t node_granted, std::size_t node_held,
+                      std::size_t runtime_held);
   void dispatched(core::consumer_id consumer, core::task_id task, core::lease_id lease, core::time_point now);
   /// An in-process pool started a leased task (seen at its handler's start:
   /// its demand flows inside the node, so only the task's side is checked).
@@ -40,7 +44,11 @@ class invariant_checker {
   /// `value` is what a successful attempt returned: the simulated runtimes
   /// return "lease=N", naming the lease whose attempt produced it.
   void outcome(core::task_id task, core::task_state state, std::string_view value, bool for_duplicate);
-  void consumer_died(core::consumer_id consumer, core::time_point now);
+  /// The consumer's runtime is gone; the broker must release its leases
+  /// within `bound` (the lease TTL and more, for a parked session).
+  void consumer_died(core::consumer_id consumer, core::time_point now, core::duration bound);
+  /// A parked session was taken back in time: its leases rightly stay.
+  void consumer_resumed(core::consumer_id consumer);
   /// A pool started a handler with `running` handlers (this one included)
   /// while `limit` was in force.
   void handler_started(core::consumer_id pool, std::uint32_t running, std::uint32_t limit, std::uint64_t task);
@@ -69,10 +77,9 @@ class invariant_checker {
   void fail(std::string invariant, std::string detail);
   bool leased(core::task_id task, core::lease_id lease, core::time_point now);
 
-  core::duration release_bound_;
   std::map<std::uint64_t, task_facts> tasks_;  // ordered: reports list the lowest id first
   std::unordered_map<std::uint64_t, std::int64_t> unfilled_demand_;  // by consumer: demand sent - tasks dispatched
-  std::map<std::uint64_t, core::time_point> dead_;                    // consumer -> when it died
+  std::map<std::uint64_t, core::time_point> dead_;                    // consumer -> when its leases must be back
   std::size_t ended_ = 0;
   std::optional<violation> first_;
 };
