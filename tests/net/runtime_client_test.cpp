@@ -234,7 +234,7 @@ TEST_F(runtime_client_resume_test, after_a_resume_with_tasks_sent_again_the_whol
   ASSERT_TRUE(b.wait_for(5s));
   std::vector<task_handle> held;
   for (int i = 0; i < 4; ++i) held.push_back(*n->submit("resize", core::bytes::copy_from("hold")));
-  EXPECT_TRUE(eventually([&] { return client->stats().running == 4; }, 2s))
+  EXPECT_TRUE(eventually([&] { return client->stats().running == 4; }, 5s))
       << "running " << client->stats().running << ", last error: " << client->stats().last_error;
   EXPECT_EQ(client->stats().last_error, "");
   g.open = true;
