@@ -59,3 +59,26 @@ TEST(sim_world, a_node_that_loses_an_outcome_fails_the_seed_as_a_lost_task) {
 }
 
 TEST(sim_world, an_unknown_profile_is_refused) { EXPECT_FALSE(fault_profile::named("gentle")); }
+
+// Seeds that once failed, kept as regression tests (docs/simulation.md,
+// "What the simulator found"): each must pass, and must still exercise what
+// made it fail.
+TEST(sim_regressions, seeds_that_found_bugs_pass) {
+  struct found {
+    std::uint64_t seed;
+    const char* profile;
+    const char* fault;  // what the failure needed
+  };
+  for (const auto& f : {found{13, "default", "resume"},       // resume did not count resent tasks in granted
+                        found{1, "default", "resume"},        // model: held leases forgotten on a new connection
+                        found{90, "default", "resume"},       // model: resent task re-run while its report was queued
+                        found{11, "default", "resume"},       // model: cancel of an unsent report's lease
+                        found{3, "default", "duplicate"},     // model: duplicated delivery run twice
+                        found{85, "harsh", "duplicate"}}) {  // model: cancel that overtook its task
+    auto o = seed(f.seed, 20000);
+    o.faults = *fault_profile::named(f.profile);
+    const auto r = run(o);
+    EXPECT_TRUE(r.ok()) << "seed " << f.seed << ": " << (r.failure ? r.failure->detail : "");
+    EXPECT_GT(r.faults_fired.count(f.fault) ? r.faults_fired.at(f.fault) : 0, 0u) << "seed " << f.seed;
+  }
+}
