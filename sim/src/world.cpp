@@ -12,7 +12,10 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
 
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
+#include <asio/error.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/post.hpp>
@@ -634,13 +637,35 @@ void world::finish_attempt(sim_runtime& r, std::uint64_t process, std::uint64_t 
 // --- the worker pool -------------------------------------------------------------
 
 /// A virtual-time sleep for handlers: the completion waits in the event
-/// queue and is posted to the coroutine's executor (the pool) when due.
+/// queue and is posted to the coroutine's executor (the pool) when due. Like
+/// an asio timer it honours cancellation: when the pool cancels the handler
+/// (its lease was revoked) the sleep ends at once with operation_aborted.
 template <class Token>
 auto world::sleep_for(core::duration d, Token&& token) {
-  return asio::async_initiate<Token, void()>(
+  return asio::async_initiate<Token, void(std::error_code)>(
       [this, d](auto handler) {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        at(now() + d, [h] { asio::post(std::move(*h)); });
+        using handler_type = decltype(handler);
+        struct sleeper {
+          explicit sleeper(handler_type&& h) : handler(std::move(h)) {}
+          handler_type handler;
+          bool done = false;
+          void finish(std::error_code ec) {
+            if (std::exchange(done, true)) return;
+            asio::get_associated_cancellation_slot(handler).clear();
+            auto ex = asio::get_associated_executor(handler);
+            asio::post(ex, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+          }
+        };
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        auto state = std::make_shared<sleeper>(std::move(handler));
+        if (slot.is_connected())
+          slot.assign([this, weak = std::weak_ptr<sleeper>(state)](asio::cancellation_type) {
+            if (auto s = weak.lock()) {
+              fired("handler_cancelled");
+              s->finish(asio::error::operation_aborted);
+            }
+          });
+        at(now() + d, [state] { state->finish({}); });
       },
       token);
 }
