@@ -382,17 +382,12 @@ struct gateway::impl {
     stream.expires_never();
     if (auto [ec, n_head] = co_await http::async_write_header(stream, serializer, tuple); ec) co_return;
 
-    std::string out = sse_event(0, "welcome", json::object{{"session", s->id}, {"capacity", s->capacity}});
-    for (const auto& [id, task] : s->sent)  // resume: what the runtime may not have seen
-      if (id > last_seen_event) out += sse_event(id, "task", describe_task(task));
+    std::string out = sse_event(0, "welcome", json::object{{"session", s->id}, {"capacity", s->book.capacity()}});
+    for (const auto& e : s->book.unanswered_after(last_seen_event))  // resume: what the runtime may not have seen
+      out += sse_event(e.id, "task", describe_task(*e.task));
     for (;;) {
       if (s->stream_generation != generation) co_return;  // superseded by a resumed stream
-      while (!s->ready.empty()) {
-        const auto id = ++s->last_event_id;
-        auto& task = s->sent.emplace(id, std::move(s->ready.front())).first->second;
-        s->ready.pop_front();
-        out += sse_event(id, "task", describe_task(task));
-      }
+      for (const auto& e : s->book.stream_ready()) out += sse_event(e.id, "task", describe_task(*e.task));
       if (!out.empty()) {
         if (auto [ec, n_out] = co_await asio::async_write(stream, asio::buffer(out), tuple); ec) co_return;
         out.clear();
@@ -402,7 +397,7 @@ struct gateway::impl {
       auto [ec] = co_await timer.async_wait(tuple);
       if (s->stream_generation != generation) co_return;
       s->waiter = nullptr;
-      if (!ec && s->ready.empty()) out = ": keepalive\n\n";  // also finds a silently dead peer
+      if (!ec && s->book.ready() == 0) out = ": keepalive\n\n";  // also finds a silently dead peer
     }
   }
 

@@ -32,8 +32,7 @@ class poll_sink final : public actors::remote_sink {
     p_->post([w = s_, tasks = std::move(tasks)]() mutable {
       auto s = w.lock();
       if (!s) return;
-      s->outstanding -= std::min<std::uint64_t>(s->outstanding, tasks.size());
-      for (auto& t : tasks) s->ready.push_back(std::move(t));
+      s->book.delivered(std::move(tasks));
       if (s->waiter) s->waiter->cancel();
     });
   }
@@ -41,10 +40,7 @@ class poll_sink final : public actors::remote_sink {
     p_->post([w = s_, notices = std::move(notices)] {
       auto s = w.lock();
       if (!s) return;
-      for (const auto& n : notices) {
-        std::erase_if(s->ready, [&](const actors::remote_task& t) { return t.item.lease == n.lease; });
-        s->forget_lease(n.lease);
-      }
+      for (const auto& n : notices) s->book.revoked(n.lease);
     });
   }
   void refused(core::task_id task, core::lease_id lease, core::error why) override {
@@ -102,12 +98,8 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
     sessions_.emplace(s->id, s);
   }
   s->last_seen = std::chrono::steady_clock::now();
-  const std::uint64_t have = s->ready.size() + s->outstanding;
-  if (have < max) {
-    s->outstanding += max - have;
-    s->link->demand(static_cast<std::uint32_t>(max - have));
-  }
-  if (s->ready.empty() && wait_ms > 0 && !s->failed) {
+  if (const auto n = s->book.claim(max)) s->link->demand(n);
+  if (s->book.ready() == 0 && wait_ms > 0 && !s->failed) {
     // Wait without spinning: a timer the sink cancels when tasks arrive.
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(wait_ms));
     s->waiter = &timer;
@@ -116,10 +108,7 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
     s->last_seen = std::chrono::steady_clock::now();
   }
   json::array tasks;
-  while (!s->ready.empty() && tasks.size() < max) {
-    tasks.push_back(describe_task(s->ready.front()));
-    s->ready.pop_front();
-  }
+  for (const auto& t : s->book.take(max)) tasks.push_back(describe_task(t));
   json::array errors(s->errors.begin(), s->errors.end());
   s->errors.clear();
   status = 200;
@@ -142,7 +131,7 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
     const auto& r = v.as_object();
     auto task = uint_field(r, "task"), lease = uint_field(r, "lease");
     if (!task || !lease) return error(status, 400, "invalid_argument", "each result needs task and lease");
-    s.forget_lease(core::lease_id{*lease});
+    s.book.reported(core::lease_id{*lease});
     const auto slot = static_cast<std::uint32_t>(uint_field(r, "slot").value_or(UINT32_MAX));
     auto ok = r.if_contains("ok");
     if (!ok || !ok->is_bool()) return error(status, 400, "invalid_argument", "each result needs a boolean 'ok'");
@@ -179,7 +168,7 @@ std::shared_ptr<poll_session> poll_sessions::open_stream(std::vector<std::string
                                                         json::object& err) {
   if (session) {
     auto it = sessions_.find(*session);
-    if (it == sessions_.end() || it->second->capacity == 0) {
+    if (it == sessions_.end() || !it->second->book.stream()) {
       err = error(status, 404, "unknown_session", "stream session " + std::to_string(*session) + " is unknown or expired");
       return nullptr;
     }
@@ -198,13 +187,12 @@ std::shared_ptr<poll_session> poll_sessions::open_stream(std::vector<std::string
   }
   auto s = std::make_shared<poll_session>();
   s->id = ++last_id_;
-  s->capacity = capacity;
+  s->book = actors::poll_session_book(capacity);
   s->streaming = true;
   s->poster = std::move(poster);
   s->last_seen = std::chrono::steady_clock::now();
   s->link = n_.attach_remote(std::move(queues), std::make_shared<poll_sink>(s, s->poster));
-  s->outstanding = capacity;
-  s->link->demand(capacity);  // a stream starts with its declared capacity as demand
+  s->link->demand(s->book.open());  // a stream starts with its declared capacity as demand
   sessions_.emplace(s->id, s);
   return s;
 }
@@ -215,13 +203,12 @@ json::object poll_sessions::demand(const json::object& body, unsigned& status) {
   if (!id || !n || *n == 0 || *n > 65'535)
     return error(status, 400, "invalid_argument", "demand needs a session and n from 1 to 65535");
   auto it = sessions_.find(*id);
-  if (it == sessions_.end() || it->second->capacity == 0)
+  if (it == sessions_.end() || !it->second->book.stream())
     return error(status, 404, "unknown_session", "stream session " + std::to_string(*id) + " is unknown or expired");
   auto& s = *it->second;
   s.last_seen = std::chrono::steady_clock::now();
-  if (s.sent.size() + s.ready.size() + s.outstanding + *n > s.capacity)
+  if (!s.book.demand(static_cast<std::uint32_t>(*n)))
     return error(status, 400, "over_capacity", "demand beyond the capacity the stream declared");
-  s.outstanding += *n;
   s.link->demand(static_cast<std::uint32_t>(*n));
   status = 202;
   return json::object{{"session", s.id}, {"demand", *n}};

@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "drover/actors/poll_session_book.hpp"
 #include "drover/net/gateway.hpp"
 #include "io_poster.hpp"
 
@@ -26,24 +27,16 @@ namespace drover::net {
 struct poll_session {
   std::uint64_t id = 0;
   std::unique_ptr<actors::remote_link> link;
-  std::deque<actors::remote_task> ready;  // delivered by the broker, not yet claimed
-  std::uint64_t outstanding = 0;          // demand signalled, not yet filled
+  actors::poll_session_book book;  // demand, ready tasks and (SSE) unanswered events
   std::vector<boost::json::object> errors;  // refusals to report with the next answer
   std::chrono::steady_clock::time_point last_seen;
   boost::asio::steady_timer* waiter = nullptr;  // a claim waiting for tasks
   bool failed = false;
   std::shared_ptr<io_poster> poster;
-  // SSE mode: a stream is attached; events sent and not yet reported, by
-  // event id, are re-sent to a stream that resumes with Last-Event-ID.
+  // SSE mode: a stream is attached (the book keeps its unanswered events,
+  // re-sent to a stream that resumes with Last-Event-ID).
   bool streaming = false;
   std::uint64_t stream_generation = 0;  // a resumed stream takes over from an older one
-  std::uint32_t capacity = 0;  // SSE: the most tasks held at once (0 = claims bound it)
-  std::uint64_t last_event_id = 0;
-  std::map<std::uint64_t, actors::remote_task> sent;
-
-  void forget_lease(core::lease_id lease) {
-    std::erase_if(sent, [&](const auto& e) { return e.second.item.lease == lease; });
-  }
 };
 
 class poll_sessions {

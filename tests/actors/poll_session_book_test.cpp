@@ -1,0 +1,94 @@
+// A long-poll session's and an SSE stream's books: what a claim asks for,
+// what a stream may ask for, and what a resumed stream gets again.
+#include "drover/actors/poll_session_book.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace drover;
+using namespace drover::actors;
+
+namespace {
+
+remote_task task(std::uint64_t id, std::uint64_t lease) {
+  remote_task t;
+  t.item.id = core::task_id{id};
+  t.item.lease = core::lease_id{lease};
+  t.queue = "q";
+  return t;
+}
+
+std::vector<remote_task> tasks(std::initializer_list<std::pair<std::uint64_t, std::uint64_t>> list) {
+  std::vector<remote_task> out;
+  for (auto [id, lease] : list) out.push_back(task(id, lease));
+  return out;
+}
+
+}  // namespace
+
+TEST(poll_session_book, a_claim_asks_only_for_what_is_neither_ready_nor_asked_for) {
+  poll_session_book b;
+  EXPECT_FALSE(b.stream());
+  EXPECT_EQ(b.claim(4), 4u);
+  EXPECT_EQ(b.claim(4), 0u) << "the first claim's demand still stands";
+  b.delivered(tasks({{1, 10}}));
+  EXPECT_EQ(b.outstanding(), 3u);
+  EXPECT_EQ(b.claim(6), 2u) << "1 ready + 3 asked for, 2 more to reach 6";
+  EXPECT_EQ(b.outstanding(), 5u);
+}
+
+TEST(poll_session_book, a_claim_takes_at_most_max_ready_tasks_in_delivery_order) {
+  poll_session_book b;
+  b.claim(3);
+  b.delivered(tasks({{1, 10}, {2, 11}, {3, 12}}));
+  auto first = b.take(2);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].item.id.value, 1u);
+  EXPECT_EQ(first[1].item.id.value, 2u);
+  EXPECT_EQ(b.ready(), 1u);
+  EXPECT_EQ(b.take(5).size(), 1u);
+  EXPECT_TRUE(b.take(5).empty());
+}
+
+TEST(poll_session_book, a_revoked_lease_is_never_claimed) {
+  poll_session_book b;
+  b.claim(2);
+  b.delivered(tasks({{1, 10}, {2, 11}}));
+  b.revoked(core::lease_id{10});
+  auto got = b.take(2);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].item.lease.value, 11u);
+}
+
+TEST(poll_session_book, a_stream_opens_with_its_capacity_as_demand_and_never_asks_beyond_it) {
+  poll_session_book b(3);
+  EXPECT_TRUE(b.stream());
+  EXPECT_EQ(b.open(), 3u);
+  EXPECT_FALSE(b.demand(1)) << "3 asked for already";
+  b.delivered(tasks({{1, 10}, {2, 11}}));
+  EXPECT_EQ(b.stream_ready().size(), 2u);
+  EXPECT_FALSE(b.demand(1)) << "2 events unanswered + 1 asked for";
+  b.reported(core::lease_id{10});
+  EXPECT_TRUE(b.demand(1));
+  EXPECT_EQ(b.outstanding(), 2u);
+  EXPECT_FALSE(b.demand(1));
+}
+
+TEST(poll_session_book, events_are_numbered_and_a_resumed_stream_gets_the_unanswered_ones_after_its_last_id) {
+  poll_session_book b(4);
+  b.open();
+  b.delivered(tasks({{1, 10}, {2, 11}, {3, 12}}));
+  auto events = b.stream_ready();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].id, 1u);
+  EXPECT_EQ(events[2].id, 3u);
+  EXPECT_EQ(events[2].task->item.id.value, 3u);
+  b.reported(core::lease_id{12});  // event 3 answered
+  auto again = b.unanswered_after(1);
+  ASSERT_EQ(again.size(), 1u) << "event 2 only: 1 was seen, 3 answered";
+  EXPECT_EQ(again[0].id, 2u);
+  EXPECT_EQ(b.unanswered_after(0).size(), 2u);
+  b.revoked(core::lease_id{11});
+  EXPECT_EQ(b.unanswered_after(0).size(), 1u);
+  b.delivered(tasks({{4, 13}}));
+  EXPECT_EQ(b.stream_ready()[0].id, 4u) << "ids keep growing";
+}
