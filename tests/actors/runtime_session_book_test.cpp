@@ -4,18 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include "actors/remote_tasks.hpp"
+
 using namespace drover;
 using namespace drover::actors;
 
 namespace {
 
-remote_task task(std::uint64_t id, std::uint64_t lease) {
-  remote_task t;
-  t.item.id = core::task_id{id};
-  t.item.lease = core::lease_id{lease};
-  t.queue = "q";
-  return t;
-}
+using test_support::task;
 
 }  // namespace
 
