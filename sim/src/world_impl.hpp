@@ -1,0 +1,236 @@
+#pragma once
+// The simulated world of one seed (see world.hpp): the node's real actors,
+// the simulated runtimes, links, submitters and faults. Private to sim/src;
+// split over world.cpp (the loop, links, WebSocket runtimes, pool,
+// workload, faults) and poll_runtime.cpp (long-poll runtimes).
+
+#include <functional>
+#include <set>
+#include <memory>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/send.hpp>
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/error.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/execution_context.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "drover/actors/broker_actor.hpp"
+#include "drover/actors/pool_actor.hpp"
+#include "drover/actors/remote_consumer_actor.hpp"
+#include "drover/actors/runtime_session_book.hpp"
+#include "drover/core/rng.hpp"
+#include "drover/sim/trace.hpp"
+#include "drover/sim/world.hpp"
+
+namespace drover::sim::detail {
+
+using namespace std::chrono_literals;
+using core::time_point;
+
+constexpr core::duration heartbeat = 1s;             // a partition longer than 2 heartbeats drops the connection
+constexpr core::duration lease_release_bound = 2s;   // an ended session's leases are back within this
+constexpr core::duration lease_ttl = 3s;             // a resumable runtime's dropped connection keeps its session this long
+constexpr core::duration drain_limit = 5min;         // with faults stopped, everything ends within this
+constexpr std::size_t queue_capacity = 300;          // live tasks: bursts hit queue_full
+
+inline caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
+inline std::string us(time_point t) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
+}
+
+/// A remote runtime process and its connection.
+struct sim_runtime {
+  int index = 0;
+  std::uint32_t capacity = 1;
+  std::vector<std::string> queues;
+  bool resumable = false;         // asks the node to keep its session across a dropped connection
+  std::uint64_t process = 0;      // bumped by a crash: its handlers die with it
+  std::uint64_t incarnation = 0;  // the connection; bumped when it ends: its late messages are ignored
+  bool connected = false;
+  bool joined = false;            // welcomed on this connection
+  std::uint64_t session = 0;      // the session it was welcomed into (forgotten in a crash)
+  std::uint64_t attached_to = 0;  // node side: the session this connection carries
+  std::uint32_t outstanding = 0;  // demand asked for, not yet filled
+  std::map<std::uint64_t, std::uint64_t> held;  // lease -> task, ordered for a deterministic trace
+  std::set<std::uint64_t> seen;                 // leases this connection received: a re-delivery is ignored
+  struct unsent_report {
+    std::uint64_t task = 0, lease = 0;
+    std::function<void(sim_runtime&)> send;
+  };
+  std::vector<unsent_report> unsent;  // finished while disconnected: listed as held on resume, sent after the welcome
+  time_point partitioned_until{};
+  // One connection keeps each direction in order, as TCP does: a delayed
+  // message holds back those behind it (reordering happens only between
+  // directions and across connections).
+  time_point last_to_node{}, last_to_runtime{};
+};
+
+/// The node's side of one runtime session (the gateway's session_state):
+/// its consumer actor and its books, alive while attached or parked.
+struct node_session {
+  int runtime = 0;
+  core::consumer_id id;
+  caf::actor consumer;
+  actors::runtime_session_book book;
+  bool joined = false, attached = true, alive = true;
+};
+
+class world;
+
+/// The node side of a runtime's connection: what its consumer actor calls.
+class sim_sink final : public actors::remote_sink {
+ public:
+  sim_sink(world& w, std::uint64_t session) : w_(w), session_(session) {}
+  void joined(core::consumer_id id) override;
+  void deliver(std::vector<actors::remote_task> tasks) override;
+  void revoke(std::vector<core::cancel_notice> notices) override;
+  void refused(core::task_id task, core::lease_id lease, core::error why) override;
+  void failed(core::error why) override;
+
+ private:
+  world& w_;
+  std::uint64_t session_;
+};
+
+/// A submitter's view of one submit.
+class sim_observer final : public core::task_observer {
+ public:
+  sim_observer(world& w, time_point earliest_start) : w_(w), earliest_start_(earliest_start) {}
+  void on_accepted(core::task_id id, bool duplicate) override;
+  void on_state(core::task_state, std::uint16_t) override {}
+  void on_outcome(const core::task_outcome& outcome) override;
+  void on_rejected(const core::error& why) override;
+
+ private:
+  world& w_;
+  time_point earliest_start_;
+  bool duplicate_ = false;
+};
+
+class world {
+ public:
+  explicit world(const sim_options& o)
+      : options_(o), faults_(o.faults), random_(o.seed), trace_(o.keep_trace) {}
+
+  sim_result run();
+
+  // Called by the sink and observers (on the one simulation thread).
+  void on_joined(std::uint64_t session);
+  void on_deliver(std::uint64_t session, std::vector<actors::remote_task> tasks);
+  void on_revoke(std::uint64_t session, std::vector<core::cancel_notice> notices);
+  void note(std::string line) { trace_.add(us(now()) + " " + line); }
+  void on_accepted(core::task_id id, bool duplicate, time_point earliest_start);
+  void on_outcome(const core::task_outcome& o, bool duplicate);
+  void on_rejected(const core::error& why) {
+    ++rejected_;
+    note("rejected " + std::string(core::to_string(why.code)));
+  }
+  void fired(const char* fault) { ++faults_fired_[fault]; }
+
+ private:
+  using event = std::function<void()>;
+
+  time_point now() const {
+    return time_point{std::chrono::duration_cast<core::duration>(sched_.clock().now().time_since_epoch())};
+  }
+  void at(time_point t, event e) { events_.emplace(std::make_pair(t, ++event_seq_), std::move(e)); }
+  core::duration draw_ms(std::uint64_t lo, std::uint64_t hi) {
+    return std::chrono::milliseconds(lo + random_.below(hi - lo + 1));
+  }
+  bool chance(double p) { return p > 0 && random_.chance(p); }
+  const core::broker_core& broker_core() const {
+    auto* a = caf::actor_cast<caf::abstract_actor*>(broker_);
+    return *dynamic_cast<caf::stateful_actor<actors::broker_state>&>(*a).state.core;
+  }
+
+  // The loop.
+  bool step();
+  void advance_to(time_point t);
+  void start_drain();
+
+  // Links: latency, delay (which reorders), duplication, loss, partitions.
+  time_point delivery_time(const sim_runtime& r, time_point& after);
+  void to_node(sim_runtime& r, std::string what, std::function<void(sim_runtime&)> send, bool may_duplicate);
+  void to_runtime(int runtime, std::uint64_t incarnation, std::string what, std::function<void(sim_runtime&)> receive,
+                  bool may_duplicate);
+
+  // Runtimes.
+  void connect(sim_runtime& r);
+  void drop(sim_runtime& r, const std::string& why, core::duration down, bool crash);
+  void end_session(node_session& s, const std::string& why);
+  void welcomed(sim_runtime& r, std::uint64_t session, bool resumed, std::uint64_t granted);
+  void receive_cancels(sim_runtime& r, const std::vector<std::uint64_t>& leases);
+  void top_up(sim_runtime& r);
+  void start_attempt(sim_runtime& r, const actors::remote_task& t);
+  void finish_attempt(sim_runtime& r, std::uint64_t process, std::uint64_t task, std::uint64_t lease, std::uint32_t slot,
+                      bool ok);
+  node_session* attached_session(const sim_runtime& r) {
+    auto it = sessions_.find(r.attached_to);
+    return it != sessions_.end() && it->second.alive && it->second.attached ? &it->second : nullptr;
+  }
+
+  // The in-process worker pool: the real pool actor, handlers on virtual time.
+  void start_pool();
+  asio::awaitable<actors::task_result> pool_attempt(actors::task_context& t);
+  template <class Token>
+  auto sleep_for(core::duration d, Token&& token);
+  const actors::pool_state& pool_state() const {
+    auto* a = caf::actor_cast<caf::abstract_actor*>(pool_);
+    return dynamic_cast<caf::stateful_actor<actors::pool_state>&>(*a).state;
+  }
+
+  // Workload and faults.
+  void submit_tick();
+  void submit_one();
+  void fault_tick();
+
+  sim_options options_;
+  fault_profile faults_;
+  core::rng random_;
+  trace trace_;
+  invariant_checker checker_;
+
+  // The pool's coroutines run on this context; it outlives the pending
+  // virtual sleeps in events_, whose handlers resume (or destroy) them.
+  asio::execution_context services_;
+  std::shared_ptr<actors::pool_context> pool_context_ = std::make_shared<actors::pool_context>(services_);
+
+  caf::actor_system_config cfg_;
+  caf::actor_system sys_{testing_config(cfg_)};
+  caf::scheduler::test_coordinator& sched_ = dynamic_cast<caf::scheduler::test_coordinator&>(sys_.scheduler());
+  caf::actor broker_;
+  caf::actor pool_;
+  core::consumer_id pool_id_;
+  std::uint32_t pool_running_ = 0;
+
+  std::multimap<std::pair<time_point, std::uint64_t>, event> events_;
+  std::uint64_t event_seq_ = 0;
+  std::vector<sim_runtime> runtimes_;
+  std::map<std::uint64_t, node_session> sessions_;  // by session id (= consumer id)
+  std::uint64_t next_task_ = 0, next_consumer_ = 0;
+  std::vector<std::uint64_t> accepted_;
+  std::size_t rejected_ = 0;
+  std::uint64_t steps_ = 0;
+  bool draining_ = false;
+  time_point drain_deadline_ = time_point::max();
+  bool forgot_outcome_ = false;
+  std::map<std::string, std::uint64_t> faults_fired_;
+};
+
+}  // namespace drover::sim::detail
