@@ -74,12 +74,13 @@ int main(int argc, char** argv) {
 
   const auto started = std::chrono::steady_clock::now();
   std::uint64_t passed = 0, events = 0;
-  std::map<std::string, std::uint64_t> coverage;
+  std::map<std::string, std::uint64_t> coverage, workload;
   for (std::uint64_t s = r.first; s <= r.last; ++s) {
     o.seed = s;
     const auto result = drover::sim::run(o);
     events += result.events;
     for (const auto& [fault, n] : result.faults_fired) coverage[fault] += n;
+    for (const auto& [kind, n] : result.workload) workload[kind] += n;
     if (o.keep_trace) {
       std::ofstream out(trace_path);
       for (const auto& line : result.trace_lines) out << line << '\n';
@@ -102,6 +103,8 @@ int main(int argc, char** argv) {
               seconds, double(passed) / seconds, static_cast<unsigned long long>(events));
   std::printf("faults fired:");
   for (const auto& [fault, n] : coverage) std::printf(" %s %llu", fault.c_str(), static_cast<unsigned long long>(n));
+  std::printf("\nworkload:");
+  for (const auto& [kind, n] : workload) std::printf(" %s %llu", kind.c_str(), static_cast<unsigned long long>(n));
   std::printf("\n");
   return 0;
 }

@@ -16,8 +16,14 @@ void sim_observer::on_accepted(core::task_id id, bool duplicate) {
   duplicate_ = duplicate;
   w_.on_accepted(id, duplicate, earliest_start_);
 }
-void sim_observer::on_outcome(const core::task_outcome& outcome) { w_.on_outcome(outcome, duplicate_); }
-void sim_observer::on_rejected(const core::error& why) { w_.on_rejected(why); }
+void sim_observer::on_outcome(const core::task_outcome& outcome) {
+  w_.on_outcome(outcome, duplicate_);
+  if (ended_) ended_();
+}
+void sim_observer::on_rejected(const core::error& why) {
+  w_.on_rejected(why);
+  if (ended_) ended_();
+}
 
 // --- the loop ----------------------------------------------------------------
 
@@ -71,10 +77,26 @@ sim_result world::run() {
     else r.queues = {random_.chance(0.5) ? "a" : "b"};
     runtimes_.push_back(std::move(r));
   }
+  bool polling = false;
+  for (auto& r : runtimes_)
+    if (r.index > 0 && scenario_.chance(0.3)) {  // the first keeps a WebSocket: every queue has a pushed-to runtime
+      r.via = sim_runtime::transport::long_poll;
+      polling = true;
+      seen("long_poll_runtimes");
+    }
   note("start seed " + std::to_string(options_.seed) + " runtimes " + std::to_string(runtimes) + " faults " + faults_.name);
   for (const auto& r : runtimes_)
-    note("r" + std::to_string(r.index) + " capacity " + std::to_string(r.capacity) + (r.resumable ? " resumable" : ""));
-  for (auto& r : runtimes_) connect(r);
+    note("r" + std::to_string(r.index) + " capacity " + std::to_string(r.capacity) +
+         (r.polls() ? " long-poll" : r.resumable ? " resumable" : ""));
+  for (auto& r : runtimes_) {
+    if (!r.polls()) {
+      connect(r);
+      continue;
+    }
+    r.connected = true;
+    claim(r);
+  }
+  if (polling) at(now() + poll_expiry_period, [this] { expire_poll_sessions(); });
   start_pool();
   at(now() + 1ms, [this] { submit_tick(); });
   at(now() + 100ms, [this] { fault_tick(); });
@@ -88,7 +110,11 @@ sim_result world::run() {
   if (checker_.ok()) checker_.check_drained();
   if (checker_.ok()) {
     std::vector<consumer_books> books;
+    for (const auto& [id, s] : sessions_)  // a long-poll session's books; its runtime keeps none to compare
+      if (s.polling && s.alive)
+        books.push_back({s.id, static_cast<std::uint32_t>(s.poll.outstanding()), static_cast<std::uint32_t>(s.poll.ready())});
     for (const auto& r : runtimes_) {
+      if (r.polls()) continue;
       auto it = sessions_.find(r.attached_to);
       if (!r.connected || !r.joined || it == sessions_.end() || !it->second.alive) continue;
       const auto& book = it->second.book;  // the node's books and the runtime's must agree with the broker's
@@ -111,6 +137,7 @@ sim_result world::run() {
   out.rejected = rejected_;
   out.ended = checker_.ended_count();
   out.faults_fired = faults_fired_;
+  out.workload = workload_;
   out.trace_lines = trace_.lines();
   for (auto& [id, session] : sessions_)
     if (session.alive) caf::anon_send_exit(session.consumer, caf::exit_reason::user_shutdown);
@@ -317,7 +344,7 @@ void world::top_up(sim_runtime& r) {
 void world::on_joined(std::uint64_t session) {
   auto& s = sessions_[session];
   s.joined = true;
-  if (!s.attached) return;
+  if (!s.attached || s.polling) return;
   auto& r = runtimes_[static_cast<std::size_t>(s.runtime)];
   to_runtime(r.index, r.incarnation, "welcome", [this, session](sim_runtime& rt) {
     welcomed(rt, session, false, 0);
@@ -331,7 +358,12 @@ void world::on_deliver(std::uint64_t session, std::vector<actors::remote_task> t
     checker_.dispatched(s.id, t.item.id, t.item.lease, now());
     note("dispatch task " + std::to_string(t.item.id.value) + " lease " + std::to_string(t.item.lease.value) + " attempt " +
          std::to_string(t.item.attempt) + " to session " + std::to_string(session));
-    s.book.delivered(t);
+    if (!s.polling) s.book.delivered(t);
+  }
+  if (s.polling) {
+    s.poll.delivered(std::move(tasks));
+    if (s.waiting) answer_claim(s);
+    return;
   }
   if (!s.attached) return;  // kept in the books: sent again when the runtime resumes
   auto& r = runtimes_[static_cast<std::size_t>(s.runtime)];
@@ -344,9 +376,11 @@ void world::on_revoke(std::uint64_t session, std::vector<core::cancel_notice> no
   auto& s = sessions_[session];
   std::vector<std::uint64_t> leases;
   for (const auto& n : notices) {
-    s.book.ended(n.lease.value);
+    if (s.polling) s.poll.revoked(n.lease);  // a long-poll runtime hears of it when its report is refused
+    else s.book.ended(n.lease.value);
     leases.push_back(n.lease.value);
   }
+  if (s.polling) return;
   if (!s.attached) return;  // a resume's holding list brings the cancel
   std::string text;
   for (const auto l : leases) text += " " + std::to_string(l);
@@ -408,14 +442,15 @@ void world::finish_attempt(sim_runtime& r, std::uint64_t process, std::uint64_t 
 
 // --- the worker pool -------------------------------------------------------------
 
-/// A virtual-time sleep for handlers: the completion waits in the event
-/// queue and is posted to the coroutine's executor (the pool) when due. Like
-/// an asio timer it honours cancellation: when the pool cancels the handler
-/// (its lease was revoked) the sleep ends at once with operation_aborted.
+/// What a handler awaits on virtual time (a sleep, its children's outcomes):
+/// `arm` gets the callback that completes the wait, which is then posted to
+/// the coroutine's executor (the pool). Like an asio timer it honours
+/// cancellation: when the pool cancels the handler (its lease was revoked)
+/// the wait ends at once with operation_aborted.
 template <class Token>
-auto world::sleep_for(core::duration d, Token&& token) {
+auto world::wait_until_called(std::function<void(std::function<void()>)> arm, Token&& token) {
   return asio::async_initiate<Token, void(std::error_code)>(
-      [this, d](auto handler) {
+      [this, arm = std::move(arm)](auto handler) {
         using handler_type = decltype(handler);
         struct sleeper {
           explicit sleeper(handler_type&& h) : handler(std::move(h)) {}
@@ -433,13 +468,57 @@ auto world::sleep_for(core::duration d, Token&& token) {
         if (slot.is_connected())
           slot.assign([this, weak = std::weak_ptr<sleeper>(state)](asio::cancellation_type) {
             if (auto s = weak.lock()) {
-              fired("handler_cancelled");
+              seen("handler_cancelled");  // not a fault: its lease ended (a timeout, a cancel, a lower limit)
               s->finish(asio::error::operation_aborted);
             }
           });
-        at(now() + d, [state] { state->finish({}); });
+        arm([state] { state->finish({}); });
       },
       token);
+}
+
+template <class Token>
+auto world::sleep_for(core::duration d, Token&& token) {
+  return wait_until_called([this, d](std::function<void()> done) { at(now() + d, std::move(done)); },
+                           std::forward<Token>(token));
+}
+
+/// A parent handler's children: submitted as a handler submits them (a
+/// retried parent uses the same idempotency keys, so it finds its first
+/// children instead of making more); completes when each has ended.
+template <class Token>
+auto world::await_children(std::uint64_t parent, Token&& token) {
+  struct join {
+    std::uint64_t remaining = 0;
+    std::function<void()> done;
+  };
+  auto j = std::make_shared<join>();
+  j->remaining = 1 + scenario_.below(3);
+  seen("child_tasks", j->remaining);
+  const auto count = j->remaining;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    core::task_spec spec;
+    spec.queue = scenario_.chance(0.5) ? "a" : "b";
+    spec.payload = core::bytes::copy_from("child");
+    spec.options.priority = static_cast<std::uint8_t>(scenario_.below(4));
+    spec.options.max_attempts = static_cast<std::uint16_t>(1 + scenario_.below(3));
+    spec.options.timeout = std::chrono::milliseconds(200 + scenario_.below(1300));
+    if (scenario_.chance(0.7)) spec.options.idempotency_key = "child-" + std::to_string(parent) + "-" + std::to_string(i);
+    const auto id = ++next_task_;
+    note("task " + std::to_string(parent) + " submits child " + std::to_string(id) + " queue " + spec.queue +
+         (spec.options.idempotency_key.empty() ? "" : " key " + spec.options.idempotency_key));
+    auto ended = [j] {
+      if (j->remaining > 0 && --j->remaining == 0 && j->done) j->done();
+    };
+    caf::anon_send(broker_, actors::submit_msg{core::task_id{id}, std::move(spec),
+                                               std::make_shared<sim_observer>(*this, now(), std::move(ended))});
+  }
+  return wait_until_called(
+      [j](std::function<void()> done) {
+        if (j->remaining == 0) return done();
+        j->done = std::move(done);
+      },
+      std::forward<Token>(token));
 }
 
 void world::start_pool() {
@@ -474,6 +553,7 @@ asio::awaitable<actors::task_result> world::pool_attempt(actors::task_context& t
   const bool fail = !slow && chance(faults_.handler_failure);
   const bool throws = fail && random_.chance(0.5);
   if (fail) fired(throws ? "handler_throw" : "handler_failure");
+  if (!slow && !fail && scenario_.chance(0.15)) co_await await_children(task, asio::use_awaitable);
   co_await sleep_for(d, asio::use_awaitable);
   if (throws) throw std::runtime_error("simulated handler exception");
   if (fail) co_return actors::task_result::failure("simulated failure", true);
@@ -541,13 +621,14 @@ void world::fault_tick() {
     if (!r.connected) continue;
     if (chance(faults_.crash * 0.1)) {
       fired("crash");
-      drop(r, "crash", draw_ms(100, 5000), true);
+      if (r.polls()) crash_poller(r, draw_ms(100, 5000));
+      else drop(r, "crash", draw_ms(100, 5000), true);
     } else if (chance(faults_.partition * 0.1)) {
       fired("partition");
       const auto length = draw_ms(200, 4000);
       r.partitioned_until = now() + length;
       note("r" + std::to_string(r.index) + " partitioned for " + std::to_string(length.count() / 1'000'000) + " ms");
-      if (length > 2 * heartbeat)  // the node misses two pongs and drops it; it reconnects after the partition
+      if (length > 2 * heartbeat && !r.polls())  // the node misses two pongs and drops it; it reconnects after the partition
         at(now() + 2 * heartbeat, [this, index = r.index, incarnation = r.incarnation, heal = r.partitioned_until] {
           auto& rt = runtimes_[static_cast<std::size_t>(index)];
           if (rt.incarnation == incarnation) drop(rt, "partition outlasted the heartbeats", heal - now(), false);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <set>
 #include <memory>
+#include <optional>
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
@@ -28,6 +29,7 @@
 #include "drover/actors/broker_actor.hpp"
 #include "drover/actors/pool_actor.hpp"
 #include "drover/actors/remote_consumer_actor.hpp"
+#include "drover/actors/poll_session_book.hpp"
 #include "drover/actors/runtime_session_book.hpp"
 #include "drover/core/rng.hpp"
 #include "drover/sim/trace.hpp"
@@ -43,6 +45,9 @@ constexpr core::duration lease_release_bound = 2s;   // an ended session's lease
 constexpr core::duration lease_ttl = 3s;             // a resumable runtime's dropped connection keeps its session this long
 constexpr core::duration drain_limit = 5min;         // with faults stopped, everything ends within this
 constexpr std::size_t queue_capacity = 300;          // live tasks: bursts hit queue_full
+constexpr core::duration poll_idle = 2s;             // a long-poll session without a claim this long ends
+constexpr core::duration poll_expiry_period = 500ms; // how often the node looks for idle long-poll sessions
+constexpr core::duration claim_wait_max = 1s;        // the longest wait_ms a simulated claim asks for
 
 inline caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
   cfg.set("scheduler.policy", caf::atom("testing"));
@@ -54,8 +59,19 @@ inline std::string us(time_point t) {
   return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
 }
 
-/// A remote runtime process and its connection.
+/// A long-poll request's answer as the runtime sees it: status 0 when the
+/// request or its answer was lost (the runtime sees a connection error).
+struct http_answer {
+  unsigned status = 0;
+  std::uint64_t session = 0;
+  std::vector<actors::remote_task> tasks;
+};
+
+/// A remote runtime process and its connection (a WebSocket), or its
+/// requests (long-poll).
 struct sim_runtime {
+  enum class transport { websocket, long_poll };
+  transport via = transport::websocket;
   int index = 0;
   std::uint32_t capacity = 1;
   std::vector<std::string> queues;
@@ -79,6 +95,11 @@ struct sim_runtime {
   // message holds back those behind it (reordering happens only between
   // directions and across connections).
   time_point last_to_node{}, last_to_runtime{};
+  // Long-poll: one claim and one results request in flight at a time.
+  bool claiming = false, reporting = false;
+  std::vector<actors::remote_report> finished;  // to post with the next results request
+  std::vector<actors::remote_report> posting;   // in the results request in flight
+  bool polls() const { return via == transport::long_poll; }
 };
 
 /// The node's side of one runtime session (the gateway's session_state):
@@ -89,6 +110,17 @@ struct node_session {
   caf::actor consumer;
   actors::runtime_session_book book;
   bool joined = false, attached = true, alive = true;
+  // A long-poll session (the gateway's poll_session): its books, when the
+  // runtime was last heard from, and the claim waiting for tasks.
+  bool polling = false;
+  actors::poll_session_book poll;
+  time_point last_seen{};
+  struct waiting_claim {
+    std::uint64_t max = 0;
+    std::function<void(http_answer)> answer;
+  };
+  std::optional<waiting_claim> waiting;
+  std::uint64_t claim_generation = 0;
 };
 
 class world;
@@ -111,7 +143,9 @@ class sim_sink final : public actors::remote_sink {
 /// A submitter's view of one submit.
 class sim_observer final : public core::task_observer {
  public:
-  sim_observer(world& w, time_point earliest_start) : w_(w), earliest_start_(earliest_start) {}
+  /// `ended` (optional) hears the submit's end: an outcome or a rejection.
+  sim_observer(world& w, time_point earliest_start, std::function<void()> ended = {})
+      : w_(w), earliest_start_(earliest_start), ended_(std::move(ended)) {}
   void on_accepted(core::task_id id, bool duplicate) override;
   void on_state(core::task_state, std::uint16_t) override {}
   void on_outcome(const core::task_outcome& outcome) override;
@@ -120,13 +154,15 @@ class sim_observer final : public core::task_observer {
  private:
   world& w_;
   time_point earliest_start_;
+  std::function<void()> ended_;
   bool duplicate_ = false;
 };
 
 class world {
  public:
   explicit world(const sim_options& o)
-      : options_(o), faults_(o.faults), random_(o.seed), trace_(o.keep_trace) {}
+      : options_(o), faults_(o.faults), random_(o.seed), scenario_(o.seed ^ 0x5eed'c0de'f00d'ba11ULL),
+        trace_(o.keep_trace) {}
 
   sim_result run();
 
@@ -142,6 +178,8 @@ class world {
     note("rejected " + std::string(core::to_string(why.code)));
   }
   void fired(const char* fault) { ++faults_fired_[fault]; }
+  /// Coverage of the workload's kinds (long-poll runtimes, child tasks, ...).
+  void seen(const char* what, std::uint64_t n = 1) { workload_[what] += n; }
 
  private:
   using event = std::function<void()>;
@@ -180,6 +218,24 @@ class world {
   void start_attempt(sim_runtime& r, const actors::remote_task& t);
   void finish_attempt(sim_runtime& r, std::uint64_t process, std::uint64_t task, std::uint64_t lease, std::uint32_t slot,
                       bool ok);
+  // Long-poll runtimes (poll_runtime.cpp): claims and results as HTTP
+  // requests, each of which can be lost on the way or on the way back.
+  void http(sim_runtime& r, std::string what, std::function<void(std::function<void(http_answer)>)> at_node,
+            std::function<void(sim_runtime&, http_answer)> answered);
+  void claim(sim_runtime& r);
+  void claimed(sim_runtime& r, http_answer a);
+  void post_results(sim_runtime& r);
+  void results_answered(sim_runtime& r, http_answer a);
+  void start_poll_attempt(sim_runtime& r, const actors::remote_task& t);
+  void crash_poller(sim_runtime& r, core::duration down);
+  void node_claim(int runtime, std::uint64_t session, std::uint64_t max, core::duration wait,
+                  std::function<void(http_answer)> answer);
+  void answer_claim(node_session& s);
+  void node_results(std::uint64_t session, std::vector<actors::remote_report> reports,
+                    std::function<void(http_answer)> answer);
+  void expire_poll_sessions();
+  bool workload_done() const { return draining_ && checker_.ended_count() == checker_.accepted_count(); }
+
   node_session* attached_session(const sim_runtime& r) {
     auto it = sessions_.find(r.attached_to);
     return it != sessions_.end() && it->second.alive && it->second.attached ? &it->second : nullptr;
@@ -190,6 +246,10 @@ class world {
   asio::awaitable<actors::task_result> pool_attempt(actors::task_context& t);
   template <class Token>
   auto sleep_for(core::duration d, Token&& token);
+  template <class Token>
+  auto wait_until_called(std::function<void(std::function<void()>)> arm, Token&& token);
+  template <class Token>
+  auto await_children(std::uint64_t parent, Token&& token);
   const actors::pool_state& pool_state() const {
     auto* a = caf::actor_cast<caf::abstract_actor*>(pool_);
     return dynamic_cast<caf::stateful_actor<actors::pool_state>&>(*a).state;
@@ -203,6 +263,10 @@ class world {
   sim_options options_;
   fault_profile faults_;
   core::rng random_;
+  // Scenario choices added after the first seeds were recorded (transports,
+  // child tasks) draw from their own stream, so runs without them replay as
+  // before.
+  core::rng scenario_;
   trace trace_;
   invariant_checker checker_;
 
@@ -231,6 +295,7 @@ class world {
   time_point drain_deadline_ = time_point::max();
   bool forgot_outcome_ = false;
   std::map<std::string, std::uint64_t> faults_fired_;
+  std::map<std::string, std::uint64_t> workload_;
 };
 
 }  // namespace drover::sim::detail

@@ -82,3 +82,34 @@ TEST(sim_regressions, seeds_that_found_bugs_pass) {
     EXPECT_GT(r.faults_fired.count(f.fault) ? r.faults_fired.at(f.fault) : 0, 0u) << "seed " << f.seed;
   }
 }
+
+TEST(sim_world, a_gateway_that_never_ends_idle_long_poll_sessions_fails_a_seed_as_kept_leases) {
+  // Some seed has a long-poll runtime crash holding leases: its session must
+  // end when idle and give them back.
+  for (std::uint64_t s = 1; s <= 80; ++s) {
+    auto o = seed(s, 20000);
+    o.inject = "keep_idle_poll_sessions";
+    const auto broken = run(o);
+    if (broken.ok()) continue;
+    EXPECT_EQ(broken.failure->invariant, "dead_consumer_kept_leases") << "seed " << s << ": " << broken.failure->detail;
+    o.inject.clear();
+    EXPECT_TRUE(run(o).ok()) << "seed " << s << " fails without the injected bug too";
+    return;
+  }
+  FAIL() << "no seed in 1..80 caught the injected bug";
+}
+
+TEST(sim_world, runs_have_long_poll_runtimes_and_child_tasks) {
+  std::uint64_t polling = 0, claims = 0, children = 0;
+  for (std::uint64_t s = 1; s <= 10; ++s) {
+    const auto r = run(seed(s));
+    ASSERT_TRUE(r.ok()) << "seed " << s << " " << r.failure->invariant << ": " << r.failure->detail;
+    auto count = [&](const char* k) { return r.workload.count(k) ? r.workload.at(k) : 0; };
+    polling += count("long_poll_runtimes");
+    claims += count("claims");
+    children += count("child_tasks");
+  }
+  EXPECT_GT(polling, 0u);
+  EXPECT_GT(claims, 100u);
+  EXPECT_GT(children, 100u);
+}

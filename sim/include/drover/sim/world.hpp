@@ -23,7 +23,8 @@ struct sim_options {
   fault_profile faults;
   bool keep_trace = false;
   /// Test-only, to see a checker catch a broken node: "forget_outcome"
-  /// drops the first outcome an observer hears. Empty in real runs.
+  /// drops the first outcome an observer hears; "keep_idle_poll_sessions"
+  /// never ends an idle long-poll session. Empty in real runs.
   std::string inject;
 };
 
@@ -35,6 +36,7 @@ struct sim_result {
   std::uint64_t virtual_ms = 0;
   std::size_t accepted = 0, rejected = 0, ended = 0;
   std::map<std::string, std::uint64_t> faults_fired;  // coverage: how often each fault happened
+  std::map<std::string, std::uint64_t> workload;      // coverage: long-poll runtimes, claims, child tasks
   std::vector<std::string> trace_lines;               // with keep_trace
   bool ok() const { return !failure; }
 };
