@@ -102,17 +102,7 @@ void world::start_poll_attempt(sim_runtime& r, const actors::remote_task& t) {
       post_results(rt);
     };
   };
-  if (chance(faults_.handler_hang)) {
-    fired("handler_hang");
-    return;  // never answers: the lease runs out (and the slot stays taken, as a hung thread's would)
-  }
-  if (chance(faults_.handler_slow)) {
-    fired("handler_slow");
-    return at(std::max(now(), t.item.deadline) + draw_ms(1, 500), finish(true));
-  }
-  const bool ok = !chance(faults_.handler_failure);
-  if (!ok) fired("handler_failure");
-  at(now() + draw_ms(1, 50), finish(ok));
+  run_remote_handler(t.item.deadline, finish);
 }
 
 void world::post_results(sim_runtime& r) {

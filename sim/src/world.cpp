@@ -405,13 +405,20 @@ void world::start_attempt(sim_runtime& r, const actors::remote_task& t) {
       finish_attempt(runtimes_[static_cast<std::size_t>(index)], process, task, lease, slot, ok);
     };
   };
+  run_remote_handler(t.item.deadline, finish);
+}
+
+/// A remote handler's fate, as the faults draw: it hangs (never answers; the
+/// lease runs out and the slot stays taken, as a hung thread's would), answers
+/// after its lease ran out, fails, or succeeds.
+void world::run_remote_handler(time_point deadline, const std::function<event(bool ok)>& finish) {
   if (chance(faults_.handler_hang)) {
     fired("handler_hang");
-    return;  // never answers: the lease runs out
+    return;
   }
   if (chance(faults_.handler_slow)) {
     fired("handler_slow");
-    return at(std::max(now(), t.item.deadline) + draw_ms(1, 500), finish(true));
+    return at(std::max(now(), deadline) + draw_ms(1, 500), finish(true));
   }
   const bool ok = !chance(faults_.handler_failure);
   if (!ok) fired("handler_failure");

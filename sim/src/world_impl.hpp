@@ -216,6 +216,7 @@ class world {
   void receive_cancels(sim_runtime& r, const std::vector<std::uint64_t>& leases);
   void top_up(sim_runtime& r);
   void start_attempt(sim_runtime& r, const actors::remote_task& t);
+  void run_remote_handler(time_point deadline, const std::function<event(bool ok)>& finish);
   void finish_attempt(sim_runtime& r, std::uint64_t process, std::uint64_t task, std::uint64_t lease, std::uint32_t slot,
                       bool ok);
   // Long-poll runtimes (poll_runtime.cpp): claims and results as HTTP
