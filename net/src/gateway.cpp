@@ -382,7 +382,9 @@ struct gateway::impl {
     stream.expires_never();
     if (auto [ec, n_head] = co_await http::async_write_header(stream, serializer, tuple); ec) co_return;
 
-    std::string out = sse_event(0, "welcome", json::object{{"session", s->id}, {"capacity", s->book.capacity()}});
+    std::string out = sse_event(0, "welcome", json::object{{"session", s->id},
+                                                                   {"capacity", s->book.capacity()},
+                                                                   {"requested", s->book.requested_after(last_seen_event)}});
     for (const auto& e : s->book.unanswered_after(last_seen_event))  // resume: what the runtime may not have seen
       out += sse_event(e.id, "task", describe_task(*e.task));
     for (;;) {

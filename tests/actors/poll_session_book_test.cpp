@@ -88,3 +88,14 @@ TEST(poll_session_book, events_are_numbered_and_a_resumed_stream_gets_the_unansw
   b.delivered(tasks({{4, 13}}));
   EXPECT_EQ(b.stream_ready()[0].id, 4u) << "ids keep growing";
 }
+
+TEST(poll_session_book, a_resumed_stream_is_told_the_demand_still_counted_including_what_it_gets_again) {
+  poll_session_book b(6);
+  b.open();                                            // 6 asked for
+  b.delivered(tasks({{1, 10}, {2, 11}, {3, 12}}));     // 3 asked for
+  b.stream_ready();                                    // events 1..3
+  b.delivered(tasks({{4, 13}}));                       // 2 asked for, 1 ready
+  b.reported(core::lease_id{10});
+  EXPECT_EQ(b.requested_after(1), 2u + 1u + 2u) << "asked for, ready, and events 2 and 3 sent again";
+  EXPECT_EQ(b.requested_after(3), 3u) << "nothing is sent again after the last event";
+}

@@ -96,6 +96,7 @@ TEST_F(sse_runtime_test, tasks_arrive_as_events_and_results_come_back_as_posts) 
   auto welcome = stream.next();
   ASSERT_EQ(welcome.type, "welcome");
   const auto session = welcome.data.at("session");
+  EXPECT_EQ(welcome.data.at("requested").to_number<std::uint64_t>(), 2u) << "a new stream asks for its capacity";
   std::vector<task_handle> hs;
   for (int i = 0; i < 3; ++i) hs.push_back(*n->submit("resize", bytes::copy_from("img" + std::to_string(i))));
   auto a = stream.next(), b = stream.next();
@@ -131,7 +132,10 @@ TEST_F(sse_runtime_test, a_resumed_stream_gets_what_it_had_not_acknowledged) {
   }
   sse_client again(port, "/v1/runtime/stream?session=" + std::to_string(session.to_number<std::uint64_t>()), "0");
   ASSERT_EQ(again.status(), 200);
-  EXPECT_EQ(again.next().type, "welcome");
+  auto welcome = again.next();
+  EXPECT_EQ(welcome.type, "welcome");
+  EXPECT_EQ(welcome.data.at("requested").to_number<std::uint64_t>(), 1u)
+      << "the task about to be sent again counts as asked for";
   auto task = again.next();
   ASSERT_EQ(task.type, "task") << "re-sent after Last-Event-ID 0";
   EXPECT_EQ(task.data.at("payload_base64").as_string(), b64("img"));

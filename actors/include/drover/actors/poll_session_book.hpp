@@ -8,6 +8,7 @@
 // signals the demand and sends the tasks the book names.
 #include <cstdint>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <vector>
 
@@ -88,6 +89,15 @@ class poll_session_book {
     std::vector<event> out;
     for (auto it = sent_.upper_bound(last_seen); it != sent_.end(); ++it) out.push_back({it->first, &it->second});
     return out;
+  }
+
+  /// SSE: the demand a stream resumed after event `last_seen` is told the
+  /// node counts (its welcome's `requested`): what is asked for, what is
+  /// ready, and the unanswered events about to be sent again. Each of them
+  /// reaches the runtime as a task event, so it counts them as asked for.
+  std::uint64_t requested_after(std::uint64_t last_seen) const {
+    return outstanding_ + ready_.size() +
+           static_cast<std::uint64_t>(std::distance(sent_.upper_bound(last_seen), sent_.end()));
   }
 
   /// The runtime reported the lease.
