@@ -23,7 +23,7 @@ void world::http(sim_runtime& r, std::string what, std::function<void(std::funct
   // What the runtime sees, unless its process died in the meantime.
   auto reply = [this, index, process, answered](http_answer a) {
     auto& rt = runtimes_[static_cast<std::size_t>(index)];
-    if (rt.process != process || !rt.connected) return;
+    if (rt.process != process) return;
     answered(rt, std::move(a));
   };
   if (chance(faults_.loss)) {
@@ -55,7 +55,7 @@ void world::http(sim_runtime& r, std::string what, std::function<void(std::funct
 /// Claims what its free capacity allows (reports not yet answered still
 /// count: their leases are the runtime's until the node has them).
 void world::claim(sim_runtime& r) {
-  if (!r.connected || r.claiming || workload_done()) return;
+  if (r.down || r.claiming || workload_done()) return;
   const auto in_use = r.held.size() + r.finished.size() + r.posting.size();
   if (in_use >= r.capacity) return;
   const auto max = r.capacity - in_use;
@@ -106,7 +106,7 @@ void world::start_poll_attempt(sim_runtime& r, const actors::remote_task& t) {
 }
 
 void world::post_results(sim_runtime& r) {
-  if (!r.connected || r.reporting || r.finished.empty() || r.session == 0) return;
+  if (r.down || r.reporting || r.finished.empty() || r.session == 0) return;
   r.reporting = true;
   r.posting = std::exchange(r.finished, {});
   std::string leases;
@@ -129,9 +129,10 @@ void world::results_answered(sim_runtime& r, http_answer a) {
     });
   }
   r.posting.clear();  // 202, or 404: the session ended and its leases went back
-  if (a.status == 404) r.session = 0;
+  if (a.status == 404 && r.polls()) r.session = 0;  // a stream learns it from its own 404
   post_results(r);
-  claim(r);
+  if (r.polls()) claim(r);
+  else ask_more(r);
 }
 
 /// The process dies with what it holds; it restarts after `down` and opens
@@ -139,25 +140,29 @@ void world::results_answered(sim_runtime& r, http_answer a) {
 void world::crash_poller(sim_runtime& r, core::duration down) {
   note(name(r) + " crashes");
   r.connected = false;
+  r.down = true;
   ++r.process;
   r.held.clear();
   r.finished.clear();
   r.posting.clear();
   r.claiming = r.reporting = false;
-  if (r.session != 0) {
-    // A claim sent before the crash may still arrive late and wait its
-    // wait_ms; then the idle timeout, the expiry period and the release.
-    const core::duration bound = std::chrono::milliseconds(faults_.max_delay_ms) + 1ms + claim_wait_max + poll_idle +
-                                 poll_expiry_period + lease_release_bound;
-    checker_.consumer_died(core::consumer_id{r.session}, now(), bound);
-  }
+  if (r.session != 0) checker_.consumer_died(core::consumer_id{r.session}, now(), dead_poller_bound());
   r.session = 0;
   at(now() + down, [this, index = r.index] {
     auto& rt = runtimes_[static_cast<std::size_t>(index)];
     note(name(rt) + " restarts");
     rt.connected = true;
+    rt.down = false;
     claim(rt);
   });
+}
+
+/// How soon a dead polling runtime's session gives its leases back: a
+/// request sent before the death may still arrive late (and a claim wait
+/// its wait_ms); then the idle timeout, the sweep's period and the release.
+core::duration world::dead_poller_bound() const {
+  return std::chrono::milliseconds(faults_.max_delay_ms) + 1ms + claim_wait_max + poll_idle + poll_expiry_period +
+         lease_release_bound;
 }
 
 // --- the node's side (the gateway's poll_sessions) -----------------------------
@@ -221,7 +226,7 @@ void world::expire_poll_sessions() {
   const bool broken = options_.inject == "keep_idle_poll_sessions";  // test-only: a gateway that never sweeps
   for (auto& [id, s] : sessions_)
     if (!broken)
-      if (s.polling && s.alive && !s.waiting && now() - s.last_seen >= poll_idle) end_session(s, "idle");
+      if (s.polling && s.alive && !s.waiting && !s.streaming && now() - s.last_seen >= poll_idle) end_session(s, "idle");
   if (!workload_done()) at(now() + poll_expiry_period, [this] { expire_poll_sessions(); });
 }
 

@@ -79,22 +79,25 @@ sim_result world::run() {
   }
   bool polling = false;
   for (auto& r : runtimes_)
-    if (r.index > 0 && scenario_.chance(0.3)) {  // the first keeps a WebSocket: every queue has a pushed-to runtime
-      r.via = sim_runtime::transport::long_poll;
+    if (r.index > 0 && scenario_.chance(0.4)) {  // the first keeps a WebSocket: every queue has a pushed-to runtime
+      const bool sse = scenario_.chance(0.5);
+      r.via = sse ? sim_runtime::transport::sse : sim_runtime::transport::long_poll;
       polling = true;
-      seen("long_poll_runtimes");
+      seen(sse ? "sse_runtimes" : "long_poll_runtimes");
     }
   note("start seed " + std::to_string(options_.seed) + " runtimes " + std::to_string(runtimes) + " faults " + faults_.name);
   for (const auto& r : runtimes_)
     note("r" + std::to_string(r.index) + " capacity " + std::to_string(r.capacity) +
-         (r.polls() ? " long-poll" : r.resumable ? " resumable" : ""));
+         (r.polls() ? " long-poll" : r.streams() ? " sse" : r.resumable ? " resumable" : ""));
   for (auto& r : runtimes_) {
-    if (!r.polls()) {
+    if (r.streams()) {
+      open_stream(r);
+    } else if (r.polls()) {
+      r.connected = true;
+      claim(r);
+    } else {
       connect(r);
-      continue;
     }
-    r.connected = true;
-    claim(r);
   }
   if (polling) at(now() + poll_expiry_period, [this] { expire_poll_sessions(); });
   start_pool();
@@ -112,9 +115,10 @@ sim_result world::run() {
     std::vector<consumer_books> books;
     for (const auto& [id, s] : sessions_)  // a long-poll session's books; its runtime keeps none to compare
       if (s.polling && s.alive)
-        books.push_back({s.id, static_cast<std::uint32_t>(s.poll.outstanding()), static_cast<std::uint32_t>(s.poll.ready())});
+        books.push_back({s.id, static_cast<std::uint32_t>(s.poll.outstanding()),
+                         static_cast<std::uint32_t>(s.poll.ready() + s.poll.unanswered())});
     for (const auto& r : runtimes_) {
-      if (r.polls()) continue;
+      if (r.polls() || r.streams()) continue;
       auto it = sessions_.find(r.attached_to);
       if (!r.connected || !r.joined || it == sessions_.end() || !it->second.alive) continue;
       const auto& book = it->second.book;  // the node's books and the runtime's must agree with the broker's
@@ -284,6 +288,7 @@ void world::receive_cancels(sim_runtime& r, const std::vector<std::uint64_t>& le
 /// TTL and ends any other at once; the runtime keeps running what it holds
 /// unless it crashed, and reconnects after `down`.
 void world::drop(sim_runtime& r, const std::string& why, core::duration down, bool crash) {
+  if (r.streams()) return drop_stream(r, why, down, crash);
   if (!r.connected) return;
   note("r" + std::to_string(r.index) + " drops: " + why);
   r.connected = false;
@@ -363,6 +368,7 @@ void world::on_deliver(std::uint64_t session, std::vector<actors::remote_task> t
   if (s.polling) {
     s.poll.delivered(std::move(tasks));
     if (s.waiting) answer_claim(s);
+    if (s.streaming) send_events(s, s.poll.stream_ready(), "tasks", std::nullopt);
     return;
   }
   if (!s.attached) return;  // kept in the books: sent again when the runtime resumes

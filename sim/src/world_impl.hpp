@@ -70,7 +70,7 @@ struct http_answer {
 /// A remote runtime process and its connection (a WebSocket), or its
 /// requests (long-poll).
 struct sim_runtime {
-  enum class transport { websocket, long_poll };
+  enum class transport { websocket, long_poll, sse };
   transport via = transport::websocket;
   int index = 0;
   std::uint32_t capacity = 1;
@@ -100,6 +100,12 @@ struct sim_runtime {
   std::vector<actors::remote_report> finished;  // to post with the next results request
   std::vector<actors::remote_report> posting;   // in the results request in flight
   bool polls() const { return via == transport::long_poll; }
+  bool streams() const { return via == transport::sse; }
+  // SSE: the last event id seen (Last-Event-ID on a resume), a demand
+  // request in flight, a stream to reopen once it is answered.
+  std::uint64_t last_event = 0;
+  bool demanding = false, reopen_after_demand = false;
+  bool down = false;  // the process is dead until it restarts (long-poll and SSE)
 };
 
 /// The node's side of one runtime session (the gateway's session_state):
@@ -121,6 +127,9 @@ struct node_session {
   };
   std::optional<waiting_claim> waiting;
   std::uint64_t claim_generation = 0;
+  // SSE: a stream is attached, over the runtime's connection `stream_incarnation`.
+  bool streaming = false;
+  std::uint64_t stream_incarnation = 0;
 };
 
 class world;
@@ -235,6 +244,20 @@ class world {
   void node_results(std::uint64_t session, std::vector<actors::remote_report> reports,
                     std::function<void(http_answer)> answer);
   void expire_poll_sessions();
+  core::duration dead_poller_bound() const;
+
+  // SSE runtimes (sse_runtime.cpp): tasks pushed as events over a stream,
+  // demand and results as HTTP requests.
+  void open_stream(sim_runtime& r);
+  void drop_stream(sim_runtime& r, const std::string& why, core::duration down, bool crash);
+  void stream_welcomed(sim_runtime& r, std::uint64_t session, std::uint64_t requested);
+  void stream_event(sim_runtime& r, std::uint64_t id, const actors::remote_task& t);
+  void ask_more(sim_runtime& r);
+  void demand_answered(sim_runtime& r, http_answer a);
+  void node_open_stream(sim_runtime& r, std::uint64_t session, std::uint64_t last_event);
+  void send_events(node_session& s, std::vector<actors::poll_session_book::event> events, std::string what,
+                   std::optional<std::uint64_t> welcome_requested);
+  void node_demand(std::uint64_t session, std::uint32_t n, std::function<void(http_answer)> answer);
   bool workload_done() const { return draining_ && checker_.ended_count() == checker_.accepted_count(); }
 
   node_session* attached_session(const sim_runtime& r) {

@@ -99,17 +99,34 @@ TEST(sim_world, a_gateway_that_never_ends_idle_long_poll_sessions_fails_a_seed_a
   FAIL() << "no seed in 1..80 caught the injected bug";
 }
 
-TEST(sim_world, runs_have_long_poll_runtimes_and_child_tasks) {
-  std::uint64_t polling = 0, claims = 0, children = 0;
+TEST(sim_world, runs_have_long_poll_and_sse_runtimes_and_child_tasks) {
+  std::uint64_t polling = 0, streaming = 0, claims = 0, children = 0;
   for (std::uint64_t s = 1; s <= 10; ++s) {
     const auto r = run(seed(s));
     ASSERT_TRUE(r.ok()) << "seed " << s << " " << r.failure->invariant << ": " << r.failure->detail;
     auto count = [&](const char* k) { return r.workload.count(k) ? r.workload.at(k) : 0; };
     polling += count("long_poll_runtimes");
+    streaming += count("sse_runtimes");
     claims += count("claims");
     children += count("child_tasks");
   }
   EXPECT_GT(polling, 0u);
+  EXPECT_GT(streaming, 0u);
   EXPECT_GT(claims, 100u);
   EXPECT_GT(children, 100u);
+}
+
+TEST(sim_world, an_sse_welcome_that_forgets_the_demand_the_node_counts_fails_a_seed_as_refused_demand) {
+  for (std::uint64_t s = 1; s <= 60; ++s) {
+    auto o = seed(s, 20000);
+    o.faults = *fault_profile::named("harsh");
+    o.inject = "sse_welcome_forgets_demand";
+    const auto broken = run(o);
+    if (broken.ok()) continue;
+    EXPECT_EQ(broken.failure->invariant, "demand_refused") << "seed " << s << ": " << broken.failure->detail;
+    o.inject.clear();
+    EXPECT_TRUE(run(o).ok()) << "seed " << s << " fails without the injected bug too";
+    return;
+  }
+  FAIL() << "no seed in 1..60 caught the injected bug";
 }

@@ -24,7 +24,9 @@ struct sim_options {
   bool keep_trace = false;
   /// Test-only, to see a checker catch a broken node: "forget_outcome"
   /// drops the first outcome an observer hears; "keep_idle_poll_sessions"
-  /// never ends an idle long-poll session. Empty in real runs.
+  /// never ends an idle long-poll session; "sse_welcome_forgets_demand"
+  /// sends every stream's welcome with `requested` 0. Empty in
+  /// real runs.
   std::string inject;
 };
 
