@@ -15,6 +15,23 @@ sim_options seed(std::uint64_t s, std::uint64_t steps = 4000) {
   return o;
 }
 
+/// Some seed in 1..`seeds` fails with `invariant` when `inject` breaks the
+/// node, and passes without it (so the failure is the injected bug's).
+void expect_a_seed_caught(const char* inject, const char* profile, std::uint64_t seeds, const char* invariant) {
+  for (std::uint64_t s = 1; s <= seeds; ++s) {
+    auto o = seed(s, 20000);
+    o.faults = *fault_profile::named(profile);
+    o.inject = inject;
+    const auto broken = run(o);
+    if (broken.ok()) continue;
+    EXPECT_EQ(broken.failure->invariant, invariant) << "seed " << s << ": " << broken.failure->detail;
+    o.inject.clear();
+    EXPECT_TRUE(run(o).ok()) << "seed " << s << " fails without the injected bug too";
+    return;
+  }
+  ADD_FAILURE() << "no seed in 1.." << seeds << " caught " << inject;
+}
+
 }  // namespace
 
 TEST(sim_world, the_same_seed_gives_the_same_trace_byte_for_byte) {
@@ -86,17 +103,7 @@ TEST(sim_regressions, seeds_that_found_bugs_pass) {
 TEST(sim_world, a_gateway_that_never_ends_idle_long_poll_sessions_fails_a_seed_as_kept_leases) {
   // Some seed has a long-poll runtime crash holding leases: its session must
   // end when idle and give them back.
-  for (std::uint64_t s = 1; s <= 80; ++s) {
-    auto o = seed(s, 20000);
-    o.inject = "keep_idle_poll_sessions";
-    const auto broken = run(o);
-    if (broken.ok()) continue;
-    EXPECT_EQ(broken.failure->invariant, "dead_consumer_kept_leases") << "seed " << s << ": " << broken.failure->detail;
-    o.inject.clear();
-    EXPECT_TRUE(run(o).ok()) << "seed " << s << " fails without the injected bug too";
-    return;
-  }
-  FAIL() << "no seed in 1..80 caught the injected bug";
+  expect_a_seed_caught("keep_idle_poll_sessions", "default", 80, "dead_consumer_kept_leases");
 }
 
 TEST(sim_world, runs_have_long_poll_and_sse_runtimes_and_child_tasks) {
@@ -117,16 +124,5 @@ TEST(sim_world, runs_have_long_poll_and_sse_runtimes_and_child_tasks) {
 }
 
 TEST(sim_world, an_sse_welcome_that_forgets_the_demand_the_node_counts_fails_a_seed_as_refused_demand) {
-  for (std::uint64_t s = 1; s <= 60; ++s) {
-    auto o = seed(s, 20000);
-    o.faults = *fault_profile::named("harsh");
-    o.inject = "sse_welcome_forgets_demand";
-    const auto broken = run(o);
-    if (broken.ok()) continue;
-    EXPECT_EQ(broken.failure->invariant, "demand_refused") << "seed " << s << ": " << broken.failure->detail;
-    o.inject.clear();
-    EXPECT_TRUE(run(o).ok()) << "seed " << s << " fails without the injected bug too";
-    return;
-  }
-  FAIL() << "no seed in 1..60 caught the injected bug";
+  expect_a_seed_caught("sse_welcome_forgets_demand", "harsh", 60, "demand_refused");
 }
