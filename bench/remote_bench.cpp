@@ -335,13 +335,22 @@ int run_remote(const remote_options& o) {
     return 0;
   }
   producer p(w, port);
-  const double cpu0 = total_cpu();
+  auto runtimes_cpu = [&] {
+    double cpu = 0;
+    for (auto& r : runtimes) cpu += cpu_seconds(r.pid);
+    return cpu;
+  };
+  const double cpu0 = total_cpu(), node0 = cpu_seconds(server.pid), producer0 = cpu_seconds(getpid()),
+               runtimes0 = runtimes_cpu();
   {
     asio::io_context io;
     asio::co_spawn(io, p.run(), asio::detached);
     io.run();
   }
   const double cpu = total_cpu() - cpu0;
+  // Where W2's CPU goes, per process kind (beyond the peers' fields).
+  const double node_cpu = cpu_seconds(server.pid) - node0, producer_cpu = cpu_seconds(getpid()) - producer0,
+               runtimes_cpu_s = runtimes_cpu() - runtimes0;
 
   std::vector<double> dispatch, rtt;
   std::uint64_t lost = 0;
@@ -365,12 +374,17 @@ int run_remote(const remote_options& o) {
   std::printf(
       "{\"system\":\"drover\",\"workload\":\"%s\",\"dispatch_p50_us\":%s,\"dispatch_p99_us\":%s,\"dispatch_p999_us\":%s,"
       "\"rtt_p50_us\":%s,\"rtt_p99_us\":%s,\"rtt_p999_us\":%s,\"tasks_per_s\":%s,\"cpu_s_per_mtask\":%s,"
-      "\"tasks\":%llu,\"lost\":%llu}\n",
+      "\"tasks\":%llu,\"lost\":%llu%s}\n",
       w.name.c_str(), num(latency ? pct(dispatch, .5) : -1).c_str(), num(latency ? pct(dispatch, .99) : -1).c_str(),
       num(latency ? pct(dispatch, .999) : -1).c_str(), num(latency ? pct(rtt, .5) : -1).c_str(),
       num(latency ? pct(rtt, .99) : -1).c_str(), num(latency ? pct(rtt, .999) : -1).c_str(),
       num(latency ? -1 : tps).c_str(), num(latency ? -1 : cpu / double(w.warmup + w.tasks) * 1e6).c_str(),
-      static_cast<unsigned long long>(w.tasks), static_cast<unsigned long long>(lost));
+      static_cast<unsigned long long>(w.tasks), static_cast<unsigned long long>(lost),
+      latency ? ""
+              : (",\"node_cpu_s_per_mtask\":" + num(node_cpu / double(w.warmup + w.tasks) * 1e6) +
+                 ",\"producer_cpu_s_per_mtask\":" + num(producer_cpu / double(w.warmup + w.tasks) * 1e6) +
+                 ",\"runtimes_cpu_s_per_mtask\":" + num(runtimes_cpu_s / double(w.warmup + w.tasks) * 1e6))
+                    .c_str());
   std::fflush(stdout);
   return lost == 0 && p.failed == 0 ? 0 : 1;
 }
