@@ -165,6 +165,8 @@ std::unique_ptr<node> node::start(node_config config) {
   auto* raw = p.get();
   p->inbox = std::make_shared<actors::submission_inbox>([raw] { caf::anon_send(raw->broker, actors::drain_atom::value); });
   p->broker = p->system->spawn(actors::broker_actor, broker_config_of(config), p->inbox, p->admission);
+  if (config.quiet_spin_polls > 0)
+    caf::anon_send(p->broker, actors::spin_policy_msg{config.quiet_spin_polls, config.idle_spin_polls, config.quiet_rate});
   p->link = std::make_shared<detail::broker_link>(p->broker);
   p->pool_exec = std::make_shared<actors::pool_context>(*p->io);
   p->pool = p->system->spawn(actors::pool_actor, actors::pool_config{core::consumer_id{1}, config.work_limit, p->broker,

@@ -2,12 +2,23 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/policy/work_stealing.hpp>
+#include <caf/scheduler/worker.hpp>
 
 namespace drover::actors {
 
 core::time_point actor_now(const caf::local_actor* self) {
   return core::time_point{
       std::chrono::duration_cast<core::duration>(self->clock().now().time_since_epoch())};
+}
+
+bool set_idle_spin(caf::execution_unit* where, std::size_t polls) {
+  // CAF reads the aggressive phase's attempts on every idle turn of the
+  // worker, which is the thread running this call: no race.
+  auto* worker = dynamic_cast<caf::scheduler::worker<caf::policy::work_stealing>*>(where);
+  if (!worker) return false;
+  worker->data().strategies[0].attempts = polls;
+  return true;
 }
 
 namespace {
@@ -91,6 +102,8 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
       [=](drain_atom) {
         if (!self->state.inbox) return;
         auto batch = self->state.inbox->take();
+        if (auto& spin = self->state.spin)
+          if (auto polls = spin->on_submits(batch.size(), actor_now(self))) set_idle_spin(self->context(), *polls);
         for (auto& s : batch) {
           ++self->state.drained_tasks;
           self->state.drained_bytes += s.spec.payload.size();
@@ -98,6 +111,9 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
         }
         self->state.inbox->recycle(std::move(batch));
         flush(self);
+      },
+      [=](const spin_policy_msg& m) {
+        self->state.spin.emplace(spin_policy{m.quiet_polls, m.busy_polls, m.quiet_rate});
       },
       [=](submit_msg& m) {
         submit_one(self, m.id, std::move(m.spec), std::move(m.observer));

@@ -42,12 +42,15 @@ void read(const toml::table& t, const char* section, const char* key, T& out) {
 
 serve_config load(const serve_options& options) {
   serve_config c;
-  // A served node's scheduler thread blocks when idle instead of spinning:
-  // its work comes from the gateway's thread, and on a small machine the
-  // spin took the core its runtimes and clients needed (W2: 0.8 CPU s per
-  // million tasks less; W1: dispatch p99 ~200 instead of ~300 us;
-  // docs/benchmarks.md). The embedded default keeps its spin.
+  // A served node's scheduler thread spins through the gaps between tasks
+  // only while they are few (below 20,000 per second): then a wake-up per
+  // task would be most of the dispatch latency (W1: dispatch p50 ~50
+  // instead of ~88 us). Under load it blocks when idle: the spin only took
+  // the core its runtimes and clients needed (W2: 0.8 CPU s per million
+  // tasks less, and a lower p99). docs/operations.md, docs/benchmarks.md.
   c.node.idle_spin_polls = 0;
+  c.node.quiet_spin_polls = 200'000;
+  c.node.quiet_rate = 20'000;
   if (!options.config_file.empty()) {
     toml::table t = toml::parse_file(options.config_file);  // throws with line and column
     std::int64_t work_limit = c.node.work_limit, max_tasks = static_cast<std::int64_t>(c.node.max_queued_tasks);
@@ -64,7 +67,14 @@ serve_config load(const serve_options& options) {
     read(t, "node", "scheduler_threads", threads);
     read(t, "node", "idle_spin_polls", spin);
     read(t, "node", "idle_sleep_polls", sleep_polls);
-    if (threads < 0 || spin < 0 || sleep_polls < 0) throw std::invalid_argument("[node] scheduler settings must not be negative");
+    std::int64_t quiet_spin = static_cast<std::int64_t>(c.node.quiet_spin_polls);
+    double quiet_rate = c.node.quiet_rate;
+    read(t, "node", "quiet_spin_polls", quiet_spin);
+    read(t, "node", "quiet_rate", quiet_rate);
+    if (threads < 0 || spin < 0 || sleep_polls < 0 || quiet_spin < 0 || quiet_rate < 0)
+      throw std::invalid_argument("[node] scheduler settings must not be negative");
+    c.node.quiet_spin_polls = static_cast<std::size_t>(quiet_spin);
+    c.node.quiet_rate = quiet_rate;
     c.node.scheduler_threads = static_cast<std::size_t>(threads);
     c.node.idle_spin_polls = static_cast<std::size_t>(spin);
     c.node.idle_sleep_polls = static_cast<std::size_t>(sleep_polls);

@@ -52,6 +52,15 @@ struct node_config {
   /// of 10 us lasts 50-100 us, so sleeping polls cannot give a 50 us p99
   /// (docs/benchmarks.md, "latency").
   std::size_t idle_spin_polls = 20'000;
+  /// While submissions arrive more rarely than `quiet_rate` per second
+  /// (measured over 50 ms), the scheduler thread running the broker spins
+  /// `quiet_spin_polls` polls when idle instead of `idle_spin_polls`, so a
+  /// lightly loaded node stays awake between tasks (no wake-up per task);
+  /// under heavier load it spins `idle_spin_polls`. 0 = off. The spin costs
+  /// up to one core while tasks arrive more often than it lasts
+  /// (docs/operations.md).
+  std::size_t quiet_spin_polls = 0;
+  double quiet_rate = 20'000;
   /// Sleeping polls after the spinning ones, before the thread blocks on a
   /// condition variable (CAF's "moderate" phase; CAF's default is 500).
   std::size_t idle_sleep_polls = 0;

@@ -15,6 +15,7 @@
 
 #include "drover/actors/admission_gate.hpp"
 #include "drover/actors/messages.hpp"
+#include "drover/actors/spin_governor.hpp"
 #include "drover/actors/submission_inbox.hpp"
 #include "drover/core/broker_core.hpp"
 
@@ -30,6 +31,7 @@ struct broker_state {
   std::unordered_map<caf::actor_addr, core::consumer_id> consumer_by_addr;
   std::optional<core::time_point> timer_armed_for;
   std::uint64_t stale_reports = 0;
+  std::optional<spin_governor> spin;  // set by spin_policy_msg; none = the scheduler's configured spin
 
   static inline const char* name = "drover.broker";
 };
@@ -39,6 +41,11 @@ using broker_actor_type = caf::stateful_actor<broker_state>;
 caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
                            std::shared_ptr<submission_inbox> inbox,
                            std::shared_ptr<admission_gate> admission);
+
+/// Sets how many polls the work-stealing worker `where` spins when idle
+/// before it sleeps; false (nothing changes) when `where` is not one (the
+/// test coordinator's).
+bool set_idle_spin(caf::execution_unit* where, std::size_t polls);
 
 /// The actor's clock as scheduler time (virtual time under the test coordinator).
 core::time_point actor_now(const caf::local_actor* self);

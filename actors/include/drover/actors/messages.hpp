@@ -21,6 +21,12 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;      // pool work arriv
 using stats_atom = caf::atom_constant<caf::atom("stats")>;    // ask for counters
 using limit_atom = caf::atom_constant<caf::atom("limit")>;    // read or set the work limit
 
+/// The broker's idle-spin policy for its scheduler thread (spin_governor.hpp).
+struct spin_policy_msg {
+  std::size_t quiet_polls = 0, busy_polls = 0;
+  double quiet_rate = 0;
+};
+
 /// Submit one task (simulated submitters; the API batches through the inbox).
 struct submit_msg {
   core::task_id id;
@@ -107,6 +113,7 @@ struct pool_stats {
 
 }  // namespace drover::actors
 
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::spin_policy_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::submit_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::join_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::subscribe_msg)
