@@ -134,6 +134,12 @@ struct node::impl {
     inbox->push(actors::submission{id, std::move(spec), cell});
     return cell;
   }
+
+  task_id enqueue_observed(core::task_spec&& spec, core::observer_ref observer) {
+    const task_id id{last_task_id.fetch_add(1, std::memory_order_relaxed) + 1};
+    inbox->push(actors::submission{id, std::move(spec), std::move(observer)});
+    return id;
+  }
 };
 
 node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -232,6 +238,14 @@ core::result<std::vector<task_handle>> node::submit_batch(const std::string& que
   }
   impl_->inbox->push_many(std::move(batch));
   return handles;
+}
+
+core::result<task_id> node::submit_observed(const std::string& queue, bytes payload, task_options options, when_full full,
+                                            std::shared_ptr<core::task_observer> observer) {
+  core::task_spec spec{queue, std::move(payload), std::move(options)};
+  if (auto ok = impl_->precheck(spec); !ok) return ok.err();
+  if (auto ok = impl_->admit(spec.payload.size(), full); !ok) return ok.err();
+  return impl_->enqueue_observed(std::move(spec), std::move(observer));
 }
 
 core::result<task_id> node::post(const std::string& queue, bytes payload, task_options options, when_full full) {

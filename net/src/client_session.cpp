@@ -124,6 +124,42 @@ void deliver(client_state& s, finished f) {
   }
 }
 
+void drain_box(const std::shared_ptr<client_state>& s);
+
+/// One submit's observer: its outcome (or late rejection) joins the box of
+/// finished submits, and the first in a batch wakes the I/O thread. Runs on
+/// the broker's thread; no task handle (no per-task lock or callback list).
+class submit_observer final : public core::task_observer {
+ public:
+  submit_observer(std::shared_ptr<completion_box> box, std::weak_ptr<client_state> state,
+                  std::shared_ptr<io_poster> poster, std::uint64_t channel, std::uint64_t ref, std::uint64_t seq)
+      : box_(std::move(box)), state_(std::move(state)), poster_(std::move(poster)), channel_(channel), ref_(ref),
+        seq_(seq) {}
+  void on_accepted(core::task_id, bool) override {}
+  void on_state(core::task_state, std::uint16_t) override {}
+  void on_outcome(const core::task_outcome& outcome) override { finish(completion(outcome)); }
+  void on_rejected(const core::error& why) override { finish(completion(why)); }
+
+ private:
+  void finish(completion c) {
+    bool first = false;
+    {
+      std::lock_guard lock(box_->mutex);
+      first = box_->items.empty();
+      box_->items.push_back(finished{channel_, ref_, seq_, std::move(c)});
+    }
+    if (first)
+      poster_->post([state = state_] {
+        if (auto s = state.lock()) drain_box(s);
+      });
+  }
+
+  std::shared_ptr<completion_box> box_;
+  std::weak_ptr<client_state> state_;
+  std::shared_ptr<io_poster> poster_;
+  std::uint64_t channel_, ref_, seq_;
+};
+
 void drain_box(const std::shared_ptr<client_state>& s) {
   std::vector<finished> items;
   {
@@ -178,24 +214,15 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   if (!options) return s->refuse(ch_id, *ref, "invalid_argument", bad);
   // The payload stays in the message's buffer: no copy.
   auto payload = message.slice(r.body_offset, r.body_size);
-  auto handle = n.submit(std::string(queue->as_string()), std::move(payload), std::move(*options), when_full::fail);
-  if (!handle) return s->refuse(ch_id, *ref, core::to_string(handle.err().code), handle.err().message);
+  const auto seq = ch.next_seq;
+  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, seq);
+  auto id = n.submit_observed(std::string(queue->as_string()), std::move(payload), std::move(*options), when_full::fail,
+                              std::move(observer));
+  if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
   expect_broker_reply();
   ++ch.outstanding;
-  const auto seq = ch.next_seq++;
+  ++ch.next_seq;
   if (ch.ordered) ch.order.emplace_back();
-  handle->on_complete([box = s->box, state = std::weak_ptr<client_state>(s), poster, ch_id, ref = *ref, seq](const completion& c) {
-    bool first = false;
-    {
-      std::lock_guard lock(box->mutex);
-      first = box->items.empty();
-      box->items.push_back(finished{ch_id, ref, seq, c});
-    }
-    if (first)
-      poster->post([state] {
-        if (auto s = state.lock()) drain_box(s);
-      });
-  });
 }
 
 /// A binary message: one or more submits.

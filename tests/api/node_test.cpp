@@ -259,3 +259,39 @@ TEST(node, bad_config_throws_at_start) {
   c.work_limit = 0;
   EXPECT_THROW(node::start(c), std::invalid_argument);
 }
+
+namespace {
+
+/// Records what a gateway's observer hears.
+class recording_observer final : public core::task_observer {
+ public:
+  void on_accepted(task_id id, bool) override { accepted = id; }
+  void on_state(task_state, std::uint16_t) override {}
+  void on_outcome(const task_outcome& o) override { outcome.set_value(o); }
+  void on_rejected(const core::error& why) override { outcome.set_exception(std::make_exception_ptr(std::runtime_error(why.message))); }
+  std::atomic<task_id> accepted{};
+  std::promise<task_outcome> outcome;
+};
+
+}  // namespace
+
+TEST(node, an_observed_submit_reports_its_outcome_to_its_observer_and_checks_like_submit) {
+  auto n = node::start();
+  ASSERT_TRUE(n->handle("echo", [](task_context& t) -> asio::awaitable<task_result> {
+    co_return task_result::success(t.payload());
+  }));
+  auto observer = std::make_shared<recording_observer>();
+  auto done = observer->outcome.get_future();
+  auto id = n->submit_observed("echo", bytes::copy_from("hi"), task_options{}, when_full::fail, observer);
+  ASSERT_TRUE(id);
+  ASSERT_EQ(done.wait_for(10s), std::future_status::ready);
+  const auto o = done.get();
+  EXPECT_EQ(o.id, *id);
+  EXPECT_EQ(o.state, task_state::succeeded);
+  EXPECT_EQ(o.value.view(), "hi");
+  EXPECT_EQ(observer->accepted.load(), *id);
+  auto unknown = n->submit_observed("nowhere", bytes::copy_from("x"), task_options{}, when_full::fail,
+                                    std::make_shared<recording_observer>());
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.err().code, errc::unknown_queue);
+}
