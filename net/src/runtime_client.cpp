@@ -102,7 +102,10 @@ struct runtime_client::impl {
   // Any thread.
   mutable std::mutex stats_mutex;
   mutable std::condition_variable stats_changed;
-  runtime_client_stats stats;
+  runtime_client_stats stats;  // connection facts (waited on); the task counters below
+  // Per-task counters: counted without the lock or a wake-up (nobody waits
+  // on them), read into stats() snapshots.
+  std::atomic<std::uint64_t> received{0}, succeeded{0}, failed{0}, cancelled{0};
   std::atomic<std::uint32_t> running_count{0};
   std::atomic<bool> run_done{false};
 
@@ -175,12 +178,7 @@ struct runtime_client::impl {
     running_count.fetch_sub(1, std::memory_order_relaxed);
     const bool reported = !r->abandoned && !r->task.cancelled();
     if (reported) report(r, std::move(outcome));
-    update_stats([&](runtime_client_stats& s) {
-      --s.running;
-      if (!reported) ++s.cancelled;
-      else if (outcome.ok) ++s.succeeded;
-      else ++s.failed;
-    });
+    (!reported ? cancelled : outcome.ok ? succeeded : failed).fetch_add(1, std::memory_order_relaxed);
     top_up();
   }
 
@@ -191,7 +189,7 @@ struct runtime_client::impl {
     if (outstanding_demand > 0) --outstanding_demand;
     if (!running.emplace(r->task.lease(), r).second) return;  // re-sent after a resume: already running
     running_count.fetch_add(1, std::memory_order_relaxed);
-    update_stats([](runtime_client_stats& s) { ++s.received, ++s.running; });
+    received.fetch_add(1, std::memory_order_relaxed);
     asio::co_spawn(io, run_task(r), asio::bind_cancellation_slot(r->cancel.slot(), asio::detached));
   }
 
@@ -449,8 +447,17 @@ bool runtime_client::wait_connected(std::chrono::milliseconds timeout) const {
 }
 
 runtime_client_stats runtime_client::stats() const {
-  std::lock_guard lock(impl_->stats_mutex);
-  return impl_->stats;
+  runtime_client_stats out;
+  {
+    std::lock_guard lock(impl_->stats_mutex);
+    out = impl_->stats;
+  }
+  out.received = impl_->received.load(std::memory_order_relaxed);
+  out.succeeded = impl_->succeeded.load(std::memory_order_relaxed);
+  out.failed = impl_->failed.load(std::memory_order_relaxed);
+  out.cancelled = impl_->cancelled.load(std::memory_order_relaxed);
+  out.running = impl_->running_count.load(std::memory_order_relaxed);
+  return out;
 }
 
 void runtime_client::stop(std::chrono::milliseconds grace) {
