@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include "binary_frame.hpp"
+#include "drover/actors/client_channel.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
 #include "io_spin.hpp"
@@ -42,20 +43,7 @@ constexpr std::uint64_t default_window = 10'000;
 
 out_frame text_frame(const json::object& o) { return out_frame{false, json::serialize(o), {}}; }
 
-/// An outcome waiting for the tasks submitted before it (ordered channels).
-struct pending {
-  bool done = false;
-  out_frame frame;
-};
-
-struct channel {
-  std::uint64_t window = default_window;
-  bool ordered = false;
-  std::uint64_t outstanding = 0;
-  std::uint64_t next_seq = 0;
-  std::uint64_t first_seq = 0;  // seq of order.front()
-  std::deque<pending> order;    // ordered only: from the oldest unanswered submission on
-};
+using channel = actors::client_channel<out_frame>;
 
 struct finished {
   std::uint64_t channel = 0, ref = 0, seq = 0;
@@ -111,17 +99,7 @@ out_frame outcome_frame(const finished& f) {
 void deliver(client_state& s, finished f) {
   auto it = s.channels.find(f.channel);
   if (it == s.channels.end()) return;
-  channel& ch = it->second;
-  --ch.outstanding;
-  if (!ch.ordered) return s.send(outcome_frame(f));
-  pending& p = ch.order[f.seq - ch.first_seq];
-  p.done = true;
-  p.frame = outcome_frame(f);
-  while (!ch.order.empty() && ch.order.front().done) {
-    s.send(std::move(ch.order.front().frame));
-    ch.order.pop_front();
-    ++ch.first_seq;
-  }
+  it->second.finished(f.seq, outcome_frame(f), [&](out_frame&& frame) { s.send(std::move(frame)); });
 }
 
 void drain_box(const std::shared_ptr<client_state>& s);
@@ -207,22 +185,21 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   auto it = s->channels.find(ch_id);
   if (it == s->channels.end()) return s->refuse(ch_id, *ref, "unknown_channel", "open the channel first");
   channel& ch = it->second;
-  if (ch.outstanding >= ch.window)
+  if (!ch.has_room())
     return s->refuse(ch_id, *ref, "window_full", "the channel's window is full: wait for outcomes");
   std::string bad;
   auto options = options_of(h, bad);
   if (!options) return s->refuse(ch_id, *ref, "invalid_argument", bad);
   // The payload stays in the message's buffer: no copy.
   auto payload = message.slice(r.body_offset, r.body_size);
-  const auto seq = ch.next_seq;
-  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, seq);
+  // The outcome may reach the observer (on the broker's thread) before the
+  // submit returns here: it carries its sequence number from the start.
+  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq());
   auto id = n.submit_observed(std::string(queue->as_string()), std::move(payload), std::move(*options), when_full::fail,
                               std::move(observer));
   if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
   expect_broker_reply();
-  ++ch.outstanding;
-  ++ch.next_seq;
-  if (ch.ordered) ch.order.emplace_back();
+  ch.submitted();
 }
 
 /// A binary message: one or more submits.
@@ -251,13 +228,11 @@ void on_text(std::string_view text, client_state& s) {
     auto ordered = o.if_contains("ordered");
     if (ordered && !ordered->is_bool()) return s.error("invalid_argument", "ordered must be a boolean");
     auto [it, added] = s.channels.try_emplace(*id);
-    if (!added && it->second.outstanding > 0)
+    if (!added && it->second.outstanding() > 0)
       return s.error("channel_busy", "a channel with tasks outstanding cannot be reopened");
-    it->second = channel{};
-    it->second.window = *window;
-    it->second.ordered = ordered && ordered->as_bool();
+    it->second = channel(*window, ordered && ordered->as_bool());
     return s.send(text_frame(json::object{{"type", "opened"}, {"channel", *id}, {"window", *window},
-                                          {"ordered", it->second.ordered}}));
+                                          {"ordered", it->second.ordered()}}));
   }
   if (t == "heartbeat") return s.send(text_frame(json::object{{"type", "heartbeat"}}));
   s.error("unknown_type", "unknown message type '" + std::string(t) + "'");
