@@ -126,6 +126,25 @@ void invariant_checker::check_books(const core::broker_core& broker, const std::
   }
 }
 
+void invariant_checker::channel_delivered(std::uint64_t channel, bool ordered, std::uint64_t seq) {
+  auto& c = channels_[channel];
+  if (!c.delivered.insert(seq).second)
+    return fail("outcome_delivered_twice", "channel " + std::to_string(channel) + " delivered the outcome of submission " +
+                                               std::to_string(seq) + " twice");
+  const std::uint64_t expected = c.last ? *c.last + 1 : 0;
+  if (ordered && seq != expected)
+    return fail("outcome_out_of_order", "ordered channel " + std::to_string(channel) + " delivered submission " +
+                                            std::to_string(seq) + " before " + std::to_string(expected));
+  c.last = std::max(c.last.value_or(0), seq);
+}
+
+void invariant_checker::check_channel(std::uint64_t channel, std::uint64_t submitted) {
+  const auto delivered = channels_.count(channel) ? channels_.at(channel).delivered.size() : 0;
+  if (delivered != submitted)
+    fail("outcome_not_delivered", "channel " + std::to_string(channel) + " delivered " + std::to_string(delivered) +
+                                      " of its " + std::to_string(submitted) + " submissions' outcomes");
+}
+
 void invariant_checker::check_drained() {
   for (const auto& [id, t] : tasks_)
     if (!t.ended) return fail("lost_task", "task " + std::to_string(id) + " was accepted and never ended (liveness)");

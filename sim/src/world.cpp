@@ -101,6 +101,7 @@ sim_result world::run() {
   }
   if (polling) at(now() + poll_expiry_period, [this] { expire_poll_sessions(); });
   start_pool();
+  open_channels();
   at(now() + 1ms, [this] { submit_tick(); });
   at(now() + 100ms, [this] { fault_tick(); });
 
@@ -111,6 +112,8 @@ sim_result world::run() {
     if (draining_ && now() > drain_deadline_) break;
   }
   if (checker_.ok()) checker_.check_drained();
+  for (const auto& c : channels_)
+    if (checker_.ok()) checker_.check_channel(c.id, c.submitted);
   if (checker_.ok()) {
     std::vector<consumer_books> books;
     for (const auto& [id, s] : sessions_)  // a long-poll session's books; its runtime keeps none to compare
@@ -603,9 +606,48 @@ void world::submit_one() {
   if (random_.chance(0.05)) o.ttl = draw_ms(100, 3000);
   if (random_.chance(0.1)) o.idempotency_key = "k" + std::to_string(random_.below(8));
   const auto id = ++next_task_;
+  auto* ch = pick_channel();
+  if (ch && !ch->book.has_room()) {
+    seen("window_full");  // refused as the gateway refuses it; the client waits for outcomes
+    return note("channel " + std::to_string(ch->id) + " window full: task " + std::to_string(id) + " not submitted");
+  }
+  std::function<void()> ended;
+  if (ch) {
+    const auto seq = ch->book.submitted();
+    ++ch->submitted;
+    ended = [this, index = static_cast<std::size_t>(ch - channels_.data()), seq] {
+      auto& c = channels_[index];
+      c.book.finished(seq, seq, [&](std::uint64_t s) {
+        note("channel " + std::to_string(c.id) + " delivers submission " + std::to_string(s));
+        seen("channel_outcomes");
+        checker_.channel_delivered(c.id, c.ordered, s);
+      });
+    };
+  }
   note("submit " + std::to_string(id) + " queue " + spec.queue + " priority " + std::to_string(o.priority) +
-       (o.idempotency_key.empty() ? "" : " key " + o.idempotency_key));
-  caf::anon_send(broker_, actors::submit_msg{core::task_id{id}, std::move(spec), std::make_shared<sim_observer>(*this, earliest)});
+       (o.idempotency_key.empty() ? "" : " key " + o.idempotency_key) +
+       (ch ? " channel " + std::to_string(ch->id) : std::string()));
+  caf::anon_send(broker_, actors::submit_msg{core::task_id{id}, std::move(spec),
+                                             std::make_shared<sim_observer>(*this, earliest, std::move(ended))});
+}
+
+/// 1-3 client channels, ordered or not, with windows of 10-200: half of the
+/// submits go through one (the others come from the embedded API).
+void world::open_channels() {
+  const auto n = 1 + scenario_.below(3);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const bool ordered = scenario_.chance(0.5);
+    const auto window = 10 + scenario_.below(191);
+    // Test-only: a gateway that ignores the order a client asked for.
+    const bool book_ordered = ordered && options_.inject != "client_channel_ignores_order";
+    channels_.push_back(sim_channel{i + 1, actors::client_channel<std::uint64_t>(window, book_ordered), ordered, 0});
+    note("channel " + std::to_string(i + 1) + " window " + std::to_string(window) + (ordered ? " ordered" : ""));
+  }
+}
+
+sim_channel* world::pick_channel() {
+  if (channels_.empty() || !scenario_.chance(0.5)) return nullptr;
+  return &channels_[scenario_.below(channels_.size())];
 }
 
 void world::on_accepted(core::task_id id, bool duplicate, time_point earliest_start) {

@@ -27,6 +27,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include "drover/actors/broker_actor.hpp"
+#include "drover/actors/client_channel.hpp"
 #include "drover/actors/pool_actor.hpp"
 #include "drover/actors/remote_consumer_actor.hpp"
 #include "drover/actors/poll_session_book.hpp"
@@ -130,6 +131,16 @@ struct node_session {
   // SSE: a stream is attached, over the runtime's connection `stream_incarnation`.
   bool streaming = false;
   std::uint64_t stream_incarnation = 0;
+};
+
+/// A channel of a simulated client connection (`/v1/client`): the gateway's
+/// own books (window, ordered delivery); what it delivers is the submission's
+/// sequence number, for the checker.
+struct sim_channel {
+  std::uint64_t id = 0;
+  actors::client_channel<std::uint64_t> book;
+  bool ordered = false;       // what the client asked for (the checker's expectation)
+  std::uint64_t submitted = 0;
 };
 
 class world;
@@ -282,6 +293,10 @@ class world {
   // Workload and faults.
   void submit_tick();
   void submit_one();
+  void open_channels();
+  /// The channel a submit goes through (null: straight to the broker, as
+  /// the embedded API does); a full window throttles the submit.
+  sim_channel* pick_channel();
   void fault_tick();
 
   sim_options options_;
@@ -310,6 +325,7 @@ class world {
   std::multimap<std::pair<time_point, std::uint64_t>, event> events_;
   std::uint64_t event_seq_ = 0;
   std::vector<sim_runtime> runtimes_;
+  std::vector<sim_channel> channels_;
   std::map<std::uint64_t, node_session> sessions_;  // by session id (= consumer id)
   std::uint64_t next_task_ = 0, next_consumer_ = 0;
   std::vector<std::uint64_t> accepted_;

@@ -136,3 +136,33 @@ TEST(invariant_checker, catches_a_runtime_refused_for_demand_it_was_entitled_to)
   c.demand_refused(consumer(2), 4, 2, 3, 1);
   EXPECT_EQ(caught(c), "demand_refused");
 }
+
+TEST(invariant_checker, catches_an_ordered_channel_delivering_out_of_order) {
+  invariant_checker c;
+  c.channel_delivered(1, true, 0);
+  c.channel_delivered(1, true, 2);
+  EXPECT_EQ(caught(c), "outcome_out_of_order");
+}
+
+TEST(invariant_checker, an_unordered_channel_may_deliver_in_any_order) {
+  invariant_checker c;
+  c.channel_delivered(1, false, 2);
+  c.channel_delivered(1, false, 0);
+  c.channel_delivered(1, false, 1);
+  c.check_channel(1, 3);
+  EXPECT_TRUE(c.ok()) << caught(c);
+}
+
+TEST(invariant_checker, catches_an_outcome_delivered_twice) {
+  invariant_checker c;
+  c.channel_delivered(1, false, 0);
+  c.channel_delivered(1, false, 0);
+  EXPECT_EQ(caught(c), "outcome_delivered_twice");
+}
+
+TEST(invariant_checker, catches_a_submission_whose_outcome_never_reached_its_client) {
+  invariant_checker c;
+  c.channel_delivered(1, true, 0);
+  c.check_channel(1, 2);
+  EXPECT_EQ(caught(c), "outcome_not_delivered");
+}

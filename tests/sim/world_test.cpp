@@ -106,8 +106,8 @@ TEST(sim_world, a_gateway_that_never_ends_idle_long_poll_sessions_fails_a_seed_a
   expect_a_seed_caught("keep_idle_poll_sessions", "default", 80, "dead_consumer_kept_leases");
 }
 
-TEST(sim_world, runs_have_long_poll_and_sse_runtimes_and_child_tasks) {
-  std::uint64_t polling = 0, streaming = 0, claims = 0, children = 0;
+TEST(sim_world, runs_have_long_poll_and_sse_runtimes_client_channels_and_child_tasks) {
+  std::uint64_t polling = 0, streaming = 0, claims = 0, children = 0, channel_outcomes = 0;
   for (std::uint64_t s = 1; s <= 10; ++s) {
     const auto r = run(seed(s));
     ASSERT_TRUE(r.ok()) << "seed " << s << " " << r.failure->invariant << ": " << r.failure->detail;
@@ -116,13 +116,19 @@ TEST(sim_world, runs_have_long_poll_and_sse_runtimes_and_child_tasks) {
     streaming += count("sse_runtimes");
     claims += count("claims");
     children += count("child_tasks");
+    channel_outcomes += count("channel_outcomes");
   }
   EXPECT_GT(polling, 0u);
   EXPECT_GT(streaming, 0u);
   EXPECT_GT(claims, 100u);
   EXPECT_GT(children, 100u);
+  EXPECT_GT(channel_outcomes, 100u);
 }
 
 TEST(sim_world, an_sse_welcome_that_forgets_the_demand_the_node_counts_fails_a_seed_as_refused_demand) {
   expect_a_seed_caught("sse_welcome_forgets_demand", "harsh", 60, "demand_refused");
+}
+
+TEST(sim_world, a_gateway_that_ignores_a_channels_order_fails_a_seed_as_out_of_order) {
+  expect_a_seed_caught("client_channel_ignores_order", "default", 20, "outcome_out_of_order");
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -53,6 +54,13 @@ class invariant_checker {
   /// while `limit` was in force.
   void handler_started(core::consumer_id pool, std::uint32_t running, std::uint32_t limit, std::uint64_t task);
 
+  /// A client channel delivered the outcome of its submission `seq` (an
+  /// ordered channel must deliver 0, 1, 2, ... in turn; none twice).
+  void channel_delivered(std::uint64_t channel, bool ordered, std::uint64_t seq);
+  /// At the end: every one of the channel's `submitted` submissions had its
+  /// outcome delivered.
+  void check_channel(std::uint64_t channel, std::uint64_t submitted);
+
   /// After every step: the broker's internal invariants, and dead consumers'
   /// leases released within the bound.
   void check_broker(const core::broker_core& broker, core::time_point now);
@@ -80,6 +88,11 @@ class invariant_checker {
   std::map<std::uint64_t, task_facts> tasks_;  // ordered: reports list the lowest id first
   std::unordered_map<std::uint64_t, std::int64_t> unfilled_demand_;  // by consumer: demand sent - tasks dispatched
   std::map<std::uint64_t, core::time_point> dead_;                    // consumer -> when its leases must be back
+  struct channel_facts {
+    std::set<std::uint64_t> delivered;
+    std::optional<std::uint64_t> last;
+  };
+  std::map<std::uint64_t, channel_facts> channels_;
   std::size_t ended_ = 0;
   std::optional<violation> first_;
 };

@@ -25,7 +25,9 @@ struct sim_options {
   /// Test-only, to see a checker catch a broken node: "forget_outcome"
   /// drops the first outcome an observer hears; "keep_idle_poll_sessions"
   /// never ends an idle long-poll session; "sse_welcome_forgets_demand"
-  /// sends every stream's welcome with `requested` 0. Empty in
+  /// sends every stream's welcome with `requested` 0;
+  /// "client_channel_ignores_order" delivers an ordered channel's outcomes as
+  /// they come. Empty in
   /// real runs.
   std::string inject;
 };
