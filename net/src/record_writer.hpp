@@ -65,19 +65,24 @@ class record_writer {
   }
   void escape(std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
-    for (const char c : text) {
+    // Runs that need no escaping (nearly all text) are appended whole.
+    std::size_t clean = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
       const auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        out_ += '\\';
-        out_ += c;
-      } else if (u < 0x20) {
+      if (c != '"' && c != '\\' && u >= 0x20) continue;  // UTF-8 passes through
+      out_.append(text.data() + clean, i - clean);
+      clean = i + 1;
+      if (u < 0x20) {
         out_ += "\\u00";
         out_ += hex[u >> 4];
         out_ += hex[u & 15];
       } else {
-        out_ += c;  // UTF-8 passes through
+        out_ += '\\';
+        out_ += c;
       }
     }
+    out_.append(text.data() + clean, text.size() - clean);
   }
 
   std::string out_;
