@@ -43,14 +43,16 @@ void read(const toml::table& t, const char* section, const char* key, T& out) {
 serve_config load(const serve_options& options) {
   serve_config c;
   // A served node's scheduler thread spins through the gaps between tasks
-  // only while they are few (below 20,000 per second): then a wake-up per
-  // task would be most of the dispatch latency (W1: dispatch p50 ~50
-  // instead of ~88 us). Under load it blocks when idle: the spin only took
-  // the core its runtimes and clients needed (W2: 0.8 CPU s per million
-  // tasks less, and a lower p99). docs/operations.md, docs/benchmarks.md.
+  // only while they are few (below 2,500 per second): then a wake-up per
+  // task would be most of the dispatch latency (W1, 2,000 tasks/s: dispatch
+  // p50 ~50 instead of ~88 us). Under load it blocks when idle: the spin
+  // only took the core its runtimes and clients needed (W2: 0.8 CPU s per
+  // million tasks less, and a lower p99; at 20,000 tasks/s and 10,000
+  // consumers a higher threshold spun through bursty gaps and starved the
+  // machine). docs/operations.md, docs/benchmarks.md.
   c.node.idle_spin_polls = 0;
   c.node.quiet_spin_polls = 200'000;
-  c.node.quiet_rate = 20'000;
+  c.node.quiet_rate = 2'500;
   if (!options.config_file.empty()) {
     toml::table t = toml::parse_file(options.config_file);  // throws with line and column
     std::int64_t work_limit = c.node.work_limit, max_tasks = static_cast<std::int64_t>(c.node.max_queued_tasks);

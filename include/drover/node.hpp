@@ -60,7 +60,7 @@ struct node_config {
   /// up to one core while tasks arrive more often than it lasts
   /// (docs/operations.md).
   std::size_t quiet_spin_polls = 0;
-  double quiet_rate = 20'000;
+  double quiet_rate = 2'500;
   /// Sleeping polls after the spinning ones, before the thread blocks on a
   /// condition variable (CAF's "moderate" phase; CAF's default is 500).
   std::size_t idle_sleep_polls = 0;
