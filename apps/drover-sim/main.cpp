@@ -1,6 +1,6 @@
 // drover-sim: runs the real broker on virtual time with simulated runtimes,
 // submitters, network and faults, one seed per scenario (docs/simulation.md).
-//   drover-sim --seed 7 [--steps 20000] [--faults default|none|harsh] [--trace FILE]
+//   drover-sim --seed 7 [--steps 20000] [--faults default|none|harsh] [--fault loss=0.05 ...] [--trace FILE]
 //   drover-sim --seeds 1..200          a range; stops at the first failing seed
 //   drover-sim --soak                   10,000 seeds
 #include <chrono>
@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -31,9 +32,11 @@ bool parse_range(const std::string& text, range& out) {
   }
 }
 
-std::string replay_command(const drover::sim::sim_options& o) {
-  return "build/bin/drover-sim --seed " + std::to_string(o.seed) + " --steps " + std::to_string(o.steps) + " --faults " +
-         o.faults.name + " --trace sim-" + std::to_string(o.seed) + ".trace";
+std::string replay_command(const drover::sim::sim_options& o, const std::vector<std::string>& fault_sets) {
+  std::string out = "build/bin/drover-sim --seed " + std::to_string(o.seed) + " --steps " + std::to_string(o.steps) +
+                    " --faults " + o.faults.name;
+  for (const auto& f : fault_sets) out += " --fault " + f;
+  return out + " --trace sim-" + std::to_string(o.seed) + ".trace";
 }
 
 }  // namespace
@@ -43,10 +46,12 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1, steps = drover::sim::sim_options{}.steps;
   std::string seeds, faults = "default", trace_path;
   bool soak = false, quiet = false;
+  std::vector<std::string> fault_sets;
   app.add_option("--seed", seed, "run this one seed");
   app.add_option("--seeds", seeds, "run a range of seeds, A..B");
   app.add_option("--steps", steps, "events in the workload phase, before the run drains")->check(CLI::Range(1, 100'000'000));
   app.add_option("--faults", faults, "fault profile: default, none or harsh");
+  app.add_option("--fault", fault_sets, "set one fault of the profile, NAME=VALUE (repeatable), e.g. loss=0.05 crash=0.1");
   app.add_option("--trace", trace_path, "write the event trace of a single seed to this file");
   app.add_flag("--soak", soak, "run seeds 1..10000");
   app.add_flag("--quiet", quiet, "print only failures and the summary");
@@ -60,6 +65,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.faults = *profile;
+  for (const auto& f : fault_sets) {
+    const auto eq = f.find('=');
+    double value = -1;
+    try {
+      if (eq != std::string::npos) value = std::stod(f.substr(eq + 1));
+    } catch (const std::exception&) {
+    }
+    if (eq == std::string::npos || !o.faults.set(std::string_view(f).substr(0, eq), value)) {
+      std::fprintf(stderr, "--fault %s: expected NAME=VALUE with a fault of docs/simulation.md and a value in its range\n",
+                   f.c_str());
+      return 2;
+    }
+  }
   range r{seed, seed};
   if (soak) r = {1, 10'000};
   if (!seeds.empty() && !parse_range(seeds, r)) {
@@ -92,14 +110,16 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(result.virtual_ms), result.accepted, result.rejected, result.ended);
     if (!result.ok()) {
       std::printf("  violation %s: %s\n  replay: %s\n", result.failure->invariant.c_str(), result.failure->detail.c_str(),
-                  replay_command(o).c_str());
+                  replay_command(o, fault_sets).c_str());
       return 1;
     }
     ++passed;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::string profile_name = o.faults.name;
+  for (const auto& f : fault_sets) profile_name += " " + f;
   std::printf("%llu seeds passed (%s faults, %llu steps each) in %.1f s: %.1f seeds/s, %llu events\n",
-              static_cast<unsigned long long>(passed), o.faults.name.c_str(), static_cast<unsigned long long>(o.steps),
+              static_cast<unsigned long long>(passed), profile_name.c_str(), static_cast<unsigned long long>(o.steps),
               seconds, double(passed) / seconds, static_cast<unsigned long long>(events));
   std::printf("faults fired:");
   for (const auto& [fault, n] : coverage) std::printf(" %s %llu", fault.c_str(), static_cast<unsigned long long>(n));

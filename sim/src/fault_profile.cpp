@@ -22,4 +22,24 @@ std::optional<fault_profile> fault_profile::named(std::string_view name) {
   return std::nullopt;
 }
 
+bool fault_profile::set(std::string_view key, double value) {
+  if (key == "max_delay_ms") {
+    if (value < 0 || value > 60'000) return false;
+    max_delay_ms = static_cast<int>(value);
+    return true;
+  }
+  const std::pair<std::string_view, double*> fields[] = {
+      {"delay", &delay},           {"duplicate", &duplicate},       {"loss", &loss},
+      {"partition", &partition},   {"crash", &crash},               {"handler_failure", &handler_failure},
+      {"handler_hang", &handler_hang}, {"handler_slow", &handler_slow}, {"limit_change", &limit_change},
+      {"cancel", &cancel},         {"burst", &burst}};
+  for (const auto& [name, field] : fields) {
+    if (name != key) continue;
+    if (value < 0 || value > (key == "limit_change" ? 100.0 : 1.0)) return false;
+    *field = value;
+    return true;
+  }
+  return false;
+}
+
 }  // namespace drover::sim

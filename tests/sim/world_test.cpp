@@ -132,3 +132,20 @@ TEST(sim_world, an_sse_welcome_that_forgets_the_demand_the_node_counts_fails_a_s
 TEST(sim_world, a_gateway_that_ignores_a_channels_order_fails_a_seed_as_out_of_order) {
   expect_a_seed_caught("client_channel_ignores_order", "default", 20, "outcome_out_of_order");
 }
+
+TEST(sim_world, a_profile_takes_single_faults_by_name_within_range) {
+  auto p = *fault_profile::named("none");
+  EXPECT_TRUE(p.set("crash", 0.5));
+  EXPECT_EQ(p.crash, 0.5);
+  EXPECT_TRUE(p.set("max_delay_ms", 100));
+  EXPECT_EQ(p.max_delay_ms, 100);
+  EXPECT_FALSE(p.set("loss", 1.5)) << "a probability above 1";
+  EXPECT_FALSE(p.set("gremlins", 0.1));
+  auto o = seed(4);
+  o.faults = p;
+  o.faults.set("duplicate", 0.2);
+  const auto r = run(o);
+  ASSERT_TRUE(r.ok()) << r.failure->detail;
+  EXPECT_GT(r.faults_fired.count("duplicate") ? r.faults_fired.at("duplicate") : 0, 0u);
+  EXPECT_EQ(r.faults_fired.count("loss"), 0u) << "faults not set stay off";
+}

@@ -29,6 +29,11 @@ struct fault_profile {
 
   /// "none", "default", "harsh"; nothing for an unknown name.
   static std::optional<fault_profile> named(std::string_view name);
+
+  /// Sets one fault by its field name (`loss`, `crash`, `max_delay_ms`, ...):
+  /// false for an unknown name or a value out of range (probabilities and
+  /// rates 0 to 1, except limit_change 0 to 100; max_delay_ms 0 to 60,000).
+  bool set(std::string_view key, double value);
 };
 
 }  // namespace drover::sim
