@@ -105,6 +105,13 @@ struct node::impl {
     return core::validate(spec, config.payload_bytes_max);
   }
 
+  /// The checks that need no broker, then room reserved: what every single
+  /// submit passes before its task goes to the inbox.
+  core::result<void> accept(const core::task_spec& spec, when_full full) {
+    if (auto ok = precheck(spec); !ok) return ok;
+    return admit(spec.payload.size(), full);
+  }
+
   core::result<void> admit(std::size_t bytes, when_full full) {
     if (full == when_full::wait) {
       admission->admit_waiting(bytes);
@@ -120,23 +127,25 @@ struct node::impl {
   void submit_when_room(std::shared_ptr<core::task_spec> spec, when_full full,
                         std::function<void(core::result<task_handle>)> done) {
     if (auto ok = precheck(*spec); !ok) return done(ok.err());
-    if (admission->try_admit(spec->payload.size())) return done(task_handle(enqueue(std::move(*spec), true)));
+    if (admission->try_admit(spec->payload.size())) return done(task_handle(enqueue(std::move(*spec))));
     if (full == when_full::fail)
       return done(core::make_error(errc::queue_full, "the node holds its maximum of tasks or bytes"));
     admission->on_room([this, spec, full, done] { submit_when_room(spec, full, done); });
   }
 
-  std::shared_ptr<detail::task_cell> enqueue(core::task_spec&& spec, bool with_handle, task_id* assigned = nullptr) {
-    const task_id id{last_task_id.fetch_add(1, std::memory_order_relaxed) + 1};
-    if (assigned) *assigned = id;
-    std::shared_ptr<detail::task_cell> cell;
-    if (with_handle) cell = std::make_shared<detail::task_cell>(id, link);
+  task_id next_task_id() { return task_id{last_task_id.fetch_add(1, std::memory_order_relaxed) + 1}; }
+
+  /// The task goes to the broker observed by a new handle's cell.
+  std::shared_ptr<detail::task_cell> enqueue(core::task_spec&& spec) {
+    const auto id = next_task_id();
+    auto cell = std::make_shared<detail::task_cell>(id, link);
     inbox->push(actors::submission{id, std::move(spec), cell});
     return cell;
   }
 
-  task_id enqueue_observed(core::task_spec&& spec, core::observer_ref observer) {
-    const task_id id{last_task_id.fetch_add(1, std::memory_order_relaxed) + 1};
+  /// The task goes to the broker observed by `observer` (none: fire and forget).
+  task_id enqueue(core::task_spec&& spec, core::observer_ref observer) {
+    const auto id = next_task_id();
     inbox->push(actors::submission{id, std::move(spec), std::move(observer)});
     return id;
   }
@@ -204,9 +213,8 @@ core::result<void> node::declare_queue(const std::string& queue) {
 
 core::result<task_handle> node::submit(const std::string& queue, bytes payload, task_options options, when_full full) {
   core::task_spec spec{queue, std::move(payload), std::move(options)};
-  if (auto ok = impl_->precheck(spec); !ok) return ok.err();
-  if (auto ok = impl_->admit(spec.payload.size(), full); !ok) return ok.err();
-  return task_handle(impl_->enqueue(std::move(spec), true));
+  if (auto ok = impl_->accept(spec, full); !ok) return ok.err();
+  return task_handle(impl_->enqueue(std::move(spec)));
 }
 
 core::result<std::vector<task_handle>> node::submit_batch(const std::string& queue, std::vector<bytes> payloads,
@@ -243,18 +251,14 @@ core::result<std::vector<task_handle>> node::submit_batch(const std::string& que
 core::result<task_id> node::submit_observed(const std::string& queue, bytes payload, task_options options, when_full full,
                                             std::shared_ptr<core::task_observer> observer) {
   core::task_spec spec{queue, std::move(payload), std::move(options)};
-  if (auto ok = impl_->precheck(spec); !ok) return ok.err();
-  if (auto ok = impl_->admit(spec.payload.size(), full); !ok) return ok.err();
-  return impl_->enqueue_observed(std::move(spec), std::move(observer));
+  if (auto ok = impl_->accept(spec, full); !ok) return ok.err();
+  return impl_->enqueue(std::move(spec), std::move(observer));
 }
 
 core::result<task_id> node::post(const std::string& queue, bytes payload, task_options options, when_full full) {
   core::task_spec spec{queue, std::move(payload), std::move(options)};
-  if (auto ok = impl_->precheck(spec); !ok) return ok.err();
-  if (auto ok = impl_->admit(spec.payload.size(), full); !ok) return ok.err();
-  task_id id;
-  impl_->enqueue(std::move(spec), false, &id);
-  return id;
+  if (auto ok = impl_->accept(spec, full); !ok) return ok.err();
+  return impl_->enqueue(std::move(spec), nullptr);
 }
 
 asio::awaitable<core::result<task_handle>> node::async_submit(std::string queue, bytes payload, task_options options,
