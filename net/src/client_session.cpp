@@ -227,10 +227,11 @@ void on_text(std::string_view text, client_state& s) {
       return s.error("invalid_argument", "window must be 1 to 1000000");
     auto ordered = o.if_contains("ordered");
     if (ordered && !ordered->is_bool()) return s.error("invalid_argument", "ordered must be a boolean");
-    auto [it, added] = s.channels.try_emplace(*id);
+    const channel opened(*window, ordered && ordered->as_bool());
+    auto [it, added] = s.channels.try_emplace(*id, opened);
     if (!added && it->second.outstanding() > 0)
       return s.error("channel_busy", "a channel with tasks outstanding cannot be reopened");
-    it->second = channel(*window, ordered && ordered->as_bool());
+    it->second = opened;
     return s.send(text_frame(json::object{{"type", "opened"}, {"channel", *id}, {"window", *window},
                                           {"ordered", it->second.ordered()}}));
   }
@@ -267,7 +268,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
 
   const auto executor = co_await asio::this_coro::executor;
   auto state = std::make_shared<client_state>();
-  state->channels.try_emplace(0);  // channel 0: open from the start, unordered
+  state->channels.try_emplace(0, default_window, false);  // channel 0: open from the start, unordered
   asio::steady_timer wake(executor);
   state->wake = &wake;
   auto poster = ctx.make_poster();

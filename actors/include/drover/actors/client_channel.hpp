@@ -15,7 +15,7 @@ namespace drover::actors {
 template <class Outcome>
 class client_channel {
  public:
-  client_channel(std::uint64_t window = 10'000, bool ordered = false) : window_(window), ordered_(ordered) {}
+  client_channel(std::uint64_t window, bool ordered) : window_(window), ordered_(ordered) {}
 
   /// Whether a submit fits in the window now.
   bool has_room() const { return outstanding_ < window_; }

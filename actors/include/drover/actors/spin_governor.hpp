@@ -47,8 +47,6 @@ class spin_governor {
     return polls;
   }
 
-  const spin_policy& policy() const { return policy_; }
-
  private:
   spin_policy policy_;
   bool started_ = false;
