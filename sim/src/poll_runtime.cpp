@@ -10,12 +10,6 @@
 
 namespace drover::sim::detail {
 
-namespace {
-
-std::string name(const sim_runtime& r) { return "r" + std::to_string(r.index); }
-
-}  // namespace
-
 void world::http(sim_runtime& r, std::string what, std::function<void(std::function<void(http_answer)>)> at_node,
                  std::function<void(sim_runtime&, http_answer)> answered) {
   const auto index = r.index;
@@ -28,21 +22,21 @@ void world::http(sim_runtime& r, std::string what, std::function<void(std::funct
   };
   if (chance(faults_.loss)) {
     fired("loss");
-    note(name(r) + " lost request " + what);
+    note(runtime_name(r.index) + " lost request " + what);
     return at(now() + draw_ms(10, 500), [reply] { reply(http_answer{}); });
   }
   // A request sent just before a crash still reaches the node.
   at(delivery_time(r, r.last_to_node), [this, index, what, at_node, reply] {
-    note(name(runtimes_[static_cast<std::size_t>(index)]) + " -> node " + what);
+    note(runtime_name(index) + " -> node " + what);
     at_node([this, index, what, reply](http_answer a) {
       auto& rt = runtimes_[static_cast<std::size_t>(index)];
       if (chance(faults_.loss)) {
         fired("loss");
-        note("node lost the answer to " + what + " of " + name(rt));
+        note("node lost the answer to " + what + " of " + runtime_name(rt.index));
         return at(now() + draw_ms(10, 500), [reply] { reply(http_answer{}); });
       }
       at(delivery_time(rt, rt.last_to_runtime), [this, index, what, reply, a = std::move(a)]() mutable {
-        note("node -> " + name(runtimes_[static_cast<std::size_t>(index)]) + " answer " + std::to_string(a.status) +
+        note("node -> " + runtime_name(index) + " answer " + std::to_string(a.status) +
              " to " + what + " with " + std::to_string(a.tasks.size()) + " tasks");
         reply(std::move(a));
       });
@@ -138,23 +132,32 @@ void world::results_answered(sim_runtime& r, http_answer a) {
 /// The process dies with what it holds; it restarts after `down` and opens
 /// a new session. Its old session hears nothing more and ends when idle.
 void world::crash_poller(sim_runtime& r, core::duration down) {
-  note(name(r) + " crashes");
+  note(runtime_name(r.index) + " crashes");
   r.connected = false;
-  r.down = true;
-  ++r.process;
-  r.held.clear();
-  r.finished.clear();
-  r.posting.clear();
-  r.claiming = r.reporting = false;
-  if (r.session != 0) checker_.consumer_died(core::consumer_id{r.session}, now(), dead_poller_bound());
-  r.session = 0;
+  lose_polling_process(r);
   at(now() + down, [this, index = r.index] {
     auto& rt = runtimes_[static_cast<std::size_t>(index)];
-    note(name(rt) + " restarts");
+    note(runtime_name(rt.index) + " restarts");
     rt.connected = true;
     rt.down = false;
     claim(rt);
   });
+}
+
+/// A polling runtime's process dies (long-poll or SSE): what it held and
+/// knew goes with it, and its session must give its leases back in time.
+void world::lose_polling_process(sim_runtime& r) {
+  r.down = true;
+  ++r.process;
+  r.held.clear();
+  r.seen.clear();
+  r.finished.clear();
+  r.posting.clear();
+  r.claiming = r.reporting = r.demanding = r.reopen_after_demand = false;
+  r.outstanding = 0;
+  r.last_event = 0;
+  if (r.session != 0) checker_.consumer_died(core::consumer_id{r.session}, now(), dead_poller_bound());
+  r.session = 0;
 }
 
 /// How soon a dead polling runtime's session gives its leases back: a
@@ -175,15 +178,9 @@ void world::node_claim(int runtime, std::uint64_t session, std::uint64_t max, co
     if (it == sessions_.end() || !it->second.alive) return answer(http_answer{404});
     s = &it->second;
   } else {
-    const core::consumer_id id{++next_consumer_};
-    s = &sessions_[id.value];
-    s->runtime = runtime;
-    s->id = id;
+    s = &new_session(runtimes_[static_cast<std::size_t>(runtime)]);
     s->polling = true;
-    const auto& r = runtimes_[static_cast<std::size_t>(runtime)];
-    s->consumer = sys_.spawn(actors::remote_consumer_actor,
-                             actors::remote_consumer_config{id, broker_, r.queues, std::make_shared<sim_sink>(*this, id.value)});
-    note("r" + std::to_string(runtime) + " opens long-poll session " + std::to_string(id.value));
+    note(runtime_name(runtime) + " opens long-poll session " + std::to_string(s->id.value));
   }
   s->last_seen = now();
   if (const auto n = s->poll.claim(max)) {

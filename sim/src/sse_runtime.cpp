@@ -9,12 +9,6 @@
 
 namespace drover::sim::detail {
 
-namespace {
-
-std::string name(const sim_runtime& r) { return "r" + std::to_string(r.index); }
-
-}  // namespace
-
 // --- the runtime's side ----------------------------------------------------------
 
 /// Opens the stream, or resumes the session it has. A demand request still
@@ -39,7 +33,7 @@ void world::open_stream(sim_runtime& r) {
 /// resumes it after `down`, unless it crashed and forgot it.
 void world::drop_stream(sim_runtime& r, const std::string& why, core::duration down, bool crash) {
   if (!r.connected && !crash) return;
-  note(name(r) + " stream drops: " + why);
+  note(runtime_name(r.index) + " stream drops: " + why);
   r.connected = false;
   r.joined = false;
   ++r.incarnation;
@@ -47,19 +41,7 @@ void world::drop_stream(sim_runtime& r, const std::string& why, core::duration d
     it->second.streaming = false;  // resumable until idle
     it->second.last_seen = now();
   }
-  if (crash) {
-    r.down = true;
-    ++r.process;
-    r.held.clear();
-    r.seen.clear();
-    r.finished.clear();
-    r.posting.clear();
-    r.reporting = r.demanding = r.reopen_after_demand = false;
-    r.outstanding = 0;
-    r.last_event = 0;
-    if (r.session != 0) checker_.consumer_died(core::consumer_id{r.session}, now(), dead_poller_bound());
-    r.session = 0;
-  }
+  if (crash) lose_polling_process(r);
   at(now() + down, [this, index = r.index] {
     auto& rt = runtimes_[static_cast<std::size_t>(index)];
     rt.down = false;
@@ -127,21 +109,16 @@ void world::node_open_stream(sim_runtime& r, std::uint64_t session, std::uint64_
       }, false);
     }
     s = &it->second;
-    note(name(r) + " resumes stream session " + std::to_string(session) + " after event " + std::to_string(last_event));
+    note(runtime_name(r.index) + " resumes stream session " + std::to_string(session) + " after event " + std::to_string(last_event));
     fired("resume");
   } else {
-    const core::consumer_id id{++next_consumer_};
-    s = &sessions_[id.value];
-    s->runtime = r.index;
-    s->id = id;
+    s = &new_session(r);
     s->polling = true;
     s->poll = actors::poll_session_book(r.capacity);
-    s->consumer = sys_.spawn(actors::remote_consumer_actor,
-                             actors::remote_consumer_config{id, broker_, r.queues, std::make_shared<sim_sink>(*this, id.value)});
     const auto n = s->poll.open();
     checker_.demand_sent(s->id, n);
     caf::anon_send(s->consumer, actors::remote_demand_msg{n});
-    note(name(r) + " opens stream session " + std::to_string(id.value));
+    note(runtime_name(r.index) + " opens stream session " + std::to_string(s->id.value));
   }
   r.attached_to = s->id.value;
   s->streaming = true;  // a resumed stream takes over from an older connection

@@ -87,7 +87,7 @@ sim_result world::run() {
     }
   note("start seed " + std::to_string(options_.seed) + " runtimes " + std::to_string(runtimes) + " faults " + faults_.name);
   for (const auto& r : runtimes_)
-    note("r" + std::to_string(r.index) + " capacity " + std::to_string(r.capacity) +
+    note(runtime_name(r.index) + " capacity " + std::to_string(r.capacity) +
          (r.polls() ? " long-poll" : r.streams() ? " sse" : r.resumable ? " resumable" : ""));
   for (auto& r : runtimes_) {
     if (r.streams()) {
@@ -179,7 +179,7 @@ time_point world::delivery_time(const sim_runtime& r, time_point& after) {
 void world::to_node(sim_runtime& r, std::string what, std::function<void(sim_runtime&)> send, bool may_duplicate) {
   if (chance(faults_.loss)) {
     fired("loss");
-    note("r" + std::to_string(r.index) + " lost " + what);
+    note(runtime_name(r.index) + " lost " + what);
     return drop(r, "a message was lost", draw_ms(10, 500), false);
   }
   const auto incarnation = r.incarnation;
@@ -189,7 +189,7 @@ void world::to_node(sim_runtime& r, std::string what, std::function<void(sim_run
     at(delivery_time(r, r.last_to_node), [this, index = r.index, incarnation, what, send] {
       auto& rt = runtimes_[static_cast<std::size_t>(index)];
       if (rt.incarnation != incarnation || !rt.connected) return;  // that connection is gone
-      note("r" + std::to_string(index) + " -> node " + what);
+      note(runtime_name(index) + " -> node " + what);
       send(rt);
     });
 }
@@ -225,7 +225,7 @@ void world::connect(sim_runtime& r) {
   r.joined = false;
   r.seen.clear();  // a new connection: what it delivers is new, but the leases still held were seen
   for (const auto& [lease, task] : r.held) r.seen.insert(lease);
-  const auto name = "r" + std::to_string(r.index);
+  const auto name = runtime_name(r.index);
   if (r.resumable && r.session != 0) {
     auto it = sessions_.find(r.session);
     if (it != sessions_.end() && it->second.alive && !it->second.attached) {
@@ -255,15 +255,20 @@ void world::connect(sim_runtime& r) {
                         false);
     }
   }
+  auto& s = new_session(r);
+  s.book = actors::runtime_session_book(r.capacity);
+  r.attached_to = s.id.value;
+  note(name + " connects: new session " + std::to_string(s.id.value));
+}
+
+node_session& world::new_session(const sim_runtime& r) {
   const core::consumer_id id{++next_consumer_};
   auto& s = sessions_[id.value];
   s.runtime = r.index;
   s.id = id;
-  s.book = actors::runtime_session_book(r.capacity);
-  r.attached_to = id.value;
   s.consumer = sys_.spawn(actors::remote_consumer_actor,
                           actors::remote_consumer_config{id, broker_, r.queues, std::make_shared<sim_sink>(*this, id.value)});
-  note(name + " connects: new session " + std::to_string(id.value));
+  return s;
 }
 
 /// The runtime is welcomed into `session`; a new session means whatever it
@@ -293,7 +298,7 @@ void world::receive_cancels(sim_runtime& r, const std::vector<std::uint64_t>& le
 void world::drop(sim_runtime& r, const std::string& why, core::duration down, bool crash) {
   if (r.streams()) return drop_stream(r, why, down, crash);
   if (!r.connected) return;
-  note("r" + std::to_string(r.index) + " drops: " + why);
+  note(runtime_name(r.index) + " drops: " + why);
   r.connected = false;
   r.joined = false;
   ++r.incarnation;
@@ -682,7 +687,7 @@ void world::fault_tick() {
       fired("partition");
       const auto length = draw_ms(200, 4000);
       r.partitioned_until = now() + length;
-      note("r" + std::to_string(r.index) + " partitioned for " + std::to_string(length.count() / 1'000'000) + " ms");
+      note(runtime_name(r.index) + " partitioned for " + std::to_string(length.count() / 1'000'000) + " ms");
       if (length > 2 * heartbeat && !r.polls())  // the node misses two pongs and drops it; it reconnects after the partition
         at(now() + 2 * heartbeat, [this, index = r.index, incarnation = r.incarnation, heal = r.partitioned_until] {
           auto& rt = runtimes_[static_cast<std::size_t>(index)];

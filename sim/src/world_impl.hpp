@@ -56,6 +56,9 @@ inline caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
   return cfg;
 }
 
+/// How the trace names a runtime: r0, r1, ...
+inline std::string runtime_name(int index) { return "r" + std::to_string(index); }
+
 inline std::string us(time_point t) {
   return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
 }
@@ -249,6 +252,7 @@ class world {
   void results_answered(sim_runtime& r, http_answer a);
   void start_poll_attempt(sim_runtime& r, const actors::remote_task& t);
   void crash_poller(sim_runtime& r, core::duration down);
+  void lose_polling_process(sim_runtime& r);
   void node_claim(int runtime, std::uint64_t session, std::uint64_t max, core::duration wait,
                   std::function<void(http_answer)> answer);
   void answer_claim(node_session& s);
@@ -270,6 +274,9 @@ class world {
                    std::optional<std::uint64_t> welcome_requested);
   void node_demand(std::uint64_t session, std::uint32_t n, std::function<void(http_answer)> answer);
   bool workload_done() const { return draining_ && checker_.ended_count() == checker_.accepted_count(); }
+
+  /// A new session on the node for `r`: its remote-consumer actor joins the broker.
+  node_session& new_session(const sim_runtime& r);
 
   node_session* attached_session(const sim_runtime& r) {
     auto it = sessions_.find(r.attached_to);
