@@ -313,11 +313,12 @@ int run_remote(const remote_options& o) {
       return 1;
     }
   }
-  auto total_cpu = [&] {
-    double cpu = cpu_seconds(getpid()) + cpu_seconds(server.pid);
+  auto runtimes_cpu = [&] {
+    double cpu = 0;
     for (auto& r : runtimes) cpu += cpu_seconds(r.pid);
     return cpu;
   };
+  auto total_cpu = [&] { return cpu_seconds(getpid()) + cpu_seconds(server.pid) + runtimes_cpu(); };
   if (idle) {
     // Connected runtimes with demand signalled and nothing to do: what does the node spend?
     std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -335,11 +336,6 @@ int run_remote(const remote_options& o) {
     return 0;
   }
   producer p(w, port);
-  auto runtimes_cpu = [&] {
-    double cpu = 0;
-    for (auto& r : runtimes) cpu += cpu_seconds(r.pid);
-    return cpu;
-  };
   const double cpu0 = total_cpu(), node0 = cpu_seconds(server.pid), producer0 = cpu_seconds(getpid()),
                runtimes0 = runtimes_cpu();
   {
