@@ -178,11 +178,14 @@ int run_runtime(const runtime_options& o) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // All connections share one I/O thread: thousands of capacity-1
+  // connections cost one thread, not thousands.
+  const auto io = net::runtime_io::start();
   std::vector<std::unique_ptr<net::runtime_client>> clients;
   for (std::uint32_t i = 0; i < o.connections; ++i) {
     auto config = c;
     if (o.connections > 1) config.name += "-" + std::to_string(i);
-    clients.push_back(net::runtime_client::start(config, make_handler(o)));
+    clients.push_back(net::runtime_client::start(config, make_handler(o), io));
   }
   std::uint32_t connected = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5 + o.connections / 100);

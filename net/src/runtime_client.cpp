@@ -62,7 +62,7 @@ struct running_task {
 }  // namespace
 
 struct runtime_task::access {
-  static void fill(runtime_task& t, runtime_client* owner, const json::object& h, core::bytes payload) {
+  static void fill(runtime_task& t, detail::runtime_connection* owner, const json::object& h, core::bytes payload) {
     t.owner_ = owner;
     t.id_ = core::task_id{uint_field(h, "task").value_or(0)};
     t.lease_ = uint_field(h, "lease").value_or(0);
@@ -80,10 +80,16 @@ struct runtime_task::access {
   static void mark_cancelled(runtime_task& t) { t.cancelled_ = true; }
 };
 
-struct runtime_client::impl {
+namespace detail {
+
+/// One connection's state, shared by the coroutines serving it on the I/O
+/// thread: each of them holds it (`keep`), so a client that stops while a
+/// handler ignores its cancellation leaves nothing dangling.
+struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
+  using keep_alive = std::shared_ptr<runtime_connection>;
   runtime_client_config config;
   runtime_handler handler;
-  runtime_client* self = nullptr;
+  asio::io_context& io;
   std::mt19937_64 rng;
 
   // I/O thread only.
@@ -109,12 +115,8 @@ struct runtime_client::impl {
   std::atomic<std::uint32_t> running_count{0};
   std::atomic<bool> run_done{false};
 
-  // Last: destroyed first, so coroutine frames it still holds (after a stop
-  // that timed out) are destroyed while the members above are alive.
-  std::thread thread;
-  asio::io_context io{1};
-
-  impl(runtime_client_config c, runtime_handler h) : config(std::move(c)), handler(std::move(h)) {
+  runtime_connection(runtime_client_config c, runtime_handler h, asio::io_context& context)
+      : config(std::move(c)), handler(std::move(h)), io(context) {
     rng.seed(config.seed ? config.seed : std::random_device{}());
   }
 
@@ -138,7 +140,7 @@ struct runtime_client::impl {
   void top_up() {
     if (top_up_posted) return;
     top_up_posted = true;
-    asio::post(io, [this] {
+    asio::post(io, [this, keep = shared_from_this()] {
       top_up_posted = false;
       if (!welcomed || stopping) return;
       const std::uint64_t used = running.size() + outstanding_demand;
@@ -167,7 +169,7 @@ struct runtime_client::impl {
     }
   }
 
-  asio::awaitable<void> run_task(std::shared_ptr<running_task> r) {
+  asio::awaitable<void> run_task([[maybe_unused]] keep_alive keep, std::shared_ptr<running_task> r) {
     core::attempt_result outcome;
     try {
       outcome = co_await handler(r->task);
@@ -184,13 +186,13 @@ struct runtime_client::impl {
 
   void start_task(const json::object& header, core::bytes payload) {
     auto r = std::make_shared<running_task>();
-    runtime_task::access::fill(r->task, self, header, std::move(payload));
+    runtime_task::access::fill(r->task, this, header, std::move(payload));
     r->session = session;
     if (outstanding_demand > 0) --outstanding_demand;
     if (!running.emplace(r->task.lease(), r).second) return;  // re-sent after a resume: already running
     running_count.fetch_add(1, std::memory_order_relaxed);
     received.fetch_add(1, std::memory_order_relaxed);
-    asio::co_spawn(io, run_task(r), asio::bind_cancellation_slot(r->cancel.slot(), asio::detached));
+    asio::co_spawn(io, run_task(shared_from_this(), r), asio::bind_cancellation_slot(r->cancel.slot(), asio::detached));
   }
 
   void cancel_task(std::uint64_t lease) {
@@ -278,7 +280,7 @@ struct runtime_client::impl {
     return h;
   }
 
-  static asio::awaitable<void> write_loop(impl* self, ws_stream& ws, asio::steady_timer& wake, std::shared_ptr<bool> done) {
+  static asio::awaitable<void> write_loop(keep_alive self, ws_stream& ws, asio::steady_timer& wake, std::shared_ptr<bool> done) {
     writer_end guard{std::move(done)};
     for (;;) {
       // Unsent frames stay in the outbox: reports go out again on a resumed session.
@@ -289,7 +291,7 @@ struct runtime_client::impl {
   }
 
   /// One connection, from connect to its end; true if the node welcomed it.
-  asio::awaitable<bool> connect_once() {
+  asio::awaitable<bool> connect_once([[maybe_unused]] keep_alive keep) {
     const auto ex = co_await asio::this_coro::executor;
     tcp::resolver resolver(ex);
     auto [rec, endpoints] = co_await resolver.async_resolve(config.host, std::to_string(config.port), tuple);
@@ -309,7 +311,7 @@ struct runtime_client::impl {
     ws.read_message_max(config.frame_bytes_max);
     current = &ws;
     struct forget {
-      impl* self;
+      runtime_connection* self;
       ~forget() { self->current = nullptr; }
     } forget_current{this};
     auto [hec] = co_await ws.async_handshake(config.host, "/v1/runtime", tuple);
@@ -341,7 +343,7 @@ struct runtime_client::impl {
     asio::steady_timer wake_timer(ex);
     wake = &wake_timer;
     auto writer_done = std::make_shared<bool>(false);
-    asio::co_spawn(ex, write_loop(this, ws, wake_timer, writer_done), asio::detached);
+    asio::co_spawn(ex, write_loop(shared_from_this(), ws, wake_timer, writer_done), asio::detached);
     top_up();
     for (;;) {
       std::string message;
@@ -362,9 +364,9 @@ struct runtime_client::impl {
     co_return true;
   }
 
-  asio::awaitable<void> run() {
+  asio::awaitable<void> run(keep_alive keep) {
     struct mark_done {
-      impl* self;
+      runtime_connection* self;
       ~mark_done() {
         self->update_stats([this](runtime_client_stats&) { self->run_done = true; });
       }
@@ -373,7 +375,7 @@ struct runtime_client::impl {
     asio::steady_timer pause(co_await asio::this_coro::executor);
     backoff_timer = &pause;
     while (!stopping) {
-      const bool welcomed_once = co_await connect_once();
+      const bool welcomed_once = co_await connect_once(keep);
       if (stopping) break;
       if (welcomed_once) delay = config.reconnect_first;
       // Jitter (half to all of the delay) spreads out runtimes reconnecting together.
@@ -386,7 +388,7 @@ struct runtime_client::impl {
   }
 
   /// On the I/O thread: a clean close, so the node releases leases at once.
-  asio::awaitable<void> close_cleanly() {
+  asio::awaitable<void> close_cleanly([[maybe_unused]] keep_alive keep) {
     stopping = true;
     if (backoff_timer) backoff_timer->cancel();
     for (auto& [lease, r] : running) {
@@ -401,6 +403,8 @@ struct runtime_client::impl {
   }
 };
 
+}  // namespace detail
+
 std::string_view runtime_task::meta(std::string_view key) const {
   for (const auto& [k, v] : meta_)
     if (k == key) return v;
@@ -409,7 +413,7 @@ std::string_view runtime_task::meta(std::string_view key) const {
 
 void runtime_task::progress(double fraction, std::string_view note) {
   if (!owner_ || cancelled_) return;
-  owner_->impl_->send_text(frame_kind::other, json::object{{"type", "progress"},
+  owner_->send_text(frame_kind::other, json::object{{"type", "progress"},
                                                            {"task", id_.value},
                                                            {"lease", lease_},
                                                            {"fraction", std::clamp(fraction, 0.0, 1.0)},
@@ -418,27 +422,30 @@ void runtime_task::progress(double fraction, std::string_view note) {
 
 void runtime_task::log(std::string_view line) {
   if (!owner_ || cancelled_) return;
-  owner_->impl_->send_text(frame_kind::other,
-                           json::object{{"type", "log"}, {"task", id_.value}, {"lease", lease_}, {"line", line}});
+  owner_->send_text(frame_kind::other,
+                    json::object{{"type", "log"}, {"task", id_.value}, {"lease", lease_}, {"line", line}});
 }
 
-runtime_client::runtime_client(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+runtime_client::runtime_client(std::shared_ptr<detail::runtime_connection> c, std::shared_ptr<runtime_io> io)
+    : impl_(std::move(c)), io_(std::move(io)) {}
 
 runtime_client::~runtime_client() { stop(std::chrono::milliseconds(0)); }
 
 std::unique_ptr<runtime_client> runtime_client::start(runtime_client_config config, runtime_handler handler) {
+  return start(std::move(config), std::move(handler), runtime_io::start());
+}
+
+std::unique_ptr<runtime_client> runtime_client::start(runtime_client_config config, runtime_handler handler,
+                                                      std::shared_ptr<runtime_io> io) {
   if (config.queues.empty()) throw std::invalid_argument("a runtime serves at least one queue");
   if (config.capacity < 1 || config.capacity > 65'535) throw std::invalid_argument("capacity must be 1 to 65535");
   if (!handler) throw std::invalid_argument("a runtime needs a handler");
+  if (!io) throw std::invalid_argument("a runtime needs an I/O thread");
   if (config.reconnect_first.count() < 1) config.reconnect_first = std::chrono::milliseconds(1);
   if (config.reconnect_max < config.reconnect_first) config.reconnect_max = config.reconnect_first;
-  auto p = std::make_unique<impl>(std::move(config), std::move(handler));
-  auto* raw = p.get();
-  std::unique_ptr<runtime_client> client(new runtime_client(std::move(p)));
-  raw->self = client.get();
-  asio::co_spawn(raw->io, raw->run(), asio::detached);
-  raw->thread = std::thread([raw] { raw->io.run(); });
-  return client;
+  auto c = std::make_shared<detail::runtime_connection>(std::move(config), std::move(handler), io->context());
+  asio::co_spawn(c->io, c->run(c), asio::detached);
+  return std::unique_ptr<runtime_client>(new runtime_client(std::move(c), std::move(io)));
 }
 
 bool runtime_client::wait_connected(std::chrono::milliseconds timeout) const {
@@ -461,19 +468,18 @@ runtime_client_stats runtime_client::stats() const {
 }
 
 void runtime_client::stop(std::chrono::milliseconds grace) {
-  if (!impl_ || !impl_->thread.joinable()) return;
-  auto* p = impl_.get();
-  asio::post(p->io, [p] { p->stopping = true; });  // no more demand
+  if (!io_) return;
+  auto& p = *impl_;
+  asio::post(p.io, [keep = impl_] { keep->stopping = true; });  // no more demand
   const auto until = std::chrono::steady_clock::now() + grace;
-  while (p->running_count.load(std::memory_order_relaxed) > 0 && std::chrono::steady_clock::now() < until)
+  while (p.running_count.load(std::memory_order_relaxed) > 0 && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  asio::co_spawn(p->io, p->close_cleanly(), asio::detached);
+  asio::co_spawn(p.io, p.close_cleanly(impl_), asio::detached);
   {
-    std::unique_lock lock(p->stats_mutex);
-    p->stats_changed.wait_for(lock, std::chrono::seconds(2), [&] { return p->run_done.load(); });
+    std::unique_lock lock(p.stats_mutex);
+    p.stats_changed.wait_for(lock, std::chrono::seconds(2), [&] { return p.run_done.load(); });
   }
-  p->io.stop();
-  p->thread.join();
+  io_.reset();
 }
 
 }  // namespace drover::net

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -152,6 +155,73 @@ TEST_F(runtime_client_test, a_cancel_reaches_the_running_handler) {
   ASSERT_TRUE(c && *c);
   EXPECT_EQ((*c)->state, task_state::cancelled);
   EXPECT_TRUE(eventually([&] { return client->stats().cancelled == 1; }));
+}
+
+TEST_F(runtime_client_test, clients_sharing_one_io_thread_all_serve_and_one_stopping_leaves_the_others_serving) {
+  const auto io = net::runtime_io::start();
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  auto echo = [&](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    {
+      std::lock_guard lock(m);
+      threads.insert(std::this_thread::get_id());
+    }
+    co_return core::attempt_result::success(t.payload());
+  };
+  std::vector<std::unique_ptr<net::runtime_client>> clients;
+  for (int i = 0; i < 4; ++i) {
+    auto config = runtime_config(port, 1);
+    config.name = "shared-" + std::to_string(i);
+    clients.push_back(net::runtime_client::start(config, echo, io));
+  }
+  for (auto& c : clients) ASSERT_TRUE(c->wait_connected(5s));
+  auto run = [&](int count) {
+    std::vector<task_handle> handles;
+    for (int i = 0; i < count; ++i) handles.push_back(*n->submit("resize", core::bytes::copy_from("x")));
+    for (auto& h : handles) {
+      auto c = h.wait_for(10s);
+      ASSERT_TRUE(c && *c);
+      EXPECT_EQ((*c)->state, task_state::succeeded);
+    }
+  };
+  run(40);
+  const auto first_served = clients[0]->stats().succeeded;
+  clients[0]->stop();
+  clients[0].reset();
+  run(20);
+  std::uint64_t served = first_served;
+  for (std::size_t i = 1; i < clients.size(); ++i) served += clients[i]->stats().succeeded;
+  EXPECT_EQ(served, 60u);
+  EXPECT_EQ(threads.size(), 1u);
+}
+
+TEST_F(runtime_client_test, a_client_stopped_while_its_handler_ignores_cancellation_leaves_the_shared_thread_sound) {
+  const auto io = net::runtime_io::start();
+  std::atomic<bool> started{false}, finished{false};
+  auto stubborn = net::runtime_client::start(runtime_config(port, 1), [&](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    co_await basio::this_coro::reset_cancellation_state(basio::disable_cancellation());
+    started = true;
+    co_await sleep_for(300ms);
+    t.progress(0.5);  // after its client is gone: the connection state must still be there
+    finished = true;
+    co_return core::attempt_result::success({});
+  }, io);
+  ASSERT_TRUE(stubborn->wait_connected(5s));
+  auto first = *n->submit("resize", core::bytes::copy_from("x"));
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  stubborn->stop(0ms);
+  stubborn.reset();
+  ASSERT_TRUE(eventually([&] { return finished.load(); }));
+  auto other = net::runtime_client::start(runtime_config(port, 1), [](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    co_return core::attempt_result::success(t.payload());
+  }, io);
+  ASSERT_TRUE(other->wait_connected(5s));
+  auto second = *n->submit("resize", core::bytes::copy_from("y"));
+  for (auto* h : {&first, &second}) {
+    auto c = h->wait_for(10s);
+    ASSERT_TRUE(c && *c);
+    EXPECT_EQ((*c)->state, task_state::succeeded);
+  }
 }
 
 TEST_F(runtime_client_test, a_wrong_token_is_refused_and_remembered) {

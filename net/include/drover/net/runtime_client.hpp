@@ -19,8 +19,13 @@
 
 #include "drover/core/broker_core.hpp"
 #include "drover/core/result.hpp"
+#include "drover/net/runtime_io.hpp"
 
 namespace drover::net {
+
+namespace detail {
+struct runtime_connection;
+}
 
 struct runtime_client_config {
   std::string host = "127.0.0.1";
@@ -71,9 +76,9 @@ class runtime_task {
   void log(std::string_view line);
 
  private:
-  friend class runtime_client;
+  friend struct detail::runtime_connection;
   struct access;
-  runtime_client* owner_ = nullptr;
+  detail::runtime_connection* owner_ = nullptr;  // kept alive by the handler's coroutine
   core::task_id id_;
   std::uint64_t lease_ = 0;
   std::uint32_t slot_ = 0;
@@ -103,6 +108,9 @@ class runtime_client {
   /// Starts connecting on its own I/O thread (handlers run there too).
   /// Throws std::invalid_argument for an unusable configuration.
   static std::unique_ptr<runtime_client> start(runtime_client_config config, runtime_handler handler);
+  /// The same on a thread shared with other clients (runtime_io.hpp).
+  static std::unique_ptr<runtime_client> start(runtime_client_config config, runtime_handler handler,
+                                               std::shared_ptr<runtime_io> io);
   ~runtime_client();
   runtime_client(const runtime_client&) = delete;
   runtime_client& operator=(const runtime_client&) = delete;
@@ -111,16 +119,19 @@ class runtime_client {
   bool wait_connected(std::chrono::milliseconds timeout) const;
   runtime_client_stats stats() const;
   /// Stops asking for tasks, lets running handlers finish within `grace`
-  /// (then cancels them), closes the connection cleanly, joins the thread.
+  /// (then cancels them), closes the connection cleanly, and lets go of
+  /// the I/O thread (joined here if no other client shares it). stats()
+  /// still answers afterwards.
   void stop(std::chrono::milliseconds grace);
   void stop() { stop(std::chrono::seconds(5)); }
 
-  struct impl;
 
  private:
-  friend class runtime_task;
-  explicit runtime_client(std::unique_ptr<impl> p);
-  std::unique_ptr<impl> impl_;
+  runtime_client(std::shared_ptr<detail::runtime_connection> c, std::shared_ptr<runtime_io> io);
+  // Coroutines on the I/O thread hold the connection too: it lives until
+  // the last of them ends, or the I/O thread is gone.
+  std::shared_ptr<detail::runtime_connection> impl_;
+  std::shared_ptr<runtime_io> io_;
 };
 
 }  // namespace drover::net
