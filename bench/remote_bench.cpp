@@ -25,8 +25,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/json.hpp>
 
+#include "drover/net/binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 
 namespace drover::bench {
@@ -36,7 +36,6 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
-namespace json = boost::json;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 
 std::int64_t now_ns() {
@@ -187,21 +186,10 @@ struct producer {
       }
       // Records: [u32 header length][JSON header with "bytes"][body] (protocol.md).
       const std::string_view message(static_cast<const char*>(buffer.data().data()), buffer.size());
-      for (std::size_t at = 0; at + 4 <= message.size();) {
-        const auto* p = reinterpret_cast<const unsigned char*>(message.data() + at);
-        const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-        boost::system::error_code jec;
-        auto header = json::parse(message.substr(std::min(message.size(), at + 4), len), jec);
-        const auto* bytes = jec || !header.is_object() ? nullptr : header.as_object().if_contains("bytes");
-        const std::size_t body_at = at + 4 + len;
-        const std::size_t body_len = bytes && bytes->is_int64() ? std::size_t(bytes->as_int64()) : message.size() - std::min(message.size(), body_at);
-        if (body_at + body_len > message.size()) {
-          ++failed, ++answered;
-          break;
-        }
-        on_outcome(message.substr(body_at, body_len), t, total);
-        at = body_at + body_len;
-      }
+      const auto fault = net::for_each_record(message, [&](const net::frame_record& r) {
+        on_outcome(message.substr(r.body_offset, r.body_size), t, total);
+      });
+      if (fault) ++failed, ++answered;
       if (writer_wait) writer_wait->cancel();
     }
   }

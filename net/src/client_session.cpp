@@ -15,7 +15,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 
-#include "binary_frame.hpp"
+#include "drover/net/binary_frame.hpp"
 #include "drover/actors/client_channel.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
@@ -147,10 +147,10 @@ void drain_box(const std::shared_ptr<client_state>& s) {
   for (auto& f : items) deliver(*s, std::move(f));
 }
 
-std::optional<core::task_options> options_of(const json::object& h, std::string& bad) {
+std::optional<core::task_options> options_of(const record_header& h, std::string& bad) {
   auto o = read_submit_options([&](const char* name, std::uint64_t max, std::uint64_t& out) {
     if (!h.contains(name)) return true;
-    auto v = uint_field(h, name);
+    auto v = h.uint(name);
     if (!v || *v > max) {
       bad = std::string(name) + " must be a whole number from 0 to " + std::to_string(max);
       return false;
@@ -159,12 +159,13 @@ std::optional<core::task_options> options_of(const json::object& h, std::string&
     return true;
   });
   if (!o) return std::nullopt;
-  if (auto key = h.if_contains("idempotency_key")) {
-    if (!key->is_string()) {
+  if (h.contains("idempotency_key")) {
+    auto key = h.string("idempotency_key");
+    if (!key) {
       bad = "idempotency_key must be a string";
       return std::nullopt;
     }
-    o->idempotency_key = std::string(key->as_string());
+    o->idempotency_key = std::string(*key);
   }
   return o;
 }
@@ -173,14 +174,12 @@ std::optional<core::task_options> options_of(const json::object& h, std::string&
 void on_submit(const frame_record& r, const core::bytes& message, const std::shared_ptr<client_state>& s,
                const std::shared_ptr<io_poster>& poster, node& n) {
   const auto& h = r.header;
-  auto type = h.if_contains("type");
-  if (!type || !type->is_string() || type->as_string() != "submit")
-    return s->error("unknown_type", "binary frames from a client are submits");
-  const auto ch_id = uint_field(h, "channel").value_or(0);
-  auto ref = uint_field(h, "ref");
+  if (h.string("type") != "submit") return s->error("unknown_type", "binary frames from a client are submits");
+  const auto ch_id = h.uint("channel").value_or(0);
+  auto ref = h.uint("ref");
   if (!ref) return s->error("invalid_argument", "a submit needs a numeric ref");
-  auto queue = h.if_contains("queue");
-  if (!queue || !queue->is_string() || queue->as_string().empty())
+  auto queue = h.string("queue");
+  if (!queue || queue->empty())
     return s->refuse(ch_id, *ref, "invalid_argument", "a submit needs a queue name");
   auto it = s->channels.find(ch_id);
   if (it == s->channels.end()) return s->refuse(ch_id, *ref, "unknown_channel", "open the channel first");
@@ -195,7 +194,7 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   // The outcome may reach the observer (on the broker's thread) before the
   // submit returns here: it carries its sequence number from the start.
   auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq());
-  auto id = n.submit_observed(std::string(queue->as_string()), std::move(payload), std::move(*options), when_full::fail,
+  auto id = n.submit_observed(std::string(*queue), std::move(payload), std::move(*options), when_full::fail,
                               std::move(observer));
   if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
   expect_broker_reply();
@@ -205,10 +204,9 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
 /// A binary message: one or more submits.
 void on_binary(std::string&& text, const std::shared_ptr<client_state>& s, const std::shared_ptr<io_poster>& poster,
                node& n) {
-  auto parsed = parse_binary_message(text);
   const auto message = core::bytes::adopt(std::move(text));
-  for (const auto& r : parsed.records) on_submit(r, message, s, poster, n);
-  if (!parsed) s->error(parsed.error_code, parsed.error_message);
+  const auto fault = for_each_record(message.view(), [&](const frame_record& r) { on_submit(r, message, s, poster, n); });
+  if (fault) s->error(fault.code, fault.message);
 }
 
 void on_text(std::string_view text, client_state& s) {

@@ -25,7 +25,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 
-#include "binary_frame.hpp"
+#include "drover/net/binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
@@ -62,18 +62,17 @@ struct running_task {
 }  // namespace
 
 struct runtime_task::access {
-  static void fill(runtime_task& t, detail::runtime_connection* owner, const json::object& h, core::bytes payload) {
+  static void fill(runtime_task& t, detail::runtime_connection* owner, const record_header& h, core::bytes payload) {
     t.owner_ = owner;
-    t.id_ = core::task_id{uint_field(h, "task").value_or(0)};
-    t.lease_ = uint_field(h, "lease").value_or(0);
-    t.slot_ = static_cast<std::uint32_t>(uint_field(h, "slot").value_or(UINT32_MAX));
-    t.attempt_ = static_cast<std::uint16_t>(uint_field(h, "attempt").value_or(1));
-    if (auto q = h.if_contains("queue"); q && q->is_string()) t.queue_ = std::string(q->as_string());
-    if (auto m = h.if_contains("meta"); m && m->is_object())
+    t.id_ = core::task_id{h.uint("task").value_or(0)};
+    t.lease_ = h.uint("lease").value_or(0);
+    t.slot_ = static_cast<std::uint32_t>(h.uint("slot").value_or(UINT32_MAX));
+    t.attempt_ = static_cast<std::uint16_t>(h.uint("attempt").value_or(1));
+    if (auto q = h.string("queue")) t.queue_ = std::string(*q);
+    if (auto m = h.nested("meta"); m && m->is_object())
       for (const auto& [k, v] : m->as_object())
         if (v.is_string()) t.meta_.emplace_back(std::string(k), std::string(v.as_string()));
-    t.deadline_ = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(uint_field(h, "deadline_ms").value_or(0));
+    t.deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(h.uint("deadline_ms").value_or(0));
     t.payload_ = std::move(payload);
   }
   static std::uint32_t slot(const runtime_task& t) { return t.slot_; }
@@ -184,7 +183,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     top_up();
   }
 
-  void start_task(const json::object& header, core::bytes payload) {
+  void start_task(const record_header& header, core::bytes payload) {
     auto r = std::make_shared<running_task>();
     runtime_task::access::fill(r->task, this, header, std::move(payload));
     r->session = session;
@@ -223,13 +222,10 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
 
   /// One or more task records.
   void on_binary(std::string&& text) {
-    auto parsed = parse_binary_message(text);
     const auto message = core::bytes::adopt(std::move(text));
-    for (const auto& r : parsed.records) {
-      auto type = r.header.if_contains("type");
-      if (!type || !type->is_string() || type->as_string() != "task") continue;
-      start_task(r.header, message.slice(r.body_offset, r.body_size));
-    }
+    for_each_record(message.view(), [&](const frame_record& r) {
+      if (r.header.string("type") == "task") start_task(r.header, message.slice(r.body_offset, r.body_size));
+    });
   }
 
   /// After the welcome: what survives from the previous connection.

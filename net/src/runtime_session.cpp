@@ -15,7 +15,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 
-#include "binary_frame.hpp"
+#include "drover/net/binary_frame.hpp"
 #include "drover/actors/runtime_session_book.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
@@ -349,15 +349,13 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
 /// One result record of a binary message.
 void on_result(const frame_record& r, const core::bytes& message, session_state& s, std::size_t body_bytes_max) {
   const auto& o = r.header;
-  auto type = o.if_contains("type");
-  if (!type || !type->is_string() || type->as_string() != "result")
-    return s.send(error_frame("unknown_type", "binary frames from a runtime are results"));
-  auto task = uint_field(o, "task"), lease = uint_field(o, "lease");
+  if (o.string("type") != "result") return s.send(error_frame("unknown_type", "binary frames from a runtime are results"));
+  auto task = o.uint("task"), lease = o.uint("lease");
   if (!task || !lease) return s.send(error_frame("invalid_argument", "result needs task and lease"));
   if (r.body_size > body_bytes_max)
     return s.send(text_frame(json::object{{"type", "error"}, {"code", "too_large"}, {"message", "result bytes beyond the limit"},
                                           {"task", *task}, {"lease", *lease}}));
-  const auto slot = static_cast<std::uint32_t>(uint_field(o, "slot").value_or(UINT32_MAX));
+  const auto slot = static_cast<std::uint32_t>(o.uint("slot").value_or(UINT32_MAX));
   s.book.ended(*lease);
   // The result's bytes stay in the message's buffer: no copy.
   s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
@@ -367,10 +365,9 @@ void on_result(const frame_record& r, const core::bytes& message, session_state&
 
 /// A binary message after the hello: one or more results.
 void on_binary(std::string&& text, session_state& s, std::size_t body_bytes_max) {
-  auto parsed = parse_binary_message(text);
   const auto message = core::bytes::adopt(std::move(text));
-  for (const auto& r : parsed.records) on_result(r, message, s, body_bytes_max);
-  if (!parsed) s.send(error_frame(parsed.error_code, parsed.error_message));
+  const auto fault = for_each_record(message.view(), [&](const frame_record& r) { on_result(r, message, s, body_bytes_max); });
+  if (fault) s.send(error_frame(fault.code, fault.message));
 }
 
 /// Welcomes a resumed runtime and gives it what it lost with its

@@ -1,0 +1,66 @@
+#pragma once
+// The JSON header of a binary record (binary_frame.hpp), read without
+// building a JSON document. Headers are flat objects of a few short fields
+// read once per task on every hop, so Boost.JSON's event parser fills a
+// small table of (key, value) views instead: a third of the cost of a
+// parsed `json::object` (docs/benchmarks.md). Nested values (a task's
+// `meta`, an outcome's `error`) are parsed as JSON when asked for.
+#include <array>
+#include <cstdint>
+#include <forward_list>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/json/value.hpp>
+
+namespace drover::net {
+
+class record_header {
+ public:
+  enum class kind : std::uint8_t { string, uint, negative, real, boolean, null, nested };
+
+  record_header() = default;
+  // Not copyable: fields may view strings this header owns (moves keep them).
+  record_header(const record_header&) = delete;
+  record_header& operator=(const record_header&) = delete;
+  record_header(record_header&&) = default;
+  record_header& operator=(record_header&&) = default;
+
+  /// Reads `text`, which must outlive this header; false if it is not a
+  /// JSON object.
+  bool read(std::string_view text);
+
+  bool contains(std::string_view key) const { return find(key).has_value(); }
+  /// A non-negative whole number (as `uint_field` reads a JSON object).
+  std::optional<std::uint64_t> uint(std::string_view key) const;
+  std::optional<std::string_view> string(std::string_view key) const;
+  std::optional<bool> boolean(std::string_view key) const;
+  /// A nested object or array (parsed on demand), or null if absent or flat.
+  const boost::json::value* nested(std::string_view key) const;
+  /// The whole header as a JSON object (parsed on demand).
+  const boost::json::object& object() const;
+  std::string_view text() const { return text_; }
+
+  /// Fields beyond this many are still found, through the parsed object.
+  static constexpr std::size_t inline_fields = 12;
+
+ private:
+  friend struct record_header_reader;
+  struct field {
+    std::string_view key;
+    std::string_view string;  // kind::string
+    std::uint64_t bits = 0;   // uint, negative (two's complement), boolean; real as its bit pattern
+    kind type = kind::null;
+  };
+  std::optional<field> find(std::string_view key) const;
+
+  std::string_view text_;
+  std::array<field, inline_fields> fields_;
+  std::uint8_t count_ = 0;
+  bool overflow_ = false;                  // more fields than fit inline
+  std::forward_list<std::string> owned_;   // keys and strings the parser unescaped
+  mutable std::optional<boost::json::value> parsed_;
+};
+
+}  // namespace drover::net

@@ -1,0 +1,101 @@
+// A record header read field by field, as a parsed JSON object would answer.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "drover/net/record_header.hpp"
+
+using drover::net::record_header;
+namespace json = boost::json;
+
+namespace {
+
+// The header views `text`: callers keep it alive.
+record_header read(const std::string& text) {
+  record_header h;
+  EXPECT_TRUE(h.read(text)) << text;
+  return h;
+}
+
+}  // namespace
+
+TEST(record_header, reads_whole_numbers_strings_and_booleans_by_name) {
+  const std::string text = R"({"type":"result","task":12,"lease":18446744073709551615,"ok":true,"none":null})";
+  const auto h = read(text);
+  EXPECT_EQ(h.string("type"), "result");
+  EXPECT_EQ(h.uint("task"), 12u);
+  EXPECT_EQ(h.uint("lease"), UINT64_MAX);
+  EXPECT_EQ(h.boolean("ok"), true);
+  EXPECT_TRUE(h.contains("none"));
+  EXPECT_FALSE(h.contains("missing"));
+}
+
+TEST(record_header, a_field_of_another_type_is_not_taken_for_the_asked_one) {
+  const std::string text = R"({"task":"12","lease":-1,"slot":1.5,"ref":true,"queue":7})";
+  const auto h = read(text);
+  EXPECT_TRUE(h.contains("task"));
+  EXPECT_EQ(h.uint("task"), std::nullopt);
+  EXPECT_EQ(h.uint("lease"), std::nullopt) << "negative";
+  EXPECT_EQ(h.uint("slot"), std::nullopt) << "not whole";
+  EXPECT_EQ(h.uint("ref"), std::nullopt);
+  EXPECT_EQ(h.string("queue"), std::nullopt);
+  EXPECT_EQ(h.boolean("task"), std::nullopt);
+}
+
+TEST(record_header, escaped_strings_and_keys_are_unescaped) {
+  const std::string text = R"({"qu\u0065ue":"a\"b\\c\u00e9","type":"task"})";
+  const auto h = read(text);
+  EXPECT_EQ(h.string("queue"), "a\"b\\c\xc3\xa9");
+  EXPECT_EQ(h.string("type"), "task");
+}
+
+TEST(record_header, nested_values_are_parsed_when_asked_for_and_do_not_hide_later_fields) {
+  const std::string text = R"({"meta":{"tenant":"acme","task":99},"list":[1,{"a":2}],"task":5,"error":{}})";
+  const auto h = read(text);
+  EXPECT_EQ(h.uint("task"), 5u) << "the nested task is not the header's";
+  ASSERT_NE(h.nested("meta"), nullptr);
+  EXPECT_EQ(h.nested("meta")->as_object().at("tenant").as_string(), "acme");
+  ASSERT_NE(h.nested("list"), nullptr);
+  EXPECT_TRUE(h.nested("list")->is_array());
+  EXPECT_NE(h.nested("error"), nullptr);
+  EXPECT_EQ(h.nested("task"), nullptr) << "a flat field is not nested";
+}
+
+TEST(record_header, the_last_of_repeated_keys_wins) {
+  const std::string text = R"({"task":1,"task":2})";
+  const auto h = read(text);
+  EXPECT_EQ(h.uint("task"), 2u);
+  EXPECT_EQ(json::parse(text).at("task").as_int64(), 2) << "as in a parsed object";
+}
+
+TEST(record_header, fields_beyond_the_inline_table_are_still_found) {
+  json::object o;
+  for (std::size_t i = 0; i < record_header::inline_fields + 5; ++i) o["k" + std::to_string(i)] = i;
+  o["type"] = "submit";
+  const std::string text = json::serialize(o);
+  const auto h = read(text);
+  EXPECT_EQ(h.uint("k0"), 0u);
+  EXPECT_EQ(h.uint("k" + std::to_string(record_header::inline_fields + 4)), record_header::inline_fields + 4);
+  EXPECT_EQ(h.string("type"), "submit");
+  EXPECT_FALSE(h.contains("k99"));
+}
+
+TEST(record_header, anything_but_one_json_object_is_refused) {
+  for (const std::string bad : {"", "[]", "12", "\"x\"", "{", "{\"a\":}", "{} {}", "{}x", "{\"a\":1,}"}) {
+    record_header h;
+    EXPECT_FALSE(h.read(bad)) << bad;
+  }
+  record_header h;
+  EXPECT_TRUE(h.read(" {} ")) << "whitespace around the object";
+}
+
+TEST(record_header, a_header_read_again_forgets_the_previous_one) {
+  record_header h;
+  const std::string first = R"({"task":1,"meta":{"a":"b"}})", second = R"({"lease":2})";
+  ASSERT_TRUE(h.read(first));
+  ASSERT_NE(h.nested("meta"), nullptr);
+  ASSERT_TRUE(h.read(second));
+  EXPECT_FALSE(h.contains("task"));
+  EXPECT_EQ(h.nested("meta"), nullptr);
+  EXPECT_EQ(h.uint("lease"), 2u);
+}
