@@ -10,6 +10,11 @@ namespace drover::net {
 
 namespace json = boost::json;
 
+namespace {
+// A nested field's bits: what an empty one was.
+constexpr std::uint64_t empty_object = 1, empty_array = 2;
+}  // namespace
+
 /// Boost.JSON's event handler: top-level fields go to the header's table;
 /// anything nested is only marked (its text is parsed when asked for).
 struct record_header_reader {
@@ -48,6 +53,12 @@ struct record_header_reader {
     h->fields_[h->count_++] = record_header::field{key, string, bits, type};
   }
 
+  /// An empty nested value (a task's `"meta":{}`) needs no parse to be given out.
+  void mark_empty(std::uint64_t which) {
+    if (h->count_ > 0 && h->fields_[h->count_ - 1].type == record_header::kind::nested && !h->overflow_)
+      h->fields_[h->count_ - 1].bits = which;
+  }
+
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
   bool on_object_begin(json::error_code&) {
@@ -56,8 +67,8 @@ struct record_header_reader {
     ++depth;
     return true;
   }
-  bool on_object_end(std::size_t, json::error_code&) {
-    --depth;
+  bool on_object_end(std::size_t size, json::error_code&) {
+    if (--depth == 1 && size == 0) mark_empty(empty_object);
     return true;
   }
   bool on_array_begin(json::error_code&) {
@@ -65,8 +76,8 @@ struct record_header_reader {
     ++depth;
     return true;
   }
-  bool on_array_end(std::size_t, json::error_code&) {
-    --depth;
+  bool on_array_end(std::size_t size, json::error_code&) {
+    if (--depth == 1 && size == 0) mark_empty(empty_array);
     return true;
   }
   bool on_key_part(std::string_view s, std::size_t, json::error_code&) {
@@ -173,8 +184,11 @@ std::optional<bool> record_header::boolean(std::string_view key) const {
 }
 
 const json::value* record_header::nested(std::string_view key) const {
+  static const json::value empty_object_value = json::object(), empty_array_value = json::array();
   const auto f = find(key);
   if (!f || f->type != kind::nested) return nullptr;
+  if (f->bits == empty_object) return &empty_object_value;
+  if (f->bits == empty_array) return &empty_array_value;
   return object().if_contains(key);
 }
 

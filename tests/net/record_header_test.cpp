@@ -61,6 +61,18 @@ TEST(record_header, nested_values_are_parsed_when_asked_for_and_do_not_hide_late
   EXPECT_EQ(h.nested("task"), nullptr) << "a flat field is not nested";
 }
 
+TEST(record_header, empty_nested_values_are_given_as_such) {
+  const std::string text = R"({"meta":{},"tags":[],"task":1,"deep":{"a":{}}})";
+  const auto h = read(text);
+  ASSERT_NE(h.nested("meta"), nullptr);
+  EXPECT_TRUE(h.nested("meta")->is_object() && h.nested("meta")->as_object().empty());
+  ASSERT_NE(h.nested("tags"), nullptr);
+  EXPECT_TRUE(h.nested("tags")->is_array() && h.nested("tags")->as_array().empty());
+  ASSERT_NE(h.nested("deep"), nullptr);
+  EXPECT_EQ(h.nested("deep")->as_object().size(), 1u) << "not empty: its inner {} is not its own";
+  EXPECT_EQ(h.uint("task"), 1u);
+}
+
 TEST(record_header, the_last_of_repeated_keys_wins) {
   const std::string text = R"({"task":1,"task":2})";
   const auto h = read(text);

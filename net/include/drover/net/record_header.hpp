@@ -50,7 +50,7 @@ class record_header {
   struct field {
     std::string_view key;
     std::string_view string;  // kind::string
-    std::uint64_t bits = 0;   // uint, negative (two's complement), boolean; real as its bit pattern
+    std::uint64_t bits = 0;   // uint, negative (two's complement), boolean; real as its bit pattern; nested: 1 = {}, 2 = []
     kind type = kind::null;
   };
   std::optional<field> find(std::string_view key) const;
