@@ -390,6 +390,8 @@ struct gateway::impl {
     for (;;) {
       if (s->stream_generation != generation) co_return;  // superseded by a resumed stream
       for (const auto& e : s->book.stream_ready()) out += sse_event(e.id, "task", describe_task(*e.task));
+      for (const auto& c : s->book.take_cancels())
+        out += sse_event(0, "cancel", json::object{{"task", c.task.value}, {"lease", c.lease.value}});
       if (!out.empty()) {
         if (auto [ec, n_out] = co_await asio::async_write(stream, asio::buffer(out), tuple); ec) co_return;
         out.clear();
@@ -399,7 +401,7 @@ struct gateway::impl {
       auto [ec] = co_await timer.async_wait(tuple);
       if (s->stream_generation != generation) co_return;
       s->waiter = nullptr;
-      if (!ec && s->book.ready() == 0) out = ": keepalive\n\n";  // also finds a silently dead peer
+      if (!ec && s->book.ready() == 0 && !s->book.has_cancels()) out = ": keepalive\n\n";  // also finds a silently dead peer
     }
   }
 

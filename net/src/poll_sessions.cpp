@@ -22,6 +22,13 @@ json::object error(unsigned& status, unsigned code, std::string_view name, std::
   return json::object{{"error", name}, {"message", message}};
 }
 
+/// A long-poll runtime hears of revoked leases in its next answer.
+json::array take_cancels(poll_session& s) {
+  json::array out;
+  for (const auto& c : s.book.take_cancels()) out.push_back(json::object{{"task", c.task.value}, {"lease", c.lease.value}});
+  return out;
+}
+
 /// The session's sink: the broker's deliveries land in the session's queue on
 /// the I/O thread; a waiting claim is woken.
 class poll_sink final : public actors::remote_sink {
@@ -41,6 +48,8 @@ class poll_sink final : public actors::remote_sink {
       auto s = w.lock();
       if (!s) return;
       for (const auto& n : notices) s->book.revoked(n.lease);
+      // A waiting claim answers with the cancels; a stream writes them.
+      if (s->book.has_cancels() && s->waiter) s->waiter->cancel();
     });
   }
   void refused(core::task_id task, core::lease_id lease, core::error why) override {
@@ -99,7 +108,7 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
   }
   s->last_seen = std::chrono::steady_clock::now();
   if (const auto n = s->book.claim(max)) s->link->demand(n);
-  if (s->book.ready() == 0 && wait_ms > 0 && !s->failed) {
+  if (s->book.ready() == 0 && !s->book.has_cancels() && wait_ms > 0 && !s->failed) {
     // Wait without spinning: a timer the sink cancels when tasks arrive.
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(wait_ms));
     s->waiter = &timer;
@@ -112,7 +121,8 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
   json::array errors(s->errors.begin(), s->errors.end());
   s->errors.clear();
   status = 200;
-  co_return json::object{{"session", s->id}, {"tasks", std::move(tasks)}, {"errors", std::move(errors)}};
+  co_return json::object{
+      {"session", s->id}, {"tasks", std::move(tasks)}, {"cancels", take_cancels(*s)}, {"errors", std::move(errors)}};
 }
 
 json::object poll_sessions::results(const json::object& body, unsigned& status) {
@@ -159,7 +169,9 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
   json::array errors(s.errors.begin(), s.errors.end());
   s.errors.clear();
   status = 202;
-  return json::object{{"forwarded", forwarded}, {"errors", std::move(errors)}};
+  json::object answer{{"forwarded", forwarded}, {"errors", std::move(errors)}};
+  if (!s.book.stream()) answer["cancels"] = take_cancels(s);  // a stream carries its own
+  return answer;
 }
 
 std::shared_ptr<poll_session> poll_sessions::open_stream(std::vector<std::string> queues, std::uint32_t capacity,

@@ -71,6 +71,7 @@ void world::claimed(sim_runtime& r, http_answer a) {
     r.finished.clear();
   } else if (a.status == 200) {
     r.session = a.session;
+    receive_cancels(r, a.cancels);
     for (const auto& t : a.tasks) start_poll_attempt(r, t);
   }
   if (a.status == 200 && !a.tasks.empty()) return claim(r);
@@ -123,6 +124,7 @@ void world::results_answered(sim_runtime& r, http_answer a) {
     });
   }
   r.posting.clear();  // 202, or 404: the session ended and its leases went back
+  receive_cancels(r, a.cancels);
   if (a.status == 404 && r.polls()) r.session = 0;  // a stream learns it from its own 404
   post_results(r);
   if (r.polls()) claim(r);
@@ -197,12 +199,21 @@ void world::node_claim(int runtime, std::uint64_t session, std::uint64_t max, co
   });
 }
 
+std::vector<std::uint64_t> world::take_cancels(node_session& s) {
+  std::vector<std::uint64_t> leases;
+  for (const auto& c : s.poll.take_cancels()) {
+    leases.push_back(c.lease.value);
+    seen("poll_cancels");
+  }
+  return leases;
+}
+
 void world::answer_claim(node_session& s) {
   auto w = std::move(*s.waiting);
   s.waiting.reset();
   ++s.claim_generation;
   s.last_seen = now();
-  w.answer(http_answer{200, s.id.value, s.poll.take(w.max)});
+  w.answer(http_answer{200, s.id.value, s.poll.take(w.max), take_cancels(s)});
 }
 
 void world::node_results(std::uint64_t session, std::vector<actors::remote_report> reports,
@@ -213,7 +224,8 @@ void world::node_results(std::uint64_t session, std::vector<actors::remote_repor
   s.last_seen = now();
   for (const auto& r : reports) s.poll.reported(r.lease);
   caf::anon_send(s.consumer, actors::remote_reports_msg{std::move(reports)});
-  answer(http_answer{202, s.id.value, {}});
+  // A stream carries its own cancels; a long-poll runtime hears of them here too.
+  answer(http_answer{202, s.id.value, {}, s.poll.stream() ? std::vector<std::uint64_t>{} : take_cancels(s)});
 }
 
 /// The gateway's periodic sweep: a session with no claim waiting that was

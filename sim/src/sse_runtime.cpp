@@ -139,11 +139,15 @@ void world::send_events(node_session& s, std::vector<actors::poll_session_book::
                         std::optional<std::uint64_t> welcome_requested) {
   std::vector<std::pair<std::uint64_t, actors::remote_task>> copies;  // the book's entries may go before delivery
   for (const auto& e : events) copies.emplace_back(e.id, *e.task);
+  // Cancels of leases the runtime holds follow the task events (unnumbered).
+  auto cancels = take_cancels(s);
   what += " " + std::to_string(copies.size()) + " events";
+  if (!cancels.empty()) what += ", cancels of " + std::to_string(cancels.size());
   to_runtime(s.runtime, s.stream_incarnation, what,
-             [this, session = s.id.value, welcome_requested, copies = std::move(copies)](sim_runtime& rt) {
+             [this, session = s.id.value, welcome_requested, copies = std::move(copies), cancels](sim_runtime& rt) {
                if (welcome_requested) stream_welcomed(rt, session, *welcome_requested);
                for (const auto& [id, task] : copies) stream_event(rt, id, task);
+               receive_cancels(rt, cancels);
                ask_more(rt);
              },
              false);

@@ -390,11 +390,17 @@ void world::on_revoke(std::uint64_t session, std::vector<core::cancel_notice> no
   auto& s = sessions_[session];
   std::vector<std::uint64_t> leases;
   for (const auto& n : notices) {
-    if (s.polling) s.poll.revoked(n.lease);  // a long-poll runtime hears of it when its report is refused
+    if (s.polling) s.poll.revoked(n.lease);
     else s.book.ended(n.lease.value);
     leases.push_back(n.lease.value);
   }
-  if (s.polling) return;
+  if (s.polling) {
+    // A waiting claim answers with the cancels; a stream sends them as events.
+    if (!s.poll.has_cancels()) return;
+    if (s.waiting) return answer_claim(s);
+    if (s.streaming) send_events(s, {}, "cancels", std::nullopt);
+    return;
+  }
   if (!s.attached) return;  // a resume's holding list brings the cancel
   std::string text;
   for (const auto l : leases) text += " " + std::to_string(l);

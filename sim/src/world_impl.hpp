@@ -69,6 +69,7 @@ struct http_answer {
   unsigned status = 0;
   std::uint64_t session = 0;
   std::vector<actors::remote_task> tasks;
+  std::vector<std::uint64_t> cancels;  // leases a long-poll runtime is to stop working on
 };
 
 /// A remote runtime process and its connection (a WebSocket), or its
@@ -256,6 +257,8 @@ class world {
   void node_claim(int runtime, std::uint64_t session, std::uint64_t max, core::duration wait,
                   std::function<void(http_answer)> answer);
   void answer_claim(node_session& s);
+  /// The leases of the session's revoked tasks its runtime is to be told of (the book forgets them).
+  std::vector<std::uint64_t> take_cancels(node_session& s);
   void node_results(std::uint64_t session, std::vector<actors::remote_report> reports,
                     std::function<void(http_answer)> answer);
   void expire_poll_sessions();

@@ -99,3 +99,36 @@ TEST(poll_session_book, a_resumed_stream_is_told_the_demand_still_counted_includ
   EXPECT_EQ(b.requested_after(1), 2u + 1u + 2u) << "asked for, ready, and events 2 and 3 sent again";
   EXPECT_EQ(b.requested_after(3), 3u) << "nothing is sent again after the last event";
 }
+
+TEST(poll_session_book, a_revoked_lease_the_runtime_claimed_is_a_cancel_to_pass_on_once) {
+  poll_session_book b;
+  b.claim(3);
+  b.delivered(tasks({{1, 10}, {2, 11}, {3, 12}}));
+  (void)b.take(2);  // tasks 1 and 2 are the runtime's now
+  b.revoked(core::lease_id{12});
+  EXPECT_FALSE(b.has_cancels()) << "task 3 was never claimed: it only leaves the books";
+  b.revoked(core::lease_id{11});
+  ASSERT_TRUE(b.has_cancels());
+  auto cancels = b.take_cancels();
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].task, core::task_id{2});
+  EXPECT_EQ(cancels[0].lease, core::lease_id{11});
+  EXPECT_FALSE(b.has_cancels()) << "passed on once";
+  b.reported(core::lease_id{10});
+  b.revoked(core::lease_id{10});
+  EXPECT_FALSE(b.has_cancels()) << "a reported lease is not the runtime's any more";
+}
+
+TEST(poll_session_book, a_revoked_lease_sent_as_an_event_is_a_cancel_and_is_not_sent_again) {
+  poll_session_book b(4);
+  b.open();
+  b.delivered(tasks({{1, 10}, {2, 11}}));
+  (void)b.stream_ready();
+  b.revoked(core::lease_id{10});
+  auto cancels = b.take_cancels();
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].task, core::task_id{1});
+  auto again = b.unanswered_after(0);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].task->item.lease, core::lease_id{11});
+}

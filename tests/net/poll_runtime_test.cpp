@@ -44,6 +44,61 @@ TEST_F(poll_runtime_test, a_waiting_claim_returns_as_soon_as_a_task_arrives) {
   EXPECT_EQ((*c)->value.view(), "thumb-1");
 }
 
+TEST_F(poll_runtime_test, a_cancelled_task_wakes_the_waiting_claim_with_its_cancel) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto first = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}});
+  ASSERT_EQ(first.status, 200u) << first.body;
+  const auto doc = first.json().as_object();
+  ASSERT_EQ(doc.at("tasks").as_array().size(), 1u);
+  const auto& t = doc.at("tasks").as_array()[0].as_object();
+  EXPECT_TRUE(doc.at("cancels").as_array().empty());
+  auto waiting = std::async(std::launch::async, [&] {
+    return claim(json::object{{"session", doc.at("session")}, {"max", 1}, {"wait_ms", 10000}});
+  });
+  std::this_thread::sleep_for(50ms);
+  h.cancel();
+  ASSERT_EQ(waiting.wait_for(5s), std::future_status::ready) << "the cancel ends the wait";
+  auto second = waiting.get();
+  ASSERT_EQ(second.status, 200u) << second.body;
+  const auto cancels = second.json().at("cancels").as_array();
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].at("task"), t.at("task"));
+  EXPECT_EQ(cancels[0].at("lease"), t.at("lease"));
+  auto third = claim(json::object{{"session", doc.at("session")}, {"max", 1}});
+  EXPECT_TRUE(third.json().at("cancels").as_array().empty()) << "told once";
+}
+
+TEST_F(poll_runtime_test, a_results_answer_carries_the_cancels_of_other_leases) {
+  auto a = *n->submit("resize", bytes::copy_from("a"));
+  auto b = *n->submit("resize", bytes::copy_from("b"));
+  auto got = claim(json::object{{"queues", json::array{"resize"}}, {"max", 2}, {"wait_ms", 5000}});
+  auto doc = got.json().as_object();
+  while (doc.at("tasks").as_array().size() < 2) {  // the second task may come with a later claim
+    auto more = claim(json::object{{"session", doc.at("session")}, {"max", 1}, {"wait_ms", 5000}}).json().as_object();
+    ASSERT_FALSE(more.at("tasks").as_array().empty());
+    doc.at("tasks").as_array().push_back(more.at("tasks").as_array()[0]);
+  }
+  const auto& tasks = doc.at("tasks").as_array();
+  const auto& first = tasks[0].as_object();
+  const auto& second = tasks[1].as_object();
+  (first.at("task").to_number<std::uint64_t>() == a.id().value ? b : a).cancel();
+  ASSERT_TRUE((first.at("task").to_number<std::uint64_t>() == a.id().value ? b : a).wait_for(5s));
+  auto reported = results(json::object{
+      {"session", doc.at("session")},
+      {"results", json::array{json::object{{"task", first.at("task")}, {"lease", first.at("lease")}, {"ok", true}}}}});
+  ASSERT_EQ(reported.status, 202u) << reported.body;
+  // The revoke reaches the session on the I/O thread, maybe after this
+  // answer: later (empty) results answers carry it then.
+  auto cancels = reported.json().at("cancels").as_array();
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (cancels.empty() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(2ms);
+    cancels = results(json::object{{"session", doc.at("session")}, {"results", json::array{}}}).json().at("cancels").as_array();
+  }
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].at("lease"), second.at("lease"));
+}
+
 TEST_F(poll_runtime_test, an_empty_claim_waits_its_time_and_returns_nothing) {
   const auto start = std::chrono::steady_clock::now();
   auto r = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 100}});

@@ -120,6 +120,28 @@ TEST_F(sse_runtime_test, tasks_arrive_as_events_and_results_come_back_as_posts) 
   EXPECT_EQ(post("/v1/runtime/demand", json::object{{"session", session}, {"n", 5}}).status, 400u) << "over capacity";
 }
 
+TEST_F(sse_runtime_test, a_cancelled_task_is_a_cancel_event_on_the_stream_and_is_not_sent_again) {
+  sse_client stream(port, "/v1/runtime/stream?queues=resize&capacity=1");
+  ASSERT_EQ(stream.status(), 200);
+  const auto session = stream.next().data.at("session");
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto task = stream.next();
+  ASSERT_EQ(task.type, "task");
+  h.cancel();
+  auto cancel = stream.next();
+  EXPECT_EQ(cancel.type, "cancel");
+  EXPECT_EQ(cancel.id, 0u) << "not numbered: a resumed stream does not get it again";
+  EXPECT_EQ(cancel.data.at("task"), task.data.at("task"));
+  EXPECT_EQ(cancel.data.at("lease"), task.data.at("lease"));
+  auto c = h.wait_for(10s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->state, task_state::cancelled);
+  stream.close();
+  sse_client again(port, "/v1/runtime/stream?session=" + std::to_string(session.to_number<std::uint64_t>()), "0");
+  auto welcome = again.next();
+  EXPECT_EQ(welcome.data.at("requested").to_number<std::uint64_t>(), 0u) << "the cancelled task is neither held nor sent again";
+}
+
 TEST_F(sse_runtime_test, a_resumed_stream_gets_what_it_had_not_acknowledged) {
   auto h = *n->submit("resize", bytes::copy_from("img"));
   json::value session;

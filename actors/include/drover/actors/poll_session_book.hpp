@@ -5,11 +5,13 @@
 // kept until reported, so a stream resumed with Last-Event-ID gets again
 // what it may have missed). Used by the gateway's poll sessions and by the
 // simulator's polling runtimes. Pure bookkeeping, CAF-free: the caller
-// signals the demand and sends the tasks the book names.
+// signals the demand and sends the tasks and cancels the book names.
 #include <cstdint>
 #include <deque>
 #include <iterator>
 #include <map>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "drover/actors/remote_sink.hpp"
@@ -60,6 +62,7 @@ class poll_session_book {
   std::vector<remote_task> take(std::size_t max) {
     std::vector<remote_task> out;
     while (!ready_.empty() && out.size() < max) {
+      claimed_.emplace(ready_.front().item.lease.value, ready_.front().item.id);
       out.push_back(std::move(ready_.front()));
       ready_.pop_front();
     }
@@ -103,13 +106,25 @@ class poll_session_book {
   /// The runtime reported the lease.
   void reported(core::lease_id lease) {
     std::erase_if(sent_, [&](const auto& e) { return e.second.item.lease == lease; });
+    claimed_.erase(lease.value);
   }
 
-  /// The broker ended the lease: not to be claimed or sent again.
+  /// The broker ended the lease: not to be claimed or sent again. A runtime
+  /// that has the task (claimed, or sent as an event) is to be told: the
+  /// notice waits in `take_cancels` for the next answer or stream write.
   void revoked(core::lease_id lease) {
     std::erase_if(ready_, [&](const remote_task& t) { return t.item.lease == lease; });
+    std::optional<core::task_id> held;
+    if (auto it = claimed_.find(lease.value); it != claimed_.end()) held = it->second;
+    for (const auto& [id, t] : sent_)
+      if (t.item.lease == lease) held = t.item.id;
     reported(lease);
+    if (held) cancels_.push_back(core::cancel_notice{{}, *held, lease});
   }
+
+  /// The cancels not yet passed on to the runtime; the book forgets them.
+  std::vector<core::cancel_notice> take_cancels() { return std::exchange(cancels_, {}); }
+  bool has_cancels() const { return !cancels_.empty(); }
 
   std::uint64_t outstanding() const { return outstanding_; }
   std::size_t ready() const { return ready_.size(); }
@@ -121,6 +136,8 @@ class poll_session_book {
   std::deque<remote_task> ready_;  // delivered by the broker, not yet claimed or sent
   std::uint64_t last_event_id_ = 0;
   std::map<std::uint64_t, remote_task> sent_;  // SSE events by id, not yet answered
+  std::map<std::uint64_t, core::task_id> claimed_;  // long-poll: lease → task, claimed and not yet reported
+  std::vector<core::cancel_notice> cancels_;         // revoked leases the runtime has not been told of
 };
 
 }  // namespace drover::actors
