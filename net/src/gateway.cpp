@@ -149,8 +149,8 @@ struct gateway::impl {
       if (auto p = w.lock()) p->close();
   }
   retained_tasks retained;
-  poll_sessions polls{n, config};
   task_notes notes{config.notes_retained};
+  poll_sessions polls{n, config, notes};
   runtime_registry parked_runtimes;  // after `io`: its timers go first
   std::thread thread;
   std::atomic<bool> stopped{false};
@@ -502,13 +502,13 @@ struct gateway::impl {
       if (method != http::verb::post) co_return not_allowed("POST", req);
       co_return co_await runtime_poll(s[2] == "claim", req);
     }
-    if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && s[2] == "demand") {
+    if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && (s[2] == "demand" || s[2] == "notes")) {
       if (method != http::verb::post) co_return not_allowed("POST", req);
       boost::system::error_code ec;
       json::value body = json::parse(req.body(), ec);
       if (ec || !body.is_object()) co_return error_reply(http::status::bad_request, "bad_json", "the body must be a JSON object", req);
       unsigned status = 500;
-      json::object out = polls.demand(body.as_object(), status);
+      json::object out = s[2] == "demand" ? polls.demand(body.as_object(), status) : polls.notes(body.as_object(), status);
       co_return json_reply(static_cast<http::status>(status), out, req);
     }
     if (s.size() == 2 && s[0] == "v1" && s[1] == "runtimes") {

@@ -1,6 +1,7 @@
 #include "poll_sessions.hpp"
 
 #include "json_fields.hpp"
+#include "runtime_note.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -172,6 +173,55 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
   json::object answer{{"forwarded", forwarded}, {"errors", std::move(errors)}};
   if (!s.book.stream()) answer["cancels"] = take_cancels(s);  // a stream carries its own
   return answer;
+}
+
+json::object poll_sessions::notes(const json::object& body, unsigned& status) {
+  auto id = uint_field(body, "session");
+  if (!id) return error(status, 400, "invalid_argument", "notes need a 'session'");
+  auto it = sessions_.find(*id);
+  if (it == sessions_.end())
+    return error(status, 404, "unknown_session", "session " + std::to_string(*id) + " is unknown or expired");
+  auto& s = *it->second;
+  s.last_seen = std::chrono::steady_clock::now();
+  auto list = body.if_contains("notes");
+  if (!list || !list->is_array()) return error(status, 400, "invalid_argument", "'notes' must be an array");
+  // Each note stands alone: a refused one is listed, the others are filed.
+  std::size_t accepted = 0, index = 0;
+  json::array errors;
+  for (const auto& v : list->as_array()) {
+    const auto at = index++;
+    auto refuse = [&](std::string_view code, std::string_view message) {
+      errors.push_back(json::object{{"index", at}, {"code", code}, {"message", message}});
+    };
+    if (!v.is_object()) {
+      refuse("invalid_argument", "each note is an object");
+      continue;
+    }
+    const auto& o = v.as_object();
+    auto type = o.if_contains("type");
+    if (!type || !type->is_string() || (type->as_string() != "progress" && type->as_string() != "log")) {
+      refuse("unknown_type", "a note's type is progress or log");
+      continue;
+    }
+    auto read = read_runtime_note(type->as_string(), o);
+    if (!read.note) {
+      refuse(read.code, read.message);
+      continue;
+    }
+    auto task = uint_field(o, "task"), lease = uint_field(o, "lease");
+    if (!task || !lease) {
+      refuse("invalid_argument", "a note needs task and lease");
+      continue;
+    }
+    if (!s.book.holds(core::task_id{*task}, core::lease_id{*lease})) {
+      refuse("stale_lease", "this session does not hold that lease");
+      continue;
+    }
+    file_runtime_note(notes_, *task, std::move(*read.note));
+    ++accepted;
+  }
+  status = 202;
+  return json::object{{"accepted", accepted}, {"errors", std::move(errors)}};
 }
 
 std::shared_ptr<poll_session> poll_sessions::open_stream(std::vector<std::string> queues, std::uint32_t capacity,

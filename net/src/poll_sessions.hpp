@@ -21,6 +21,7 @@
 #include "drover/actors/poll_session_book.hpp"
 #include "drover/net/gateway.hpp"
 #include "io_poster.hpp"
+#include "task_notes.hpp"
 
 namespace drover::net {
 
@@ -41,12 +42,14 @@ struct poll_session {
 
 class poll_sessions {
  public:
-  poll_sessions(node& n, const gateway_config& config) : n_(n), config_(config) {}
+  poll_sessions(node& n, const gateway_config& config, task_notes& notes) : n_(n), config_(config), notes_(notes) {}
 
   /// Answers a claim: {"session":..,"tasks":[..],"errors":[..]}; status in `status`.
   boost::asio::awaitable<boost::json::object> claim(const boost::json::object& body, unsigned& status,
                                                     std::shared_ptr<io_poster> poster);
   boost::json::object results(const boost::json::object& body, unsigned& status);
+  /// `POST /v1/runtime/notes`: progress and log lines for tasks the session holds.
+  boost::json::object notes(const boost::json::object& body, unsigned& status);
   /// SSE: opens a session (or resumes `session`) for a stream; null with
   /// `status`/`error` set when refused.
   std::shared_ptr<poll_session> open_stream(std::vector<std::string> queues, std::uint32_t capacity,
@@ -62,6 +65,7 @@ class poll_sessions {
  private:
   node& n_;
   const gateway_config& config_;
+  task_notes& notes_;
   std::unordered_map<std::uint64_t, std::shared_ptr<poll_session>> sessions_;
   std::uint64_t last_id_ = 0;
 };

@@ -23,6 +23,7 @@
 #include "frame_writer.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
+#include "runtime_note.hpp"
 #include "task_notes.hpp"
 
 namespace drover::net {
@@ -82,7 +83,6 @@ struct session_state {
 namespace {
 
 constexpr std::uint32_t capacity_max = 65'535;
-constexpr std::size_t log_line_bytes_max = 4096;
 constexpr std::size_t report_batch_max = 256;
 
 std::string text_of(const json::object& o) { return json::serialize(o); }
@@ -321,25 +321,10 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
                                                       static_cast<std::uint32_t>(slot)});
     return;
   }
-  if (t == "progress") {
-    auto fraction = o.if_contains("fraction");
-    const bool number = fraction && (fraction->is_double() || fraction->is_int64() || fraction->is_uint64());
-    const double f = number ? fraction->to_number<double>() : -1;
-    if (f < 0 || f > 1) return s.send(error_frame("invalid_argument", "progress needs a fraction from 0 to 1"));
-    auto note = o.if_contains("note");
-    if (note && !note->is_string()) return s.send(error_frame("invalid_argument", "a progress note is a string"));
-    if (note && note->as_string().size() > log_line_bytes_max)
-      return s.send(error_frame("too_large", "a progress note is at most 4096 bytes"));
-    if (const auto* task = held(o, s, "progress"))
-      notes.progress(task->item.id.value, f, note ? std::string(note->as_string()) : std::string());
-    return;
-  }
-  if (t == "log") {
-    auto line = o.if_contains("line");
-    if (!line || !line->is_string()) return s.send(error_frame("invalid_argument", "log needs a string line"));
-    if (line->as_string().size() > log_line_bytes_max)
-      return s.send(error_frame("too_large", "a log line is at most 4096 bytes"));
-    if (const auto* task = held(o, s, "log")) notes.log(task->item.id.value, std::string(line->as_string()));
+  if (t == "progress" || t == "log") {
+    auto read = read_runtime_note(t, o);
+    if (!read.note) return s.send(error_frame(read.code, read.message));
+    if (const auto* task = held(o, s, t)) file_runtime_note(notes, task->item.id.value, std::move(*read.note));
     return;
   }
   if (t == "heartbeat") return s.send(text_frame(json::object{{"type", "heartbeat"}}));

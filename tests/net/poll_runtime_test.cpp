@@ -99,6 +99,41 @@ TEST_F(poll_runtime_test, a_results_answer_carries_the_cancels_of_other_leases) 
   EXPECT_EQ(cancels[0].at("lease"), second.at("lease"));
 }
 
+TEST_F(poll_runtime_test, progress_and_log_notes_reach_the_task_status_and_bad_ones_are_listed) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto doc = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}}).json().as_object();
+  ASSERT_EQ(doc.at("tasks").as_array().size(), 1u);
+  const auto& t = doc.at("tasks").as_array()[0].as_object();
+  auto note = [&](json::object o) {
+    o["task"] = t.at("task");
+    if (!o.contains("lease")) o["lease"] = t.at("lease");
+    return o;
+  };
+  auto answer = post_json("/v1/runtime/notes",
+                          json::object{{"session", doc.at("session")},
+                                       {"notes", json::array{note({{"type", "progress"}, {"fraction", 0.25}, {"note", "a quarter"}}),
+                                                             note({{"type", "log"}, {"line", "decoded 640x480"}}),
+                                                             note({{"type", "progress"}, {"fraction", 2}}),
+                                                             note({{"type", "log"}, {"line", "x"}, {"lease", 999999}}),
+                                                             note({{"type", "shout"}}), 42}}});
+  ASSERT_EQ(answer.status, 202u) << answer.body;
+  const auto a = answer.json().as_object();
+  EXPECT_EQ(a.at("accepted").to_number<int>(), 2);
+  const auto& errors = a.at("errors").as_array();
+  ASSERT_EQ(errors.size(), 4u) << answer.body;
+  EXPECT_EQ(errors[0].at("index").to_number<int>(), 2);
+  EXPECT_EQ(errors[0].at("code").as_string(), "invalid_argument");
+  EXPECT_EQ(errors[1].at("code").as_string(), "stale_lease");
+  EXPECT_EQ(errors[2].at("code").as_string(), "unknown_type");
+  EXPECT_EQ(errors[3].at("code").as_string(), "invalid_argument");
+  auto status = call(port, http::verb::get, "/v1/tasks/" + std::to_string(h.id().value)).json().as_object();
+  EXPECT_EQ(status.at("progress").at("fraction").as_double(), 0.25);
+  EXPECT_EQ(status.at("progress").at("note").as_string(), "a quarter");
+  EXPECT_EQ(status.at("logs").as_array().at(0).as_string(), "decoded 640x480");
+  EXPECT_EQ(post_json("/v1/runtime/notes", json::object{{"session", 424242}, {"notes", json::array{}}}).status, 404u);
+  EXPECT_EQ(post_json("/v1/runtime/notes", json::object{{"session", doc.at("session")}}).status, 400u);
+}
+
 TEST_F(poll_runtime_test, an_empty_claim_waits_its_time_and_returns_nothing) {
   const auto start = std::chrono::steady_clock::now();
   auto r = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 100}});

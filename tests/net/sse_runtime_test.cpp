@@ -142,6 +142,26 @@ TEST_F(sse_runtime_test, a_cancelled_task_is_a_cancel_event_on_the_stream_and_is
   EXPECT_EQ(welcome.data.at("requested").to_number<std::uint64_t>(), 0u) << "the cancelled task is neither held nor sent again";
 }
 
+TEST_F(sse_runtime_test, a_stream_runtime_sends_progress_for_the_tasks_it_was_sent) {
+  sse_client stream(port, "/v1/runtime/stream?queues=resize&capacity=1");
+  const auto session = stream.next().data.at("session");
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto task = stream.next();
+  auto notes = [&](json::value lease) {
+    return post("/v1/runtime/notes",
+                json::object{{"session", session},
+                             {"notes", json::array{json::object{
+                                           {"type", "progress"}, {"task", task.data.at("task")}, {"lease", lease}, {"fraction", 1}}}}})
+        .json()
+        .as_object();
+  };
+  EXPECT_EQ(notes(task.data.at("lease")).at("accepted").to_number<int>(), 1);
+  EXPECT_EQ(notes(json::value(task.data.at("lease").to_number<std::uint64_t>() + 1)).at("errors").at(0).at("code").as_string(),
+            "stale_lease");
+  auto status = call(port, http::verb::get, "/v1/tasks/" + std::to_string(h.id().value)).json().as_object();
+  EXPECT_EQ(status.at("progress").at("fraction").as_double(), 1.0);
+}
+
 TEST_F(sse_runtime_test, a_resumed_stream_gets_what_it_had_not_acknowledged) {
   auto h = *n->submit("resize", bytes::copy_from("img"));
   json::value session;

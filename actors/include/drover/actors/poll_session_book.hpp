@@ -122,6 +122,15 @@ class poll_session_book {
     if (held) cancels_.push_back(core::cancel_notice{{}, *held, lease});
   }
 
+  /// Whether the runtime has the task under that lease (claimed, or sent as
+  /// an event, and not reported): what its progress and log lines need.
+  bool holds(core::task_id task, core::lease_id lease) const {
+    if (auto it = claimed_.find(lease.value); it != claimed_.end()) return it->second == task;
+    for (const auto& [id, t] : sent_)
+      if (t.item.lease == lease) return t.item.id == task;
+    return false;
+  }
+
   /// The cancels not yet passed on to the runtime; the book forgets them.
   std::vector<core::cancel_notice> take_cancels() { return std::exchange(cancels_, {}); }
   bool has_cancels() const { return !cancels_.empty(); }
