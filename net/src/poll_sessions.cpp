@@ -126,14 +126,26 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
       {"session", s->id}, {"tasks", std::move(tasks)}, {"cancels", take_cancels(*s)}, {"errors", std::move(errors)}};
 }
 
-json::object poll_sessions::results(const json::object& body, unsigned& status) {
+poll_session* poll_sessions::named(const json::object& body, std::string_view what, unsigned& status, json::object& refusal) {
   auto id = uint_field(body, "session");
-  if (!id) return error(status, 400, "invalid_argument", "results need a 'session'");
+  if (!id) {
+    refusal = error(status, 400, "invalid_argument", std::string(what) + " need a 'session'");
+    return nullptr;
+  }
   auto it = sessions_.find(*id);
-  if (it == sessions_.end())
-    return error(status, 404, "unknown_session", "session " + std::to_string(*id) + " is unknown or expired");
-  auto& s = *it->second;
-  s.last_seen = std::chrono::steady_clock::now();
+  if (it == sessions_.end()) {
+    refusal = error(status, 404, "unknown_session", "session " + std::to_string(*id) + " is unknown or expired");
+    return nullptr;
+  }
+  it->second->last_seen = std::chrono::steady_clock::now();
+  return it->second.get();
+}
+
+json::object poll_sessions::results(const json::object& body, unsigned& status) {
+  json::object refusal;
+  auto* session = named(body, "results", status, refusal);
+  if (!session) return refusal;
+  auto& s = *session;
   auto list = body.if_contains("results");
   if (!list || !list->is_array()) return error(status, 400, "invalid_argument", "'results' must be an array");
   std::vector<actors::remote_report> reports;
@@ -176,13 +188,10 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
 }
 
 json::object poll_sessions::notes(const json::object& body, unsigned& status) {
-  auto id = uint_field(body, "session");
-  if (!id) return error(status, 400, "invalid_argument", "notes need a 'session'");
-  auto it = sessions_.find(*id);
-  if (it == sessions_.end())
-    return error(status, 404, "unknown_session", "session " + std::to_string(*id) + " is unknown or expired");
-  auto& s = *it->second;
-  s.last_seen = std::chrono::steady_clock::now();
+  json::object refusal;
+  auto* session = named(body, "notes", status, refusal);
+  if (!session) return refusal;
+  auto& s = *session;
   auto list = body.if_contains("notes");
   if (!list || !list->is_array()) return error(status, 400, "invalid_argument", "'notes' must be an array");
   // Each note stands alone: a refused one is listed, the others are filed.

@@ -63,6 +63,11 @@ class poll_sessions {
   std::size_t size() const { return sessions_.size(); }
 
  private:
+  /// The session a request names (and it was heard from now), or null with
+  /// the refusal (400 without one, 404 for an unknown one).
+  poll_session* named(const boost::json::object& body, std::string_view what, unsigned& status,
+                      boost::json::object& refusal);
+
   node& n_;
   const gateway_config& config_;
   task_notes& notes_;
