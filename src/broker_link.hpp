@@ -19,6 +19,17 @@ class broker_link {
     if (broker_) caf::anon_send(broker_, actors::cancel_msg{id});
   }
 
+  /// A watcher that cannot reach the broker any more is told so.
+  void watch(core::task_id id, core::observer_ref observer, bool stop) {
+    std::unique_lock lock(mutex_);
+    if (broker_) {
+      caf::anon_send(broker_, actors::watch_msg{id, std::move(observer), stop});
+      return;
+    }
+    lock.unlock();
+    if (!stop) observer->on_rejected(core::make_error(core::errc::shutting_down, "the node is stopping"));
+  }
+
   void cut() {
     std::lock_guard lock(mutex_);
     broker_ = nullptr;

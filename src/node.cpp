@@ -289,6 +289,14 @@ core::result<core::task_status> node::status(task_id id) const {
 
 void node::cancel(task_id id) { impl_->link->cancel(id); }
 
+void node::watch(task_id id, std::shared_ptr<core::task_observer> observer) {
+  impl_->link->watch(id, std::move(observer), false);
+}
+
+void node::unwatch(task_id id, std::shared_ptr<core::task_observer> observer) {
+  impl_->link->watch(id, std::move(observer), true);
+}
+
 namespace detail {
 /// The node's side of a remote runtime's consumer actor. The node closes
 /// every one when it stops, so a link kept past its node touches nothing.

@@ -159,6 +159,11 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
         flush(self);
         return cancelled ? core::error{} : cancelled.err();
       },
+      [=](watch_msg& m) {
+        auto& core = *self->state.core;
+        if (m.stop) return core.unwatch(m.task, m.observer.get());
+        if (auto ok = core.watch(m.task, m.observer); !ok) m.observer->on_rejected(ok.err());
+      },
       [=](const status_msg& m) -> caf::result<core::task_status> {
         auto status = self->state.core->status(m.task);
         if (!status) return caf::make_error(caf::sec::invalid_argument, status.err().message);

@@ -380,6 +380,22 @@ void broker_core::finish(task_record& task, task_state terminal, error why, byte
     for (const auto& o : extras->more_observers) o->on_outcome(outcome);
 }
 
+result<void> broker_core::watch(task_id id, observer_ref observer) {
+  assert(observer);
+  task_record* task = find_task(id);
+  if (!task) return make_error(errc::unknown_task, "task " + std::to_string(id.value) + " is unknown or has ended");
+  observer->on_state(task->state, task->attempt);
+  task->ensure_extras().more_observers.push_back(std::move(observer));
+  return ok();
+}
+
+void broker_core::unwatch(task_id id, const task_observer* observer) {
+  task_record* task = find_task(id);
+  if (!task || !task->extras) return;
+  auto& list = task->extras->more_observers;
+  std::erase_if(list, [&](const observer_ref& o) { return o.get() == observer; });
+}
+
 retired_refs broker_core::take_retired() { return std::exchange(retired_, {}); }
 
 // --- dispatch ------------------------------------------------------------

@@ -157,6 +157,14 @@ class node {
   /// Asks the broker to cancel a task by id (the outcome tells whether it was in time).
   void cancel(task_id id);
 
+  /// Follows a live task, whoever submitted it: `observer` hears its state
+  /// at once, then each change and the outcome, on the broker's thread
+  /// (keep it short); or only on_rejected (unknown_task) when the broker no
+  /// longer knows the task. It never hears on_accepted.
+  void watch(task_id id, std::shared_ptr<core::task_observer> observer);
+  /// Lets go of a watcher before its task ends (it hears nothing more).
+  void unwatch(task_id id, std::shared_ptr<core::task_observer> observer);
+
   void set_work_limit(std::uint32_t limit);
   std::uint32_t work_limit() const;
   node_stats stats() const;

@@ -295,3 +295,58 @@ TEST(node, an_observed_submit_reports_its_outcome_to_its_observer_and_checks_lik
   ASSERT_FALSE(unknown);
   EXPECT_EQ(unknown.err().code, errc::unknown_queue);
 }
+
+namespace {
+
+/// A watcher recording what the broker tells it, from the broker's thread.
+struct watch_recorder : core::task_observer {
+  std::mutex mutex;
+  std::vector<task_state> states;
+  std::promise<std::optional<task_outcome>> ended;  // the outcome, or nothing when rejected
+  std::optional<errc> rejected;
+  void on_accepted(task_id, bool) override { ADD_FAILURE() << "a watcher is not told of acceptance"; }
+  void on_state(task_state s, std::uint16_t) override {
+    std::lock_guard lock(mutex);
+    states.push_back(s);
+  }
+  void on_outcome(const task_outcome& o) override { ended.set_value(o); }
+  void on_rejected(const core::error& why) override {
+    rejected = why.code;
+    ended.set_value(std::nullopt);
+  }
+};
+
+}  // namespace
+
+TEST(node, anyone_can_watch_a_live_task_to_its_outcome) {
+  auto n = start_node();
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  ASSERT_TRUE(n->handle("slow", [released](task_context& ctx) -> asio::awaitable<task_result> {
+    released.wait();
+    co_return task_result::success(ctx.payload());
+  }));
+  auto h = n->post("slow", bytes::copy_from("done"));  // fire and forget: no handle to wait on
+  ASSERT_TRUE(h);
+  auto w = std::make_shared<watch_recorder>();
+  auto outcome = w->ended.get_future();
+  n->watch(*h, w);
+  release.set_value();
+  ASSERT_EQ(outcome.wait_for(patience), std::future_status::ready);
+  auto o = outcome.get();
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->state, task_state::succeeded);
+  EXPECT_EQ(o->value.view(), "done");
+  std::lock_guard lock(w->mutex);
+  ASSERT_FALSE(w->states.empty()) << "the state it joined in, at least";
+}
+
+TEST(node, watching_an_unknown_task_is_rejected) {
+  auto n = start_node();
+  auto w = std::make_shared<watch_recorder>();
+  auto outcome = w->ended.get_future();
+  n->watch(task_id{424242}, w);
+  ASSERT_EQ(outcome.wait_for(patience), std::future_status::ready);
+  EXPECT_FALSE(outcome.get());
+  EXPECT_EQ(w->rejected, errc::unknown_task);
+}

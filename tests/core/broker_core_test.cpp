@@ -414,3 +414,33 @@ TEST_F(broker_core_test, consumers_joining_and_leaving_never_get_tasks_after_lea
     ASSERT_TRUE(broker.check_invariants()) << broker.check_invariants().err().message;
   }
 }
+
+TEST_F(broker_core_test, a_watcher_hears_the_current_state_then_each_change_and_the_outcome) {
+  auto submitter = submit();
+  auto watcher = std::make_shared<recorder>();
+  ASSERT_TRUE(broker.watch(task_id{1}, watcher));
+  EXPECT_EQ(watcher->states, std::vector<task_state>{task_state::queued}) << "the state it joins in";
+  join(1, 1);
+  auto items = dispatched_to(1);
+  ASSERT_EQ(items.size(), 1u);
+  ASSERT_TRUE(broker.report(consumer_id{1}, items[0].id, items[0].lease, attempt_result::success(bytes::copy_from("v")), now));
+  EXPECT_EQ(watcher->states, (std::vector<task_state>{task_state::queued, task_state::leased})) << "the outcome tells the end";
+  ASSERT_EQ(watcher->outcomes.size(), 1u);
+  EXPECT_EQ(watcher->outcomes[0].state, task_state::succeeded);
+  EXPECT_EQ(watcher->outcomes[0].value.view(), "v");
+  EXPECT_EQ(submitter->outcomes.size(), 1u) << "the submitter still hears it";
+  EXPECT_FALSE(broker.watch(task_id{1}, std::make_shared<recorder>())) << "an ended task cannot be watched";
+  EXPECT_FALSE(broker.watch(task_id{99}, std::make_shared<recorder>()));
+}
+
+TEST_F(broker_core_test, an_unwatched_observer_hears_nothing_more) {
+  submit();
+  auto stays = std::make_shared<recorder>(), leaves = std::make_shared<recorder>();
+  ASSERT_TRUE(broker.watch(task_id{1}, stays));
+  ASSERT_TRUE(broker.watch(task_id{1}, leaves));
+  broker.unwatch(task_id{1}, leaves.get());
+  EXPECT_EQ(leaves.use_count(), 1) << "the broker let go of it";
+  ASSERT_TRUE(broker.cancel(task_id{1}, now));
+  EXPECT_EQ(stays->outcomes.size(), 1u);
+  EXPECT_TRUE(leaves->outcomes.empty());
+}

@@ -88,6 +88,14 @@ struct status_msg {
   core::task_id task;
 };
 
+/// Anyone -> broker: `observer` follows a live task (or, with `stop`,
+/// stops following it).
+struct watch_msg {
+  core::task_id task;
+  core::observer_ref observer;
+  bool stop = false;
+};
+
 /// Pool: register a handler for a queue; replies once the broker subscribed.
 struct register_msg {
   std::string queue;
@@ -124,6 +132,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::dispatch_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::lease_cancel_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::cancel_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::status_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::watch_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::register_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::broker_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::pool_stats)

@@ -139,6 +139,12 @@ class broker_core {
                       std::uint32_t slot = UINT32_MAX);
   result<void> cancel(task_id task, time_point now);
   result<task_status> status(task_id task) const;
+  /// Adds an observer to a live task: it hears the task's state at once,
+  /// then each change and the outcome (never on_accepted). unknown_task,
+  /// and nothing called, once the broker no longer knows the task.
+  result<void> watch(task_id task, observer_ref observer);
+  /// Takes a watching observer off a live task (a follower that left).
+  void unwatch(task_id task, const task_observer* observer);
 
   // --- time and effects ----------------------------------------------
   /// Fires due timers: delays ending, leases expiring, time-to-live, retention.

@@ -24,7 +24,7 @@ struct task_extras {
   std::shared_ptr<const meta_map> meta;
   std::string idempotency_key;
   std::optional<backoff_policy> backoff;
-  std::vector<observer_ref> more_observers;  // duplicate submits that joined this task
+  std::vector<observer_ref> more_observers;  // duplicate submits that joined this task, and watchers
   error last_error;                          // why the latest attempt failed
   time_point expires_at = time_never;        // set when the task has a time to live
 };
