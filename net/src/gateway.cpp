@@ -29,6 +29,7 @@
 #include "runtime_session.hpp"
 #include "retained_tasks.hpp"
 #include "submit_options.hpp"
+#include "task_follower.hpp"
 #include "task_notes.hpp"
 
 namespace drover::net {
@@ -84,6 +85,13 @@ reply error_reply(const core::error& e, const request& req) {
   return error_reply(status_of(e.code), core::to_string(e.code), e.message, req);
 }
 
+json::object describe_outcome(const core::task_outcome& c) {
+  json::object o{{"id", c.id.value}, {"state", core::to_string(c.state)}, {"done", true}, {"attempts", c.attempts}};
+  if (c.state == task_state::succeeded) o["result_bytes"] = c.value.size();
+  if (c.err) o["error"] = json::object{{"code", core::to_string(c.err.code)}, {"message", c.err.message}};
+  return o;
+}
+
 json::object describe(const task_handle& h) {
   json::object o{{"id", h.id().value}, {"state", core::to_string(h.state())}, {"done", h.done()}};
   if (!h.done()) return o;
@@ -92,12 +100,19 @@ json::object describe(const task_handle& h) {
     o["error"] = json::object{{"code", core::to_string(c.err().code)}, {"message", c.err().message}};
     return o;
   }
-  o["id"] = c->id.value;
-  o["attempts"] = c->attempts;
-  if (c->state == task_state::succeeded) o["result_bytes"] = c->value.size();
-  if (c->err) o["error"] = json::object{{"code", core::to_string(c->err.code)}, {"message", c->err.message}};
-  return o;
+  return describe_outcome(*c);
 }
+
+/// Stops following a task when the request ends before the task does.
+struct unfollow {
+  node& n;
+  std::uint64_t id;
+  std::shared_ptr<task_follower> follower;
+  bool following = false;
+  ~unfollow() {
+    if (following && !follower->news()->ended()) n.unwatch(task_id{id}, follower);
+  }
+};
 
 /// Reads the submit options from the query string; nothing = a 400 was built.
 std::optional<core::task_options> submit_options(const http_target& t, const request& req, reply& bad) {
@@ -224,23 +239,46 @@ struct gateway::impl {
   }
 
   asio::awaitable<reply> status(std::uint64_t id, const http_target& t, const request& req) {
-    auto h = retained.find(id);
-    if (!h) {
-      auto s = n.status(task_id{id});
-      if (!s) co_return error_reply(http::status::not_found, "unknown_task",
-                                    "task " + std::to_string(id) + " is unknown or its outcome is no longer kept", req);
-      json::object o{{"id", id}, {"state", core::to_string(s->state)}, {"attempts", s->attempt}, {"done", false}};
-      notes.describe(id, o);
-      co_return json_reply(http::status::ok, o, req);
-    }
-    if (const std::string* wait = t.param("wait_ms"); wait && !h->done()) {
-      auto ms = parse_number<std::uint64_t>(*wait, 0, static_cast<std::uint64_t>(config.wait_max.count()));
-      if (!ms)
+    std::optional<std::uint64_t> wait_ms;
+    if (const std::string* wait = t.param("wait_ms")) {
+      wait_ms = parse_number<std::uint64_t>(*wait, 0, static_cast<std::uint64_t>(config.wait_max.count()));
+      if (!wait_ms)
         co_return error_reply(http::status::bad_request, "invalid_argument",
                               "wait_ms must be a whole number from 0 to " + std::to_string(config.wait_max.count()), req);
-      co_await wait_for(*h, std::chrono::milliseconds(*ms));
     }
+    auto h = retained.find(id);
+    if (!h) co_return co_await status_of_live(id, wait_ms, req);
+    if (wait_ms && !h->done()) co_await wait_for(*h, std::chrono::milliseconds(*wait_ms));
     json::object o = describe(*h);
+    notes.describe(id, o);
+    co_return json_reply(http::status::ok, o, req);
+  }
+
+  /// A task not submitted over HTTP (so not retained): the broker's view
+  /// while it lives; with `wait_ms`, followed (node::watch) until its
+  /// outcome or the time is up.
+  asio::awaitable<reply> status_of_live(std::uint64_t id, std::optional<std::uint64_t> wait_ms, const request& req) {
+    auto unknown = [&] {
+      return error_reply(http::status::not_found, "unknown_task",
+                         "task " + std::to_string(id) + " is unknown or its outcome is no longer kept", req);
+    };
+    if (wait_ms) {
+      unfollow follow{n, id, std::make_shared<task_follower>(post_to_io), true};
+      auto& news = *follow.follower->news();
+      n.watch(task_id{id}, follow.follower);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait_ms);
+      for (auto now = std::chrono::steady_clock::now(); !news.ended() && now < until; now = std::chrono::steady_clock::now())
+        co_await wait_for_news(news, news.version, std::chrono::ceil<std::chrono::milliseconds>(until - now));
+      if (news.rejected) co_return unknown();
+      if (news.outcome) {
+        json::object o = describe_outcome(*news.outcome);
+        notes.describe(id, o);
+        co_return json_reply(http::status::ok, o, req);
+      }
+    }
+    auto s = n.status(task_id{id});
+    if (!s) co_return unknown();
+    json::object o{{"id", id}, {"state", core::to_string(s->state)}, {"attempts", s->attempt}, {"done", false}};
     notes.describe(id, o);
     co_return json_reply(http::status::ok, o, req);
   }
@@ -405,13 +443,36 @@ struct gateway::impl {
     }
   }
 
-  /// `GET /v1/tasks/{id}/events`: the task's state, progress and log lines
-  /// as server-sent events, then its outcome; the stream ends with the task.
+  /// `GET /v1/tasks/{id}/events`: the task's state (each change as the
+  /// broker makes it), progress and log lines as server-sent events, then
+  /// its outcome; the stream ends with the task. Any task the broker knows
+  /// can be followed; one that ended only if it was submitted over HTTP
+  /// (its outcome is retained).
   asio::awaitable<void> run_task_events(beast::tcp_stream& stream, const request& req, std::uint64_t id) {
-    auto h = retained.find(id);
-    if (!h) {
+    const auto h = retained.find(id);
+    unfollow follow{n, id, std::make_shared<task_follower>(post_to_io)};
+    auto& news = *follow.follower->news();
+    if (!(h && h->done())) {
+      n.watch(task_id{id}, follow.follower);
+      follow.following = true;
+      co_await wait_for_news(news, 0, std::chrono::seconds(5));  // the broker answers within a turn
+    }
+    // What the stream can tell: a retained handle's outcome, or what the broker said.
+    auto outcome = [&]() -> std::optional<json::object> {
+      if (h && h->done()) return describe(*h);
+      if (news.outcome) return describe_outcome(*news.outcome);
+      return std::nullopt;
+    };
+    auto state = [&]() -> std::optional<task_state> {
+      if (h && h->done()) return h->state();
+      if (news.state) return news.state;
+      if (h) return h->state();
+      return std::nullopt;
+    };
+    if (!state()) {
       co_await write_reply(stream, error_reply(http::status::not_found, "unknown_task",
-                                               "task " + std::to_string(id) + " is unknown or was not submitted over HTTP", req));
+                                               "task " + std::to_string(id) + " is unknown, or ended and was not submitted over HTTP",
+                                               req));
       co_return;
     }
     http::response<http::empty_body> head{http::status::ok, req.version()};
@@ -440,16 +501,18 @@ struct gateway::impl {
         w->alive = false, w->timer = nullptr;
       }
     } guard{notes, watch, w};
-    h->on_complete([w, p = post_to_io](const completion&) { p->post([w] { w->wake(); }); });
+    // A retained task that ends without news reaching us (it ended as the
+    // watch arrived) still wakes the stream.
+    if (h) h->on_complete([w, p = post_to_io](const completion&) { p->post([w] { w->wake(); }); });
 
     std::optional<task_state> sent_state;
     std::uint64_t sent_progress = 0, sent_lines = 0;
     for (;;) {
+      const auto seen = news.version;
       std::string out;
-      const auto state = h->state();
-      if (state != sent_state) {
-        out += sse_event(0, "state", json::object{{"id", id}, {"state", core::to_string(state)}});
-        sent_state = state;
+      if (const auto now = state(); now && now != sent_state) {
+        out += sse_event(0, "state", json::object{{"id", id}, {"state", core::to_string(*now)}});
+        sent_state = now;
       }
       if (const auto* note = notes.find(id)) {
         if (note->progress_version != sent_progress && note->fraction) {
@@ -461,14 +524,23 @@ struct gateway::impl {
           out += sse_event(0, "log", json::object{{"line", note->lines[i - first_kept]}});
         sent_lines = note->lines_total;
       }
-      const bool done = h->done();
-      if (done) out += sse_event(0, "outcome", describe(*h));
+      const auto last = outcome();
+      if (last) out += sse_event(0, "outcome", *last);
       if (out.empty()) out = ": keepalive\n\n";
-      if (auto [ec, n_out] = co_await asio::async_write(stream, asio::buffer(out), tuple); ec || done) co_return;
+      if (auto [ec, n_out] = co_await asio::async_write(stream, asio::buffer(out), tuple); ec || last) co_return;
+      // Whatever came while writing is sent at once; else wait for news,
+      // a note, or the keepalive.
+      const auto* note = notes.find(id);
+      const bool noted = note && (note->progress_version != sent_progress || note->lines_total != sent_lines);
+      if (news.version != seen || noted || (h && h->done())) continue;
       asio::steady_timer timer(io, std::chrono::seconds(15));
-      w->timer = &timer;
+      struct forget {
+        task_news& news;
+        wake_state& w;
+        ~forget() { news.waiter = nullptr, w.timer = nullptr; }
+      } clear{news, *w};
+      news.waiter = &timer, w->timer = &timer;
       co_await timer.async_wait(tuple);
-      w->timer = nullptr;
     }
   }
 

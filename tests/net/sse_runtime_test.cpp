@@ -2,6 +2,8 @@
 // results are POSTs; Last-Event-ID resumes a stream.
 #include <gtest/gtest.h>
 
+#include <future>
+
 
 #include "support/gateway_fixture.hpp"
 
@@ -160,6 +162,59 @@ TEST_F(sse_runtime_test, a_stream_runtime_sends_progress_for_the_tasks_it_was_se
             "stale_lease");
   auto status = call(port, http::verb::get, "/v1/tasks/" + std::to_string(h.id().value)).json().as_object();
   EXPECT_EQ(status.at("progress").at("fraction").as_double(), 1.0);
+}
+
+TEST_F(sse_runtime_test, any_task_can_be_followed_and_each_state_change_is_sent_as_it_happens) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));  // embedded: the gateway keeps nothing of it
+  const auto id = std::to_string(h.id().value);
+  sse_client events(port, "/v1/tasks/" + id + "/events");
+  ASSERT_EQ(events.status(), 200);
+  auto queued = events.next();
+  EXPECT_EQ(queued.type, "state");
+  EXPECT_EQ(queued.data.at("state").as_string(), "queued");
+  const auto started = std::chrono::steady_clock::now();
+  auto claim = post("/v1/runtime/claim", json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}});
+  const auto doc = claim.json().as_object();
+  ASSERT_EQ(doc.at("tasks").as_array().size(), 1u) << claim.body;
+  auto leased = events.next();
+  EXPECT_EQ(leased.data.at("state").as_string(), "leased");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s) << "pushed by the broker, not found by the 15 s keepalive";
+  const auto& t = doc.at("tasks").as_array()[0].as_object();
+  ASSERT_EQ(post("/v1/runtime/results",
+                 json::object{{"session", doc.at("session")},
+                              {"results", json::array{json::object{{"task", t.at("task")}, {"lease", t.at("lease")}, {"ok", true},
+                                                                   {"value_base64", b64("thumb")}}}}})
+                .status,
+            202u);
+  sse_client::event last;
+  do {
+    last = events.next();
+  } while (last.type == "state");
+  EXPECT_EQ(last.type, "outcome");
+  EXPECT_EQ(last.data.at("state").as_string(), "succeeded");
+  EXPECT_EQ(last.data.at("result_bytes").to_number<int>(), 5);
+  EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/" + id + "/events").status, 404u)
+      << "ended, and its outcome was not kept by the gateway";
+}
+
+TEST_F(sse_runtime_test, a_long_poll_status_waits_for_the_outcome_of_any_task) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto waiting = std::async(std::launch::async, [&] {
+    return call(port, http::verb::get, "/v1/tasks/" + std::to_string(h.id().value) + "?wait_ms=10000");
+  });
+  auto doc = post("/v1/runtime/claim", json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}}).json().as_object();
+  ASSERT_EQ(doc.at("tasks").as_array().size(), 1u);
+  const auto& t = doc.at("tasks").as_array()[0].as_object();
+  std::this_thread::sleep_for(200ms);  // the waiting request reaches the gateway first (a task that ended is not followed)
+  post("/v1/runtime/results", json::object{{"session", doc.at("session")},
+                                           {"results", json::array{json::object{{"task", t.at("task")}, {"lease", t.at("lease")},
+                                                                                {"ok", false}, {"message", "broken"},
+                                                                                {"retryable", false}}}}});
+  ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
+  auto answer = waiting.get();
+  ASSERT_EQ(answer.status, 200u) << answer.body;
+  EXPECT_EQ(answer.json().at("state").as_string(), "failed") << answer.body;
+  EXPECT_TRUE(answer.json().at("done").as_bool());
 }
 
 TEST_F(sse_runtime_test, a_resumed_stream_gets_what_it_had_not_acknowledged) {
