@@ -145,6 +145,16 @@ void invariant_checker::check_channel(std::uint64_t channel, std::uint64_t submi
                                       " of its " + std::to_string(submitted) + " submissions' outcomes");
 }
 
+void invariant_checker::watch_refused(core::task_id task) {
+  auto it = tasks_.find(task.value);
+  if (it != tasks_.end() && !it->second.ended)
+    fail("watch_refused_while_live", "a watcher of task " + std::to_string(task.value) + " was refused before the task ended");
+}
+
+void invariant_checker::check_watcher(core::task_id task, bool taken, bool told) {
+  if (taken && !told) fail("watcher_not_told", "a watcher of task " + std::to_string(task.value) + " never heard its outcome");
+}
+
 void invariant_checker::check_drained() {
   for (const auto& [id, t] : tasks_)
     if (!t.ended) return fail("lost_task", "task " + std::to_string(id) + " was accepted and never ended (liveness)");

@@ -12,6 +12,15 @@ void sim_sink::refused(core::task_id task, core::lease_id lease, core::error) {
 }
 void sim_sink::failed(core::error why) { w_.note("consumer failed: " + why.message); }
 
+void sim_watcher::on_accepted(core::task_id, bool) {
+  w_.note("a watcher was told of acceptance");  // never: shows in the trace if it happens
+}
+void sim_watcher::on_outcome(const core::task_outcome& outcome) {
+  told_ = true;
+  w_.on_watch_outcome(outcome);
+}
+void sim_watcher::on_rejected(const core::error&) { w_.on_watch_refused(task_); }
+
 void sim_observer::on_accepted(core::task_id id, bool duplicate) {
   duplicate_ = duplicate;
   w_.on_accepted(id, duplicate, earliest_start_);
@@ -114,6 +123,8 @@ sim_result world::run() {
   if (checker_.ok()) checker_.check_drained();
   for (const auto& c : channels_)
     if (checker_.ok()) checker_.check_channel(c.id, c.submitted);
+  for (const auto& w : watchers_)
+    if (checker_.ok() && w->task().value != forgotten_task_) checker_.check_watcher(w->task(), w->taken(), w->told());
   if (checker_.ok()) {
     std::vector<consumer_books> books;
     for (const auto& [id, s] : sessions_)  // a long-poll session's books; its runtime keeps none to compare
@@ -664,6 +675,15 @@ sim_channel* world::pick_channel() {
 void world::on_accepted(core::task_id id, bool duplicate, time_point earliest_start) {
   checker_.accepted(id, earliest_start, duplicate);
   note("accepted " + std::to_string(id.value) + (duplicate ? " (duplicate)" : ""));
+  if (!duplicate && scenario_.chance(0.1)) {
+    // Someone follows the task by id a while later (as GET /v1/tasks/{id}/events does).
+    at(now() + std::chrono::milliseconds(scenario_.below(2000)), [this, id] {
+      note("watch " + std::to_string(id.value));
+      auto w = std::make_shared<sim_watcher>(*this, id);
+      watchers_.push_back(w);
+      caf::anon_send(broker_, actors::watch_msg{id, std::move(w)});
+    });
+  }
   if (duplicate || !chance(faults_.cancel)) return;
   fired("cancel");
   at(now() + draw_ms(0, 1500), [this, id] {
@@ -675,10 +695,23 @@ void world::on_accepted(core::task_id id, bool duplicate, time_point earliest_st
 void world::on_outcome(const core::task_outcome& o, bool duplicate) {
   if (options_.inject == "forget_outcome" && !forgot_outcome_ && !duplicate) {
     forgot_outcome_ = true;  // test-only: the node "loses" one task
+    forgotten_task_ = o.id.value;
     return;
   }
   note("outcome " + std::to_string(o.id.value) + " " + core::to_string(o.state) + " attempts " + std::to_string(o.attempts));
   checker_.outcome(o.id, o.state, o.value.view(), duplicate);
+}
+
+void world::on_watch_outcome(const core::task_outcome& o) {
+  note("watcher hears " + std::to_string(o.id.value) + " " + core::to_string(o.state));
+  seen("watched_outcomes");
+  if (o.id.value != forgotten_task_) checker_.outcome(o.id, o.state, o.value.view(), true);
+}
+
+void world::on_watch_refused(core::task_id task) {
+  note("watch of " + std::to_string(task.value) + " refused");
+  seen("watches_refused");
+  if (task.value != forgotten_task_) checker_.watch_refused(task);
 }
 
 void world::fault_tick() {

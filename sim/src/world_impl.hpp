@@ -164,6 +164,26 @@ class sim_sink final : public actors::remote_sink {
   std::uint64_t session_;
 };
 
+/// Someone following a task by id (node::watch, as the gateway's /events
+/// streams do): it must hear the task's state, then the same outcome as the
+/// submitter, or be refused only once the task ended.
+class sim_watcher final : public core::task_observer {
+ public:
+  sim_watcher(world& w, core::task_id task) : w_(w), task_(task) {}
+  void on_accepted(core::task_id, bool) override;
+  void on_state(core::task_state, std::uint16_t) override { taken_ = true; }
+  void on_outcome(const core::task_outcome& outcome) override;
+  void on_rejected(const core::error& why) override;
+  core::task_id task() const { return task_; }
+  bool taken() const { return taken_; }
+  bool told() const { return told_; }
+
+ private:
+  world& w_;
+  core::task_id task_;
+  bool taken_ = false, told_ = false;
+};
+
 /// A submitter's view of one submit.
 class sim_observer final : public core::task_observer {
  public:
@@ -197,6 +217,8 @@ class world {
   void note(std::string line) { trace_.add(us(now()) + " " + line); }
   void on_accepted(core::task_id id, bool duplicate, time_point earliest_start);
   void on_outcome(const core::task_outcome& o, bool duplicate);
+  void on_watch_outcome(const core::task_outcome& o);
+  void on_watch_refused(core::task_id task);
   void on_rejected(const core::error& why) {
     ++rejected_;
     note("rejected " + std::string(core::to_string(why.code)));
@@ -344,6 +366,8 @@ class world {
   bool draining_ = false;
   time_point drain_deadline_ = time_point::max();
   bool forgot_outcome_ = false;
+  std::uint64_t forgotten_task_ = 0;
+  std::vector<std::shared_ptr<sim_watcher>> watchers_;
   std::map<std::string, std::uint64_t> faults_fired_;
   std::map<std::string, std::uint64_t> workload_;
 };

@@ -166,3 +166,25 @@ TEST(invariant_checker, catches_a_submission_whose_outcome_never_reached_its_cli
   c.check_channel(1, 2);
   EXPECT_EQ(caught(c), "outcome_not_delivered");
 }
+
+TEST(invariant_checker, catches_a_watcher_refused_while_its_task_lives) {
+  invariant_checker c;
+  c.accepted(task(1), t0, false);
+  c.watch_refused(task(1));
+  EXPECT_EQ(caught(c), "watch_refused_while_live");
+}
+
+TEST(invariant_checker, a_watcher_refused_after_its_task_ended_passes) {
+  invariant_checker c;
+  c.accepted(task(1), t0, false);
+  c.outcome(task(1), core::task_state::cancelled, "", false);
+  c.watch_refused(task(1));
+  c.check_watcher(task(1), false, false);
+  EXPECT_TRUE(c.ok());
+}
+
+TEST(invariant_checker, catches_a_watcher_never_told_the_outcome) {
+  invariant_checker c;
+  c.check_watcher(task(1), true, false);
+  EXPECT_EQ(caught(c), "watcher_not_told");
+}

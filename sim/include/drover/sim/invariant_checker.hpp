@@ -61,6 +61,13 @@ class invariant_checker {
   /// outcome delivered.
   void check_channel(std::uint64_t channel, std::uint64_t submitted);
 
+  /// A watcher (node::watch) was refused: the broker did not know the task,
+  /// which it must while the task has not ended.
+  void watch_refused(core::task_id task);
+  /// At the end: a watcher the broker took (it heard the task's state)
+  /// heard its outcome too.
+  void check_watcher(core::task_id task, bool taken, bool told);
+
   /// After every step: the broker's internal invariants, and dead consumers'
   /// leases released within the bound.
   void check_broker(const core::broker_core& broker, core::time_point now);
