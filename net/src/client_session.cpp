@@ -50,15 +50,24 @@ struct finished {
   completion outcome;
 };
 
-/// Outcomes arrive on broker threads; they are batched here and handed to
-/// the I/O thread with one post per batch.
+/// A submit the broker accepted, for a client that asked to hear of it.
+struct acceptance {
+  std::uint64_t channel = 0, ref = 0, task = 0;
+  bool duplicate = false;
+};
+
+/// Outcomes (and acceptances) arrive on broker threads; they are batched
+/// here and handed to the I/O thread with one post per batch.
 struct completion_box {
   std::mutex mutex;
+  std::vector<acceptance> accepted;
   std::vector<finished> items;
+  bool empty() const { return accepted.empty() && items.empty(); }
 };
 
 /// I/O thread only, except `box`.
 struct client_state {
+  bool tell_accepted = false;  // `?accepted=true`
   std::deque<out_frame> outbox;
   asio::steady_timer* wake = nullptr;
   std::unordered_map<std::uint64_t, channel> channels;
@@ -110,21 +119,28 @@ void drain_box(const std::shared_ptr<client_state>& s);
 class submit_observer final : public core::task_observer {
  public:
   submit_observer(std::shared_ptr<completion_box> box, std::weak_ptr<client_state> state,
-                  std::shared_ptr<io_poster> poster, std::uint64_t channel, std::uint64_t ref, std::uint64_t seq)
+                  std::shared_ptr<io_poster> poster, std::uint64_t channel, std::uint64_t ref, std::uint64_t seq,
+                  bool tell_accepted)
       : box_(std::move(box)), state_(std::move(state)), poster_(std::move(poster)), channel_(channel), ref_(ref),
-        seq_(seq) {}
-  void on_accepted(core::task_id, bool) override {}
+        seq_(seq), tell_accepted_(tell_accepted) {}
+  void on_accepted(core::task_id id, bool duplicate) override {
+    if (tell_accepted_) put([&](completion_box& b) { b.accepted.push_back(acceptance{channel_, ref_, id.value, duplicate}); });
+  }
   void on_state(core::task_state, std::uint16_t) override {}
   void on_outcome(const core::task_outcome& outcome) override { finish(completion(outcome)); }
   void on_rejected(const core::error& why) override { finish(completion(why)); }
 
  private:
   void finish(completion c) {
+    put([&](completion_box& b) { b.items.push_back(finished{channel_, ref_, seq_, std::move(c)}); });
+  }
+  template <class F>
+  void put(F&& add) {
     bool first = false;
     {
       std::lock_guard lock(box_->mutex);
-      first = box_->items.empty();
-      box_->items.push_back(finished{channel_, ref_, seq_, std::move(c)});
+      first = box_->empty();
+      add(*box_);
     }
     if (first)
       poster_->post([state = state_] {
@@ -136,14 +152,21 @@ class submit_observer final : public core::task_observer {
   std::weak_ptr<client_state> state_;
   std::shared_ptr<io_poster> poster_;
   std::uint64_t channel_, ref_, seq_;
+  bool tell_accepted_;
 };
 
 void drain_box(const std::shared_ptr<client_state>& s) {
+  std::vector<acceptance> accepted;
   std::vector<finished> items;
   {
     std::lock_guard lock(s->box->mutex);
+    accepted.swap(s->box->accepted);
     items.swap(s->box->items);
   }
+  // Acceptances first: the broker accepts a task before it ends.
+  for (const auto& a : accepted)
+    s->send(text_frame(json::object{{"type", "accepted"}, {"channel", a.channel}, {"ref", a.ref}, {"task", a.task},
+                                    {"duplicate", a.duplicate}}));
   for (auto& f : items) deliver(*s, std::move(f));
 }
 
@@ -193,7 +216,7 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   auto payload = message.slice(r.body_offset, r.body_size);
   // The outcome may reach the observer (on the broker's thread) before the
   // submit returns here: it carries its sequence number from the start.
-  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq());
+  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), s->tell_accepted);
   auto id = n.submit_observed(std::string(*queue), std::move(payload), std::move(*options), when_full::fail,
                               std::move(observer));
   if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
@@ -209,7 +232,26 @@ void on_binary(std::string&& text, const std::shared_ptr<client_state>& s, const
   if (fault) s->error(fault.code, fault.message);
 }
 
-void on_text(std::string_view text, client_state& s) {
+/// `follow`: the outcome of a task the client knows by id (one it submitted
+/// before a reconnect, say) comes on a channel as if submitted there.
+void on_follow(const json::object& o, const std::shared_ptr<client_state>& s, const std::shared_ptr<io_poster>& poster,
+               node& n) {
+  const auto ch_id = uint_field(o, "channel").value_or(0);
+  auto ref = uint_field(o, "ref");
+  auto task = uint_field(o, "task");
+  if (!ref || !task || *task == 0) return s->error("invalid_argument", "follow needs a numeric ref and task");
+  auto it = s->channels.find(ch_id);
+  if (it == s->channels.end()) return s->refuse(ch_id, *ref, "unknown_channel", "open the channel first");
+  channel& ch = it->second;
+  if (!ch.has_room()) return s->refuse(ch_id, *ref, "window_full", "the channel's window is full: wait for outcomes");
+  // A task the broker no longer knows comes back as a rejected outcome (unknown_task).
+  n.watch(core::task_id{*task}, std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), false));
+  ch.submitted();
+}
+
+void on_text(std::string_view text, const std::shared_ptr<client_state>& state, const std::shared_ptr<io_poster>& poster,
+             node& n) {
+  client_state& s = *state;
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
   if (ec || !v.is_object()) return s.error("bad_json", "messages must be JSON objects");
@@ -233,6 +275,7 @@ void on_text(std::string_view text, client_state& s) {
     return s.send(text_frame(json::object{{"type", "opened"}, {"channel", *id}, {"window", *window},
                                           {"ordered", it->second.ordered()}}));
   }
+  if (t == "follow") return on_follow(o, state, poster, n);
   if (t == "heartbeat") return s.send(text_frame(json::object{{"type", "heartbeat"}}));
   s.error("unknown_type", "unknown message type '" + std::string(t) + "'");
 }
@@ -266,6 +309,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
 
   const auto executor = co_await asio::this_coro::executor;
   auto state = std::make_shared<client_state>();
+  state->tell_accepted = ctx.accepted;
   state->channels.try_emplace(0, default_window, false);  // channel 0: open from the start, unordered
   asio::steady_timer wake(executor);
   state->wake = &wake;
@@ -287,7 +331,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
     auto [ec, n] = co_await ws.async_read(dyn, tuple);
     if (ec) break;
     if (ws.got_text()) {
-      on_text(message, *state);
+      on_text(message, state, poster, ctx.n);
     } else {
       on_binary(std::move(message), state, poster, ctx.n);
     }

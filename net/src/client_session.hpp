@@ -21,7 +21,8 @@ struct client_session_context {
   node& n;
   const gateway_config& config;
   std::function<std::shared_ptr<io_poster>()> make_poster;
-  bool batch = false;  // `?batch=true`: outcomes may share a message as records
+  bool batch = false;     // `?batch=true`: outcomes may share a message as records
+  bool accepted = false;  // `?accepted=true`: each accepted submit is acknowledged with its task id
 };
 
 boost::asio::awaitable<void> run_client_session(client_session_context ctx, boost::beast::tcp_stream stream,

@@ -661,11 +661,14 @@ struct gateway::impl {
             break;
           }
           const auto* batch = target->param("batch");
-          if (batch && *batch != "true" && *batch != "false") {
-            co_await write_reply(stream, error_reply(http::status::bad_request, "invalid_argument", "batch is true or false", req));
+          const auto* accepted = target->param("accepted");
+          if ((batch && *batch != "true" && *batch != "false") || (accepted && *accepted != "true" && *accepted != "false")) {
+            co_await write_reply(stream, error_reply(http::status::bad_request, "invalid_argument",
+                                                     "batch and accepted are true or false", req));
             break;
           }
-          co_await run_client_session(client_session_context{n, config, [this] { return make_poster(); }, batch && *batch == "true"},
+          co_await run_client_session(client_session_context{n, config, [this] { return make_poster(); },
+                                                              batch && *batch == "true", accepted && *accepted == "true"},
                                       std::move(stream), std::move(req));
           co_return;
         }

@@ -116,6 +116,45 @@ TEST_F(client_channel_test, bad_input_gets_precise_errors_and_the_connection_goe
   EXPECT_EQ(c.read().header.at("state").as_string(), "succeeded");
 }
 
+TEST_F(client_channel_test, with_accepted_each_submit_is_acknowledged_with_its_task_id_before_its_outcome) {
+  ws_client c(port, "/v1/client?accepted=true");
+  c.send_binary(submit(0, 7, "resize", "20"));
+  auto accepted = c.read();
+  ASSERT_FALSE(accepted.binary);
+  EXPECT_EQ(accepted.header.at("type").as_string(), "accepted");
+  EXPECT_EQ(accepted.header.at("ref").as_int64(), 7);
+  EXPECT_FALSE(accepted.header.at("duplicate").as_bool());
+  auto outcome = c.read();
+  ASSERT_TRUE(outcome.binary);
+  EXPECT_EQ(outcome.header.at("task"), accepted.header.at("task"));
+  EXPECT_THROW(ws_client(port, "/v1/client?accepted=maybe"), boost::system::system_error) << "refused before the upgrade";
+}
+
+TEST_F(client_channel_test, a_client_that_reconnects_follows_its_tasks_by_id) {
+  json::value task;
+  {
+    ws_client first(port, "/v1/client?accepted=true");
+    first.send_binary(submit(0, 7, "resize", "1500"));  // long enough to outlive the reconnect, even under valgrind
+    task = first.read().header.at("task");
+  }  // gone before the outcome: it is lost to this connection, the task goes on
+  ws_client again(port, "/v1/client");
+  again.send_text(json::serialize(json::object{{"type", "follow"}, {"channel", 0}, {"ref", 9}, {"task", task}}));
+  auto outcome = again.read();
+  ASSERT_TRUE(outcome.binary) << json::serialize(outcome.header);
+  EXPECT_EQ(outcome.header.at("ref").as_int64(), 9);
+  EXPECT_EQ(outcome.header.at("task"), task);
+  EXPECT_EQ(outcome.header.at("state").as_string(), "succeeded");
+  EXPECT_EQ(outcome.payload, "1500");
+  again.send_text(R"({"type":"follow","channel":0,"ref":10,"task":987654})");
+  auto unknown = again.read();
+  EXPECT_EQ(unknown.header.at("state").as_string(), "rejected") << "ended, or never was: its outcome cannot come";
+  EXPECT_EQ(unknown.header.at("error").at("code").as_string(), "unknown_task");
+  again.send_text(R"({"type":"follow","channel":0,"ref":11})");
+  EXPECT_EQ(again.read().header.at("code").as_string(), "invalid_argument");
+  again.send_text(R"({"type":"follow","channel":5,"ref":12,"task":1})");
+  EXPECT_EQ(again.read().header.at("code").as_string(), "unknown_channel");
+}
+
 TEST_F(client_channel_test, several_submits_in_one_message_each_get_their_outcome) {
   ws_client c(port, "/v1/client");
   c.send_binary(record(1, "1") + record(2, "22") + submit(0, 3, "resize", "3"));  // the last needs no bytes
