@@ -38,6 +38,10 @@ using ws_stream = websocket::stream<coalescing_stream<beast::tcp_stream>>;
 namespace {
 
 constexpr std::uint64_t window_max = 1'000'000;
+/// Follows one connection may have outstanding: unlike submits (bounded by
+/// the node's task limit), a follow adds an observer to a task that exists
+/// anyway, so it needs a bound of its own.
+constexpr std::size_t follows_max = 10'000;
 constexpr std::uint64_t default_window = 10'000;
 
 
@@ -68,6 +72,9 @@ struct completion_box {
 /// I/O thread only, except `box`.
 struct client_state {
   bool tell_accepted = false;  // `?accepted=true`
+  /// Outstanding follows: the broker holds each observer until its task
+  /// ends; those still held when the connection ends are taken back.
+  std::vector<std::pair<core::task_id, std::weak_ptr<core::task_observer>>> follows;
   std::deque<out_frame> outbox;
   asio::steady_timer* wake = nullptr;
   std::unordered_map<std::uint64_t, channel> channels;
@@ -244,8 +251,14 @@ void on_follow(const json::object& o, const std::shared_ptr<client_state>& s, co
   if (it == s->channels.end()) return s->refuse(ch_id, *ref, "unknown_channel", "open the channel first");
   channel& ch = it->second;
   if (!ch.has_room()) return s->refuse(ch_id, *ref, "window_full", "the channel's window is full: wait for outcomes");
+  if (s->follows.size() >= follows_max)
+    std::erase_if(s->follows, [](const auto& f) { return f.second.expired(); });  // those the broker let go of
+  if (s->follows.size() >= follows_max)
+    return s->refuse(ch_id, *ref, "too_many_follows", "at most 10000 follows outstanding per connection");
   // A task the broker no longer knows comes back as a rejected outcome (unknown_task).
-  n.watch(core::task_id{*task}, std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), false));
+  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), false);
+  s->follows.emplace_back(core::task_id{*task}, observer);
+  n.watch(core::task_id{*task}, std::move(observer));
   ch.submitted();
 }
 
@@ -317,11 +330,14 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   struct end {
     std::shared_ptr<client_state>& s;
     std::shared_ptr<io_poster>& p;
+    node& n;
     ~end() {
       p->close();  // outcomes still to come are dropped; the tasks themselves go on
       s->wake = nullptr;
+      for (const auto& [task, follower] : s->follows)  // the broker need not keep them for nobody
+        if (auto f = follower.lock()) n.unwatch(task, std::move(f));
     }
-  } guard{state, poster};
+  } guard{state, poster, ctx.n};
 
   auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done, ctx.batch), asio::detached);

@@ -204,6 +204,33 @@ TEST_F(client_channel_test, a_bad_batch_parameter_is_refused_before_the_upgrade)
   EXPECT_THROW(ws_client(port, "/v1/client?batch=maybe"), boost::system::system_error);
 }
 
+// Not under valgrind (thousands of messages): its own suite name.
+class client_follows_test : public client_channel_test {};
+
+TEST_F(client_follows_test, follows_outstanding_on_one_connection_are_bounded) {
+  auto h = *n->submit("resize", bytes::copy_from("3000"));
+  ws_client c(port, "/v1/client");
+  c.send_text(R"({"type":"open","channel":1,"window":20000})");
+  ASSERT_EQ(c.read().header.at("type").as_string(), "opened");
+  for (int ref = 0; ref < 10'000; ++ref)
+    c.send_text(json::serialize(json::object{{"type", "follow"}, {"channel", 1}, {"ref", ref}, {"task", h.id().value}}));
+  c.send_text(json::serialize(json::object{{"type", "follow"}, {"channel", 1}, {"ref", 10'000}, {"task", h.id().value}}));
+  auto refused = c.read();  // the first message back: the follows wait for the task
+  EXPECT_EQ(refused.header.at("type").as_string(), "rejected");
+  EXPECT_EQ(refused.header.at("code").as_string(), "too_many_follows");
+  EXPECT_EQ(refused.header.at("ref").as_int64(), 10'000);
+  {
+    ws_client gone(port, "/v1/client");
+    gone.send_text(json::serialize(json::object{{"type", "follow"}, {"channel", 0}, {"ref", 1}, {"task", h.id().value}}));
+    gone.send_text(R"({"type":"heartbeat"})");
+    ASSERT_EQ(gone.read().header.at("type").as_string(), "heartbeat");  // the follow was taken
+  }  // and is taken off the task as this connection ends
+  h.cancel();  // the follows hear the outcome and stop counting
+  for (int i = 0; i < 10'000; ++i) ASSERT_EQ(c.read().header.at("state").as_string(), "cancelled") << i;
+  c.send_text(json::serialize(json::object{{"type", "follow"}, {"channel", 1}, {"ref", 10'001}, {"task", h.id().value}}));
+  EXPECT_EQ(c.read().header.at("error").at("code").as_string(), "unknown_task") << "taken, then answered: the task ended";
+}
+
 class client_channel_token_test : public client_channel_test {
  protected:
   client_channel_token_test() { gateway_config.tokens = {"s3cret"}; }
