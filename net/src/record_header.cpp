@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cassert>
+#include <functional>
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parse.hpp>
@@ -32,8 +33,11 @@ struct record_header_reader {
   /// A view that outlives the parse: into the header's text when the
   /// parser handed one out, else a copy the header keeps.
   std::string_view keep(std::string_view s) {
+    // std::less: pointers into different objects compare without unspecified results.
     const char* begin = h->text_.data();
-    if (s.data() >= begin && s.data() + s.size() <= begin + h->text_.size()) return s;
+    const char* end = begin + h->text_.size();
+    const std::less<const char*> before;
+    if (!before(s.data(), begin) && !before(end, s.data() + s.size())) return s;
     h->owned_.emplace_front(s);
     return h->owned_.front();
   }
