@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include "drover/net/binary_frame.hpp"
+#include "kept_outcomes.hpp"
 #include "drover/actors/client_channel.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
@@ -72,6 +73,7 @@ struct completion_box {
 /// I/O thread only, except `box`.
 struct client_state {
   bool tell_accepted = false;  // `?accepted=true`
+  kept_outcomes* kept = nullptr;  // with tell_accepted: outcomes also kept there, for a later follow
   /// Outstanding follows: the broker holds each observer until its task
   /// ends; those still held when the connection ends are taken back.
   std::vector<std::pair<core::task_id, std::weak_ptr<core::task_observer>>> follows;
@@ -125,17 +127,27 @@ void drain_box(const std::shared_ptr<client_state>& s);
 /// the broker's thread; no task handle (no per-task lock or callback list).
 class submit_observer final : public core::task_observer {
  public:
+  /// `kept`: with acknowledgements asked for, where the outcome is kept too.
+  /// A follow's observer (`follows`) looks there when the broker no longer
+  /// knows its task (it may have ended as the follow arrived).
   submit_observer(std::shared_ptr<completion_box> box, std::weak_ptr<client_state> state,
                   std::shared_ptr<io_poster> poster, std::uint64_t channel, std::uint64_t ref, std::uint64_t seq,
-                  bool tell_accepted)
+                  bool tell_accepted, kept_outcomes* kept, std::optional<core::task_id> follows)
       : box_(std::move(box)), state_(std::move(state)), poster_(std::move(poster)), channel_(channel), ref_(ref),
-        seq_(seq), tell_accepted_(tell_accepted) {}
+        seq_(seq), tell_accepted_(tell_accepted), kept_(kept), follows_(follows) {}
   void on_accepted(core::task_id id, bool duplicate) override {
     if (tell_accepted_) put([&](completion_box& b) { b.accepted.push_back(acceptance{channel_, ref_, id.value, duplicate}); });
   }
   void on_state(core::task_state, std::uint16_t) override {}
-  void on_outcome(const core::task_outcome& outcome) override { finish(completion(outcome)); }
-  void on_rejected(const core::error& why) override { finish(completion(why)); }
+  void on_outcome(const core::task_outcome& outcome) override {
+    if (kept_ && tell_accepted_) kept_->add(outcome);
+    finish(completion(outcome));
+  }
+  void on_rejected(const core::error& why) override {
+    if (follows_ && kept_)
+      if (auto o = kept_->find(follows_->value)) return finish(completion(*o));
+    finish(completion(why));
+  }
 
  private:
   void finish(completion c) {
@@ -160,6 +172,8 @@ class submit_observer final : public core::task_observer {
   std::shared_ptr<io_poster> poster_;
   std::uint64_t channel_, ref_, seq_;
   bool tell_accepted_;
+  kept_outcomes* kept_;
+  std::optional<core::task_id> follows_;
 };
 
 void drain_box(const std::shared_ptr<client_state>& s) {
@@ -223,7 +237,8 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   auto payload = message.slice(r.body_offset, r.body_size);
   // The outcome may reach the observer (on the broker's thread) before the
   // submit returns here: it carries its sequence number from the start.
-  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), s->tell_accepted);
+  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), s->tell_accepted,
+                                                    s->kept, std::nullopt);
   auto id = n.submit_observed(std::string(*queue), std::move(payload), std::move(*options), when_full::fail,
                               std::move(observer));
   if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
@@ -255,11 +270,14 @@ void on_follow(const json::object& o, const std::shared_ptr<client_state>& s, co
     std::erase_if(s->follows, [](const auto& f) { return f.second.expired(); });  // those the broker let go of
   if (s->follows.size() >= follows_max)
     return s->refuse(ch_id, *ref, "too_many_follows", "at most 10000 follows outstanding per connection");
-  // A task the broker no longer knows comes back as a rejected outcome (unknown_task).
-  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), false);
+  const auto seq = ch.submitted();
+  if (s->kept)
+    if (auto o = s->kept->find(*task)) return deliver(*s, finished{ch_id, *ref, seq, completion(*o)});  // ended, kept
+  // A task the broker no longer knows (and nobody kept) comes back as a rejected outcome (unknown_task).
+  auto observer =
+      std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, seq, false, s->kept, core::task_id{*task});
   s->follows.emplace_back(core::task_id{*task}, observer);
   n.watch(core::task_id{*task}, std::move(observer));
-  ch.submitted();
 }
 
 void on_text(std::string_view text, const std::shared_ptr<client_state>& state, const std::shared_ptr<io_poster>& poster,
@@ -323,6 +341,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   const auto executor = co_await asio::this_coro::executor;
   auto state = std::make_shared<client_state>();
   state->tell_accepted = ctx.accepted;
+  state->kept = ctx.kept;
   state->channels.try_emplace(0, default_window, false);  // channel 0: open from the start, unordered
   asio::steady_timer wake(executor);
   state->wake = &wake;

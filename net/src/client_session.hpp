@@ -16,6 +16,7 @@
 namespace drover::net {
 
 class io_poster;
+class kept_outcomes;
 
 struct client_session_context {
   node& n;
@@ -23,6 +24,7 @@ struct client_session_context {
   std::function<std::shared_ptr<io_poster>()> make_poster;
   bool batch = false;     // `?batch=true`: outcomes may share a message as records
   bool accepted = false;  // `?accepted=true`: each accepted submit is acknowledged with its task id
+  kept_outcomes* kept = nullptr;  // where an acknowledged submit's outcome is also kept (the gateway's)
 };
 
 boost::asio::awaitable<void> run_client_session(client_session_context ctx, boost::beast::tcp_stream stream,

@@ -29,6 +29,7 @@
 #include "runtime_session.hpp"
 #include "retained_tasks.hpp"
 #include "submit_options.hpp"
+#include "kept_outcomes.hpp"
 #include "task_follower.hpp"
 #include "task_notes.hpp"
 
@@ -164,6 +165,7 @@ struct gateway::impl {
       if (auto p = w.lock()) p->close();
   }
   retained_tasks retained;
+  kept_outcomes kept{config.results_retained};  // of acknowledged /v1/client submits
   task_notes notes{config.notes_retained};
   poll_sessions polls{n, config, notes};
   runtime_registry parked_runtimes;  // after `io`: its timers go first
@@ -262,6 +264,12 @@ struct gateway::impl {
       return error_reply(http::status::not_found, "unknown_task",
                          "task " + std::to_string(id) + " is unknown or its outcome is no longer kept", req);
     };
+    auto ended = [&](const core::task_outcome& outcome) {
+      json::object o = describe_outcome(outcome);
+      notes.describe(id, o);
+      return json_reply(http::status::ok, o, req);
+    };
+    if (auto o = kept.find(id)) co_return ended(*o);
     if (wait_ms) {
       unfollow follow{n, id, std::make_shared<task_follower>(post_to_io), true};
       auto& news = *follow.follower->news();
@@ -269,15 +277,17 @@ struct gateway::impl {
       const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait_ms);
       for (auto now = std::chrono::steady_clock::now(); !news.ended() && now < until; now = std::chrono::steady_clock::now())
         co_await wait_for_news(news, news.version, std::chrono::ceil<std::chrono::milliseconds>(until - now));
-      if (news.rejected) co_return unknown();
-      if (news.outcome) {
-        json::object o = describe_outcome(*news.outcome);
-        notes.describe(id, o);
-        co_return json_reply(http::status::ok, o, req);
+      if (news.outcome) co_return ended(*news.outcome);
+      if (news.rejected) {
+        if (auto o = kept.find(id)) co_return ended(*o);  // it ended as the watch arrived
+        co_return unknown();
       }
     }
     auto s = n.status(task_id{id});
-    if (!s) co_return unknown();
+    if (!s) {
+      if (auto o = kept.find(id)) co_return ended(*o);
+      co_return unknown();
+    }
     json::object o{{"id", id}, {"state", core::to_string(s->state)}, {"attempts", s->attempt}, {"done", false}};
     notes.describe(id, o);
     co_return json_reply(http::status::ok, o, req);
@@ -456,6 +466,8 @@ struct gateway::impl {
       n.watch(task_id{id}, follow.follower);
       follow.following = true;
       co_await wait_for_news(news, 0, std::chrono::seconds(5));  // the broker answers within a turn
+      if (news.rejected && !h)
+        if (auto o = kept.find(id)) news.state = o->state, news.outcome = std::move(*o);  // ended; a client's, kept
     }
     // What the stream can tell: a retained handle's outcome, or what the broker said.
     auto outcome = [&]() -> std::optional<json::object> {
@@ -668,7 +680,7 @@ struct gateway::impl {
             break;
           }
           co_await run_client_session(client_session_context{n, config, [this] { return make_poster(); },
-                                                              batch && *batch == "true", accepted && *accepted == "true"},
+                                                              batch && *batch == "true", accepted && *accepted == "true", &kept},
                                       std::move(stream), std::move(req));
           co_return;
         }
