@@ -74,6 +74,7 @@ struct completion_box {
 struct client_state {
   bool tell_accepted = false;  // `?accepted=true`
   kept_outcomes* kept = nullptr;  // with tell_accepted: outcomes also kept there, for a later follow
+  std::shared_ptr<io_poster> gateway_open;  // `kept` is touched only under it
   /// Outstanding follows: the broker holds each observer until its task
   /// ends; those still held when the connection ends are taken back.
   std::vector<std::pair<core::task_id, std::weak_ptr<core::task_observer>>> follows;
@@ -132,20 +133,24 @@ class submit_observer final : public core::task_observer {
   /// knows its task (it may have ended as the follow arrived).
   submit_observer(std::shared_ptr<completion_box> box, std::weak_ptr<client_state> state,
                   std::shared_ptr<io_poster> poster, std::uint64_t channel, std::uint64_t ref, std::uint64_t seq,
-                  bool tell_accepted, kept_outcomes* kept, std::optional<core::task_id> follows)
+                  bool tell_accepted, kept_outcomes* kept, std::shared_ptr<io_poster> gateway_open,
+                  std::optional<core::task_id> follows)
       : box_(std::move(box)), state_(std::move(state)), poster_(std::move(poster)), channel_(channel), ref_(ref),
-        seq_(seq), tell_accepted_(tell_accepted), kept_(kept), follows_(follows) {}
+        seq_(seq), tell_accepted_(tell_accepted), kept_(kept), gateway_open_(std::move(gateway_open)), follows_(follows) {}
   void on_accepted(core::task_id id, bool duplicate) override {
     if (tell_accepted_) put([&](completion_box& b) { b.accepted.push_back(acceptance{channel_, ref_, id.value, duplicate}); });
   }
   void on_state(core::task_state, std::uint16_t) override {}
+  // `kept_` is the gateway's: touched only while the gateway runs (a task
+  // may end after its gateway is gone).
   void on_outcome(const core::task_outcome& outcome) override {
-    if (kept_ && tell_accepted_) kept_->add(outcome);
+    if (kept_ && tell_accepted_) gateway_open_->run_if_open([&] { kept_->add(outcome); });
     finish(completion(outcome));
   }
   void on_rejected(const core::error& why) override {
-    if (follows_ && kept_)
-      if (auto o = kept_->find(follows_->value)) return finish(completion(*o));
+    std::optional<core::task_outcome> kept;
+    if (follows_ && kept_) gateway_open_->run_if_open([&] { kept = kept_->find(follows_->value); });
+    if (kept) return finish(completion(*kept));
     finish(completion(why));
   }
 
@@ -172,7 +177,8 @@ class submit_observer final : public core::task_observer {
   std::shared_ptr<io_poster> poster_;
   std::uint64_t channel_, ref_, seq_;
   bool tell_accepted_;
-  kept_outcomes* kept_;
+  kept_outcomes* kept_;  // null unless the submit was acknowledged or this is a follow
+  std::shared_ptr<io_poster> gateway_open_;
   std::optional<core::task_id> follows_;
 };
 
@@ -237,8 +243,10 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   auto payload = message.slice(r.body_offset, r.body_size);
   // The outcome may reach the observer (on the broker's thread) before the
   // submit returns here: it carries its sequence number from the start.
-  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), s->tell_accepted,
-                                                    s->kept, std::nullopt);
+  auto observer = s->tell_accepted ? std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), true,
+                                                                       s->kept, s->gateway_open, std::nullopt)
+                                   : std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), false,
+                                                                       nullptr, nullptr, std::nullopt);
   auto id = n.submit_observed(std::string(*queue), std::move(payload), std::move(*options), when_full::fail,
                               std::move(observer));
   if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
@@ -275,7 +283,7 @@ void on_follow(const json::object& o, const std::shared_ptr<client_state>& s, co
     if (auto o = s->kept->find(*task)) return deliver(*s, finished{ch_id, *ref, seq, completion(*o)});  // ended, kept
   // A task the broker no longer knows (and nobody kept) comes back as a rejected outcome (unknown_task).
   auto observer =
-      std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, seq, false, s->kept, core::task_id{*task});
+      std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, seq, false, s->kept, s->gateway_open, core::task_id{*task});
   s->follows.emplace_back(core::task_id{*task}, observer);
   n.watch(core::task_id{*task}, std::move(observer));
 }
@@ -342,6 +350,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   auto state = std::make_shared<client_state>();
   state->tell_accepted = ctx.accepted;
   state->kept = ctx.kept;
+  state->gateway_open = ctx.gateway_open;
   state->channels.try_emplace(0, default_window, false);  // channel 0: open from the start, unordered
   asio::steady_timer wake(executor);
   state->wake = &wake;

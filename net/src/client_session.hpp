@@ -25,6 +25,10 @@ struct client_session_context {
   bool batch = false;     // `?batch=true`: outcomes may share a message as records
   bool accepted = false;  // `?accepted=true`: each accepted submit is acknowledged with its task id
   kept_outcomes* kept = nullptr;  // where an acknowledged submit's outcome is also kept (the gateway's)
+  /// Open while the gateway runs: `kept` is touched only under it (a task
+  /// may end after its gateway is gone; the session's own poster closes
+  /// with the connection, which is when keeping matters most).
+  std::shared_ptr<io_poster> gateway_open;
 };
 
 boost::asio::awaitable<void> run_client_session(client_session_context ctx, boost::beast::tcp_stream stream,

@@ -679,9 +679,11 @@ struct gateway::impl {
                                                      "batch and accepted are true or false", req));
             break;
           }
-          co_await run_client_session(client_session_context{n, config, [this] { return make_poster(); },
-                                                              batch && *batch == "true", accepted && *accepted == "true", &kept},
-                                      std::move(stream), std::move(req));
+          // A named context, moved in: g++ 12 destroys a temporary in a
+          // co_await expression twice (a copied shared_ptr released twice).
+          client_session_context context{n, config, [this] { return make_poster(); }, batch && *batch == "true",
+                                         accepted && *accepted == "true", &kept, post_to_io};
+          co_await run_client_session(std::move(context), std::move(stream), std::move(req));
           co_return;
         }
         if (target && target->segments == std::vector<std::string>{"v1", "runtime"}) {

@@ -14,6 +14,13 @@ class io_poster {
     std::lock_guard lock(mutex_);
     if (open_) boost::asio::post(ex_, std::forward<F>(f));
   }
+  /// Runs `f` here and now unless closed: what it touches of the gateway is
+  /// alive, since closing waits for it (the gateway closes before it goes).
+  template <class F>
+  void run_if_open(F&& f) {
+    std::lock_guard lock(mutex_);
+    if (open_) f();
+  }
   void close() {
     std::lock_guard lock(mutex_);
     open_ = false;
