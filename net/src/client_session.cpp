@@ -243,10 +243,11 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   auto payload = message.slice(r.body_offset, r.body_size);
   // The outcome may reach the observer (on the broker's thread) before the
   // submit returns here: it carries its sequence number from the start.
-  auto observer = s->tell_accepted ? std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), true,
-                                                                       s->kept, s->gateway_open, std::nullopt)
-                                   : std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), false,
-                                                                       nullptr, nullptr, std::nullopt);
+  // Only an acknowledged submit's outcome is kept (no shared pointer copied for the others).
+  const bool acks = s->tell_accepted;
+  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), acks,
+                                                    acks ? s->kept : nullptr, acks ? s->gateway_open : nullptr,
+                                                    std::nullopt);
   auto id = n.submit_observed(std::string(*queue), std::move(payload), std::move(*options), when_full::fail,
                               std::move(observer));
   if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);

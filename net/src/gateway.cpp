@@ -250,7 +250,11 @@ struct gateway::impl {
     }
     auto h = retained.find(id);
     if (!h) co_return co_await status_of_live(id, wait_ms, req);
-    if (wait_ms && !h->done()) co_await wait_for(*h, std::chrono::milliseconds(*wait_ms));
+    if (wait_ms && !h->done()) {
+      // The handle has the outcome by the time the follower hears of it.
+      unfollow follow{n, id, std::make_shared<task_follower>(post_to_io)};
+      co_await follow_until_end(follow, std::chrono::milliseconds(*wait_ms));
+    }
     json::object o = describe(*h);
     notes.describe(id, o);
     co_return json_reply(http::status::ok, o, req);
@@ -271,12 +275,9 @@ struct gateway::impl {
     };
     if (auto o = kept.find(id)) co_return ended(*o);
     if (wait_ms) {
-      unfollow follow{n, id, std::make_shared<task_follower>(post_to_io), true};
-      auto& news = *follow.follower->news();
-      n.watch(task_id{id}, follow.follower);
-      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(*wait_ms);
-      for (auto now = std::chrono::steady_clock::now(); !news.ended() && now < until; now = std::chrono::steady_clock::now())
-        co_await wait_for_news(news, news.version, std::chrono::ceil<std::chrono::milliseconds>(until - now));
+      unfollow follow{n, id, std::make_shared<task_follower>(post_to_io)};
+      const auto& news = *follow.follower->news();
+      co_await follow_until_end(follow, std::chrono::milliseconds(*wait_ms));
       if (news.outcome) co_return ended(*news.outcome);
       if (news.rejected) {
         if (auto o = kept.find(id)) co_return ended(*o);  // it ended as the watch arrived
@@ -293,26 +294,16 @@ struct gateway::impl {
     co_return json_reply(http::status::ok, o, req);
   }
 
-  /// Long-poll: suspends this connection (no thread, no polling) until the
-  /// outcome is known or the time is up.
-  asio::awaitable<void> wait_for(const task_handle& h, std::chrono::milliseconds limit) {
-    struct wake_state {
-      bool alive = true;
-      asio::steady_timer* timer = nullptr;  // touched on the I/O thread only
-    };
-    auto state = std::make_shared<wake_state>();
-    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
-    state->timer = &timer;
-    struct guard {
-      std::shared_ptr<wake_state> s;
-      ~guard() { s->alive = false, s->timer = nullptr; }
-    } g{state};
-    h.on_complete([state, p = post_to_io](const completion&) {
-      p->post([state] {
-        if (state->alive && state->timer) state->timer->cancel();
-      });
-    });
-    co_await timer.async_wait(tuple);
+  /// Long-poll: follows task `id` (node::watch) until it ends or `limit`
+  /// passes, suspending this connection (no thread, no polling); what the
+  /// broker said is in the follower's news.
+  asio::awaitable<void> follow_until_end(unfollow& follow, std::chrono::milliseconds limit) {
+    auto& news = *follow.follower->news();
+    n.watch(task_id{follow.id}, follow.follower);
+    follow.following = true;
+    const auto until = std::chrono::steady_clock::now() + limit;
+    for (auto now = std::chrono::steady_clock::now(); !news.ended() && now < until; now = std::chrono::steady_clock::now())
+      co_await wait_for_news(news, news.version, std::chrono::ceil<std::chrono::milliseconds>(until - now));
   }
 
   reply result(std::uint64_t id, const request& req) {
@@ -513,9 +504,6 @@ struct gateway::impl {
         w->alive = false, w->timer = nullptr;
       }
     } guard{notes, watch, w};
-    // A retained task that ends without news reaching us (it ended as the
-    // watch arrived) still wakes the stream.
-    if (h) h->on_complete([w, p = post_to_io](const completion&) { p->post([w] { w->wake(); }); });
 
     std::optional<task_state> sent_state;
     std::uint64_t sent_progress = 0, sent_lines = 0;

@@ -126,30 +126,34 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
       {"session", s->id}, {"tasks", std::move(tasks)}, {"cancels", take_cancels(*s)}, {"errors", std::move(errors)}};
 }
 
-poll_session* poll_sessions::named(const json::object& body, std::string_view what, unsigned& status, json::object& refusal) {
+poll_sessions::listed_request poll_sessions::listed(const json::object& body, const char* list, unsigned& status,
+                                                    json::object& refusal) {
   auto id = uint_field(body, "session");
   if (!id) {
-    refusal = error(status, 400, "invalid_argument", std::string(what) + " need a 'session'");
-    return nullptr;
+    refusal = error(status, 400, "invalid_argument", std::string(list) + " need a 'session'");
+    return {};
   }
   auto it = sessions_.find(*id);
   if (it == sessions_.end()) {
     refusal = error(status, 404, "unknown_session", "session " + std::to_string(*id) + " is unknown or expired");
-    return nullptr;
+    return {};
   }
   it->second->last_seen = std::chrono::steady_clock::now();
-  return it->second.get();
+  auto items = body.if_contains(list);
+  if (!items || !items->is_array()) {
+    refusal = error(status, 400, "invalid_argument", "'" + std::string(list) + "' must be an array");
+    return {};
+  }
+  return {it->second.get(), &items->as_array()};
 }
 
 json::object poll_sessions::results(const json::object& body, unsigned& status) {
   json::object refusal;
-  auto* session = named(body, "results", status, refusal);
-  if (!session) return refusal;
-  auto& s = *session;
-  auto list = body.if_contains("results");
-  if (!list || !list->is_array()) return error(status, 400, "invalid_argument", "'results' must be an array");
+  const auto request = listed(body, "results", status, refusal);
+  if (!request.session) return refusal;
+  auto& s = *request.session;
   std::vector<actors::remote_report> reports;
-  for (const auto& v : list->as_array()) {
+  for (const auto& v : *request.list) {
     if (!v.is_object()) return error(status, 400, "invalid_argument", "each result must be an object");
     const auto& r = v.as_object();
     auto task = uint_field(r, "task"), lease = uint_field(r, "lease");
@@ -189,15 +193,13 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
 
 json::object poll_sessions::notes(const json::object& body, unsigned& status) {
   json::object refusal;
-  auto* session = named(body, "notes", status, refusal);
-  if (!session) return refusal;
-  auto& s = *session;
-  auto list = body.if_contains("notes");
-  if (!list || !list->is_array()) return error(status, 400, "invalid_argument", "'notes' must be an array");
+  const auto request = listed(body, "notes", status, refusal);
+  if (!request.session) return refusal;
+  auto& s = *request.session;
   // Each note stands alone: a refused one is listed, the others are filed.
   std::size_t accepted = 0, index = 0;
   json::array errors;
-  for (const auto& v : list->as_array()) {
+  for (const auto& v : *request.list) {
     const auto at = index++;
     auto refuse = [&](std::string_view code, std::string_view message) {
       errors.push_back(json::object{{"index", at}, {"code", code}, {"message", message}});

@@ -63,10 +63,16 @@ class poll_sessions {
   std::size_t size() const { return sessions_.size(); }
 
  private:
-  /// The session a request names (and it was heard from now), or null with
-  /// the refusal (400 without one, 404 for an unknown one).
-  poll_session* named(const boost::json::object& body, std::string_view what, unsigned& status,
-                      boost::json::object& refusal);
+  /// A request naming its session and carrying an array `list` (results,
+  /// notes): the session (heard from now) and the array, or a null session
+  /// with the refusal (400 without a session or array, 404 for an unknown
+  /// session).
+  struct listed_request {
+    poll_session* session = nullptr;
+    const boost::json::array* list = nullptr;
+  };
+  listed_request listed(const boost::json::object& body, const char* list, unsigned& status,
+                        boost::json::object& refusal);
 
   node& n_;
   const gateway_config& config_;
