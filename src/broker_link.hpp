@@ -30,6 +30,13 @@ class broker_link {
     if (!stop) observer->on_rejected(core::make_error(core::errc::shutting_down, "the node is stopping"));
   }
 
+  /// Sends `m` unless the node is stopping (then it is dropped, with what it holds).
+  template <class Message>
+  void send(Message&& m) {
+    std::lock_guard lock(mutex_);
+    if (broker_) caf::anon_send(broker_, std::forward<Message>(m));
+  }
+
   void cut() {
     std::lock_guard lock(mutex_);
     broker_ = nullptr;

@@ -21,6 +21,7 @@
 #include "broker_link.hpp"
 #include "drover/actors/admission_gate.hpp"
 #include "drover/actors/broker_actor.hpp"
+#include "drover/actors/hosted_scheduler.hpp"
 #include "drover/actors/pool_actor.hpp"
 #include "drover/actors/remote_consumer_actor.hpp"
 #include "drover/actors/submission_inbox.hpp"
@@ -68,6 +69,7 @@ struct node::impl {
   node_config config;
   caf::actor_system_config system_config;
   std::unique_ptr<caf::actor_system> system;
+  actors::hosted_scheduler* hosted = nullptr;  // the system's scheduler when hostable_actors
   // Declared before `io`, so destroyed after it: the io_context's pending
   // operations may hold handler coroutines whose cleanup is posted to this.
   std::shared_ptr<actors::pool_context> pool_exec;
@@ -165,7 +167,8 @@ std::unique_ptr<node> node::start(node_config config) {
   // less CPU than two (docs/benchmarks.md).
   const auto cores = std::max(1u, std::thread::hardware_concurrency());
   const auto threads = config.scheduler_threads ? config.scheduler_threads : std::max(1u, cores - 1);
-  p->system_config.set("scheduler.max-threads", threads);
+  p->system_config.set("scheduler.max-threads", config.hostable_actors ? 1 : threads);
+  if (config.hostable_actors) actors::hosted_scheduler::install(p->system_config);
   p->system_config.set("work-stealing.moderate-sleep-duration", caf::timespan{config.idle_poll_interval});
   p->system_config.set("work-stealing.aggressive-poll-attempts", config.idle_spin_polls);
   p->system_config.set("work-stealing.moderate-poll-attempts", config.idle_sleep_polls);
@@ -176,11 +179,12 @@ std::unique_ptr<node> node::start(node_config config) {
     ::prctl(PR_SET_TIMERSLACK, static_cast<unsigned long>(config.timer_slack.count()), 0, 0, 0);
     p->system = std::make_unique<caf::actor_system>(p->system_config);
   }).join();
+  p->hosted = actors::hosted_scheduler::of(*p->system);
   p->admission = std::make_shared<actors::admission_gate>(config.max_queued_tasks, config.max_queued_bytes);
   auto* raw = p.get();
   p->inbox = std::make_shared<actors::submission_inbox>([raw] { caf::anon_send(raw->broker, actors::drain_atom::value); });
   p->broker = p->system->spawn(actors::broker_actor, broker_config_of(config), p->inbox, p->admission);
-  if (config.quiet_spin_polls > 0)
+  if (config.quiet_spin_polls > 0 && !config.hostable_actors)
     caf::anon_send(p->broker, actors::spin_policy_msg{config.quiet_spin_polls, config.idle_spin_polls, config.quiet_rate});
   p->link = std::make_shared<detail::broker_link>(p->broker);
   p->pool_exec = std::make_shared<actors::pool_context>(*p->io);
@@ -351,6 +355,28 @@ std::unique_ptr<actors::remote_link> node::attach_remote(std::vector<std::string
   return std::make_unique<actor_remote_link>(std::move(handle));
 }
 
+void node::queue_stats_async(std::function<void(std::vector<core::queue_stats>)> done) const {
+  impl_->link->send(actors::queue_stats_query_msg{std::move(done)});
+}
+
+void node::status_async(task_id id, std::function<void(core::result<core::task_status>)> done) const {
+  impl_->link->send(actors::status_query_msg{id, std::move(done)});
+}
+
+bool node::host_actors(std::function<void()> wake) {
+  if (!impl_->hosted) return false;
+  impl_->hosted->host(std::move(wake));
+  return true;
+}
+
+void node::run_actors(std::size_t budget) {
+  if (impl_->hosted) impl_->hosted->run(budget);
+}
+
+void node::unhost_actors() {
+  if (impl_->hosted) impl_->hosted->unhost();
+}
+
 void node::set_work_limit(std::uint32_t limit) {
   if (limit == 0) limit = 1;  // a node that can run nothing would hold its tasks forever
   impl_->work_limit = limit;
@@ -394,6 +420,7 @@ bool node::drain(std::chrono::nanoseconds timeout) {
 
 void node::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
+  if (impl_->hosted) impl_->hosted->unhost();  // a gateway still hosting them is stopping after us
   impl_->io_work.reset();
   impl_->io->stop();
   if (impl_->io_thread.joinable()) impl_->io_thread.join();

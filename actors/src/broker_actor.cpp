@@ -169,6 +169,15 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
         if (!status) return caf::make_error(caf::sec::invalid_argument, status.err().message);
         return *status;
       },
+      [=](status_query_msg& m) {
+        m.done(self->state.core->status(m.task));
+      },
+      [=](queue_stats_query_msg& m) {
+        const auto& core = *self->state.core;
+        std::vector<core::queue_stats> queues;
+        for (std::uint32_t q = 0; q < core.queue_count(); ++q) queues.push_back(core.stats(q));
+        m.done(std::move(queues));
+      },
       [=](stats_atom) -> broker_stats {
         const auto& core = *self->state.core;
         broker_stats out;

@@ -53,6 +53,9 @@ serve_config load(const serve_options& options) {
   c.node.idle_spin_polls = 0;
   c.node.quiet_spin_polls = 200'000;
   c.node.quiet_rate = 2'500;
+  // The broker and the runtimes' consumer actors run on the gateway's I/O
+  // thread: no hand-over between threads per message (docs/benchmarks.md).
+  c.node.hostable_actors = true;
   if (!options.config_file.empty()) {
     toml::table t = toml::parse_file(options.config_file);  // throws with line and column
     std::int64_t work_limit = c.node.work_limit, max_tasks = static_cast<std::int64_t>(c.node.max_queued_tasks);
@@ -67,6 +70,7 @@ serve_config load(const serve_options& options) {
     std::int64_t threads = static_cast<std::int64_t>(c.node.scheduler_threads);
     std::int64_t spin = static_cast<std::int64_t>(c.node.idle_spin_polls), sleep_polls = static_cast<std::int64_t>(c.node.idle_sleep_polls);
     read(t, "node", "scheduler_threads", threads);
+    read(t, "node", "actors_on_gateway_thread", c.node.hostable_actors);
     read(t, "node", "idle_spin_polls", spin);
     read(t, "node", "idle_sleep_polls", sleep_polls);
     std::int64_t quiet_spin = static_cast<std::int64_t>(c.node.quiet_spin_polls);

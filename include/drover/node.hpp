@@ -3,6 +3,7 @@
 // submit tasks and follow their outcomes. See examples/embedded_service.cpp.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,13 @@ struct node_config {
   core::backoff_policy default_backoff{};
   /// CAF scheduler threads; 0 = one per core but one (at least one).
   std::size_t scheduler_threads = 0;
+  /// Instead of CAF's scheduler threads, one actor thread that a gateway's
+  /// I/O loop can take over (host_actors): the broker and the runtimes'
+  /// consumer actors then run on the thread serving their sockets, with no
+  /// hand-over between threads per message (docs/architecture.md). For a
+  /// node that serves remote runtimes; in-process handlers would share that
+  /// thread with the gateway. The spin settings below do not apply.
+  bool hostable_actors = false;
   /// An idle scheduler thread polls for work this often (CAF's "moderate"
   /// phase, about 25 ms after its last work) before sleeping on a condition
   /// variable: the wake-up latency of a lightly loaded node
@@ -145,7 +153,7 @@ class node {
   }
 
   /// The broker's view of a live task; errc::unknown_task once it ended
-  /// (its handle keeps the outcome).
+  /// (its handle keeps the outcome). Blocks as stats() does.
   core::result<core::task_status> status(task_id id) const;
 
   /// Makes a remote runtime a consumer of this node's broker (the gateway
@@ -167,7 +175,26 @@ class node {
 
   void set_work_limit(std::uint32_t limit);
   std::uint32_t work_limit() const;
+  /// Blocks until the actors answer: never call it on a thread that hosts
+  /// them (see queue_stats_async).
   node_stats stats() const;
+  /// The queues' statistics through `done`, on the actors' thread (keep it
+  /// short: post the work elsewhere); never blocks. A node that stops first
+  /// drops `done` uncalled.
+  void queue_stats_async(std::function<void(std::vector<core::queue_stats>)> done) const;
+  /// As status(), answered through `done` as queue_stats_async answers.
+  void status_async(task_id id, std::function<void(core::result<core::task_status>)> done) const;
+
+  /// With node_config::hostable_actors: the caller's loop runs the node's
+  /// actors from now on. `wake` (called from any thread, under a lock: it
+  /// must only post to the loop) asks the loop to call run_actors() soon.
+  /// False (and nothing changes) if the node was not configured so.
+  bool host_actors(std::function<void()> wake);
+  /// On the hosting loop's thread: some actor turns (at most `budget`).
+  void run_actors(std::size_t budget);
+  /// The node's own actor thread takes its actors back; call it before the
+  /// hosting loop stops.
+  void unhost_actors();
   /// Waits until no task is live, or the timeout passes; true if drained.
   bool drain(std::chrono::nanoseconds timeout);
   /// Stops accepting, lets the actors finish, joins every thread.

@@ -24,6 +24,7 @@
 #include "http_target.hpp"
 #include "io_poster.hpp"
 #include "json_fields.hpp"
+#include "broker_answer.hpp"
 #include "io_spin.hpp"
 #include "poll_sessions.hpp"
 #include "runtime_session.hpp"
@@ -43,6 +44,7 @@ using tcp = asio::ip::tcp;
 using string_response = http::response<http::string_body>;
 using request = http::request<http::string_body>;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::chrono::milliseconds broker_answer_limit{10'000};  // the broker answers within a turn
 
 namespace {
 
@@ -140,6 +142,8 @@ std::optional<core::task_options> submit_options(const http_target& t, const req
 }  // namespace
 
 constexpr std::size_t batch_max = 10'000;
+// Actor turns per run of the node's actors; then I/O gets its turn again.
+constexpr std::size_t actor_turns_per_run = 256;
 
 struct gateway::impl {
   node& n;
@@ -170,6 +174,8 @@ struct gateway::impl {
   poll_sessions polls{n, config, notes};
   runtime_registry parked_runtimes;  // after `io`: its timers go first
   std::thread thread;
+  bool hosting = false;      // this loop runs the node's actors (node_config::hostable_actors)
+  bool actors_due = false;   // I/O thread only: the node asked for a run of its actors
   std::atomic<bool> stopped{false};
 
   impl(node& node_, gateway_config c) : n(node_), config(std::move(c)), retained(config.results_retained) {}
@@ -284,7 +290,12 @@ struct gateway::impl {
         co_return unknown();
       }
     }
-    auto s = n.status(task_id{id});
+    std::function<void(std::function<void(core::result<core::task_status>)>)> ask = [this, id](auto done) {
+      n.status_async(task_id{id}, std::move(done));
+    };
+    auto answer = co_await broker_answer<core::result<core::task_status>>(post_to_io, std::move(ask), broker_answer_limit);
+    if (!answer) co_return error_reply(http::status::service_unavailable, "shutting_down", "the node is stopping", req);
+    auto& s = *answer;
     if (!s) {
       if (auto o = kept.find(id)) co_return ended(*o);
       co_return unknown();
@@ -319,14 +330,19 @@ struct gateway::impl {
     return r;
   }
 
-  reply queues(const request& req) {
+  asio::awaitable<reply> queues(const request& req) {
+    std::function<void(std::function<void(std::vector<core::queue_stats>)>)> ask = [this](auto done) {
+      n.queue_stats_async(std::move(done));
+    };
+    auto answer = co_await broker_answer<std::vector<core::queue_stats>>(post_to_io, std::move(ask), broker_answer_limit);
+    if (!answer) co_return error_reply(http::status::service_unavailable, "shutting_down", "the node is stopping", req);
     json::array list;
-    for (const auto& q : n.stats().queues) {
+    for (const auto& q : *answer) {
       list.push_back(json::object{{"name", q.name},          {"ready", q.ready},       {"delayed", q.delayed},
                                   {"leased", q.leased},      {"consumers", q.consumers}, {"submitted", q.submitted},
                                   {"succeeded", q.succeeded}, {"failed", q.failed},     {"dead", q.dead}});
     }
-    return json_reply(http::status::ok, json::object{{"queues", std::move(list)}}, req);
+    co_return json_reply(http::status::ok, json::object{{"queues", std::move(list)}}, req);
   }
 
   reply not_allowed(std::string_view allow, const request& req) {
@@ -589,7 +605,7 @@ struct gateway::impl {
     }
     if (s.size() == 2 && s[0] == "v1" && s[1] == "queues") {
       if (method != http::verb::get) co_return not_allowed("GET", req);
-      co_return queues(req);
+      co_return co_await queues(req);
     }
     if ((s.size() == 3 || s.size() == 4) && s[0] == "v1" && s[1] == "tasks") {
       auto id = parse_number<std::uint64_t>(s[2], 1, UINT64_MAX);
@@ -717,12 +733,18 @@ namespace {
 /// blocks: the answer (a dispatch, an outcome) then finds it awake, which
 /// saves a wake-up of this thread (tens of microseconds on a VM). Anything
 /// else (pings, timers) lets it block at once, so idle costs nothing.
-void run_io(asio::io_context& io, std::chrono::microseconds spin) {
+///
+/// `run_actors` runs the node's actors if they are due (a hosting gateway)
+/// and tells whether it did: then the loop polls again rather than blocks,
+/// since their answers (writes) were just posted here.
+void run_io(asio::io_context& io, std::chrono::microseconds spin, const std::function<bool()>& run_actors) {
   using clock = std::chrono::steady_clock;
   auto spin_until = clock::time_point::min();
   while (!io.stopped()) {
+    auto ran = io.poll();
+    if (run_actors()) continue;
     const bool spinning = spin.count() > 0 && clock::now() < spin_until;
-    const auto ran = spinning ? io.poll() : io.run_one();
+    if (ran == 0 && !spinning) ran = io.run_one();
     if (ran > 0 && std::exchange(broker_reply_expected, false)) spin_until = clock::now() + spin;
   }
 }
@@ -749,7 +771,18 @@ core::result<std::unique_ptr<gateway>> gateway::start(node& n, gateway_config co
   asio::co_spawn(p->io, p->listen(), asio::detached);
   asio::co_spawn(p->io, p->sweep_sessions(), asio::detached);
   auto* raw = p.get();
-  p->thread = std::thread([raw] { run_io(raw->io, raw->config.io_spin); });
+  // A node built with hostable_actors runs its actors here from now on. A
+  // wake-up only marks them due; the loop runs them once the ready I/O is
+  // handled (run_io), so what a burst of reads asks of the broker is one
+  // actor turn and its answers go out as one burst of writes.
+  p->hosting = n.host_actors([raw] { asio::post(raw->io, [raw] { raw->actors_due = true; }); });
+  p->thread = std::thread([raw] {
+    run_io(raw->io, raw->config.io_spin, [raw] {
+      if (!std::exchange(raw->actors_due, false)) return false;
+      raw->n.run_actors(actor_turns_per_run);
+      return true;
+    });
+  });
   return std::unique_ptr<gateway>(new gateway(std::move(p)));
 }
 
@@ -757,6 +790,7 @@ std::uint16_t gateway::port() const { return impl_->acceptor.local_endpoint().po
 
 void gateway::stop() {
   if (!impl_ || impl_->stopped.exchange(true)) return;
+  if (impl_->hosting) impl_->n.unhost_actors();  // before the loop stops: the node's thread takes them back
   impl_->close_posters();
   asio::post(impl_->io, [p = impl_.get()] {
     beast::error_code ignored;

@@ -10,12 +10,16 @@ using namespace drover::test_support;
 
 namespace {
 
-class gateway_test : public ::testing::Test {
+// Each test runs twice: with the node's actors on CAF's scheduler threads
+// (an embedding service's gateway) and on the gateway's I/O thread (`drover
+// serve`), where nothing may block that thread waiting for the broker.
+class gateway_test : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     node_config c;
     c.work_limit = 8;
     c.seed = 1;
+    c.hostable_actors = GetParam();
     n = node::start(c);
     ASSERT_TRUE(n->handle("echo", [](task_context& ctx) -> asio::awaitable<task_result> {
       co_return task_result::success(ctx.payload());
@@ -48,7 +52,10 @@ class gateway_test : public ::testing::Test {
 
 }  // namespace
 
-TEST_F(gateway_test, submit_then_long_poll_then_read_the_result) {
+INSTANTIATE_TEST_SUITE_P(actor_threads, gateway_test, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "on_gateway_thread" : "on_caf_threads"; });
+
+TEST_P(gateway_test, submit_then_long_poll_then_read_the_result) {
   auto submitted = call(port, http::verb::post, "/v1/queues/echo/tasks?priority=3", "hello bytes");
   ASSERT_EQ(submitted.status, 202u) << submitted.body;
   const auto id = submitted.json().at("id").to_number<std::uint64_t>();
@@ -61,14 +68,14 @@ TEST_F(gateway_test, submit_then_long_poll_then_read_the_result) {
   EXPECT_EQ(result.body, "hello bytes") << "the payload travelled as opaque bytes";
 }
 
-TEST_F(gateway_test, unknown_queue_is_404_with_its_name) {
+TEST_P(gateway_test, unknown_queue_is_404_with_its_name) {
   auto r = call(port, http::verb::post, "/v1/queues/nobody/tasks", "x");
   EXPECT_EQ(r.status, 404u);
   EXPECT_EQ(r.json().at("error").as_string(), "unknown_queue");
   EXPECT_NE(r.body.find("nobody"), std::string::npos);
 }
 
-TEST_F(gateway_test, bad_options_are_400_and_name_the_parameter) {
+TEST_P(gateway_test, bad_options_are_400_and_name_the_parameter) {
   auto r = call(port, http::verb::post, "/v1/queues/echo/tasks?priority=300", "x");
   EXPECT_EQ(r.status, 400u);
   EXPECT_NE(r.body.find("priority"), std::string::npos);
@@ -77,27 +84,27 @@ TEST_F(gateway_test, bad_options_are_400_and_name_the_parameter) {
   EXPECT_EQ(call(port, http::verb::get, "/v1/queues/%zz").status, 400u) << "malformed percent escape";
 }
 
-TEST_F(gateway_test, oversized_body_is_413_and_others_are_still_served) {
+TEST_P(gateway_test, oversized_body_is_413_and_others_are_still_served) {
   auto big = call(port, http::verb::post, "/v1/queues/echo/tasks", std::string(4096, 'x'));
   EXPECT_EQ(big.status, 413u);
   auto fine = call(port, http::verb::post, "/v1/queues/echo/tasks", "small");
   EXPECT_EQ(fine.status, 202u);
 }
 
-TEST_F(gateway_test, unknown_route_is_404_and_wrong_method_is_405_with_allow) {
+TEST_P(gateway_test, unknown_route_is_404_and_wrong_method_is_405_with_allow) {
   EXPECT_EQ(call(port, http::verb::get, "/v2/nothing").status, 404u);
   auto r = call(port, http::verb::get, "/v1/queues/echo/tasks");
   EXPECT_EQ(r.status, 405u);
   EXPECT_EQ(r.allow, "POST");
 }
 
-TEST_F(gateway_test, garbage_bytes_get_400_and_the_gateway_keeps_serving) {
+TEST_P(gateway_test, garbage_bytes_get_400_and_the_gateway_keeps_serving) {
   const auto answer = send_raw(port, "THIS IS NOT HTTP\r\n\r\n");
   EXPECT_NE(answer.find("400"), std::string::npos) << answer;
   EXPECT_EQ(call(port, http::verb::get, "/v1/queues").status, 200u);
 }
 
-TEST_F(gateway_test, tokens_are_required_when_configured) {
+TEST_P(gateway_test, tokens_are_required_when_configured) {
   start_gateway({"s3cret"});
   auto missing = call(port, http::verb::get, "/v1/queues");
   EXPECT_EQ(missing.status, 401u);
@@ -107,7 +114,7 @@ TEST_F(gateway_test, tokens_are_required_when_configured) {
   EXPECT_EQ(right.status, 200u);
 }
 
-TEST_F(gateway_test, queues_list_their_depth) {
+TEST_P(gateway_test, queues_list_their_depth) {
   ASSERT_EQ(call(port, http::verb::post, "/v1/queues/parked/tasks", "a").status, 202u);
   ASSERT_EQ(call(port, http::verb::post, "/v1/queues/parked/tasks", "b").status, 202u);
   auto r = call(port, http::verb::get, "/v1/queues");
@@ -123,7 +130,7 @@ TEST_F(gateway_test, queues_list_their_depth) {
   EXPECT_TRUE(found);
 }
 
-TEST_F(gateway_test, delete_cancels_a_queued_task) {
+TEST_P(gateway_test, delete_cancels_a_queued_task) {
   auto submitted = call(port, http::verb::post, "/v1/queues/parked/tasks", "never");
   const auto id = std::to_string(submitted.json().at("id").to_number<std::uint64_t>());
   EXPECT_EQ(call(port, http::verb::delete_, "/v1/tasks/" + id).status, 202u);
@@ -132,12 +139,12 @@ TEST_F(gateway_test, delete_cancels_a_queued_task) {
   EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/" + id + "/result").status, 409u);
 }
 
-TEST_F(gateway_test, unknown_task_is_404) {
+TEST_P(gateway_test, unknown_task_is_404) {
   EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/999999").status, 404u);
   EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/999999/result").status, 404u);
 }
 
-TEST_F(gateway_test, a_batch_is_submitted_all_at_once_and_each_task_is_readable) {
+TEST_P(gateway_test, a_batch_is_submitted_all_at_once_and_each_task_is_readable) {
   auto submitted = call(port, http::verb::post, "/v1/queues/echo/batch?priority=2",
                         R"({"tasks":[{"payload":"one"},{"payload_base64":"dHdv"}]})");
   ASSERT_EQ(submitted.status, 202u) << submitted.body;
@@ -151,7 +158,7 @@ TEST_F(gateway_test, a_batch_is_submitted_all_at_once_and_each_task_is_readable)
   }
 }
 
-TEST_F(gateway_test, a_bad_batch_is_refused_whole_with_the_offending_task_named) {
+TEST_P(gateway_test, a_bad_batch_is_refused_whole_with_the_offending_task_named) {
   auto bad = call(port, http::verb::post, "/v1/queues/echo/batch", R"({"tasks":[{"payload":"ok"},{"payload_base64":"%%%"}]})");
   EXPECT_EQ(bad.status, 400u);
   EXPECT_NE(bad.body.find("task 1"), std::string::npos) << bad.body;

@@ -25,10 +25,16 @@ class gateway_fixture : public ::testing::Test {
     return g;
   }();
 
-  void SetUp() override {
+  /// As `drover serve` runs it: the broker on the gateway's I/O thread.
+  node_config node_settings = [] {
     node_config c;
     c.seed = 1;
-    n = node::start(c);
+    c.hostable_actors = true;
+    return c;
+  }();
+
+  void SetUp() override {
+    n = node::start(node_settings);
     ASSERT_TRUE(n->declare_queue("resize"));
     auto started = net::gateway::start(*n, gateway_config);
     ASSERT_TRUE(started) << started.err().message;

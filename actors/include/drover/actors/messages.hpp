@@ -4,6 +4,7 @@
 // pointers, never serialised): see docs/architecture.md for the table.
 #include <cstdint>
 #include <string>
+#include <functional>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -87,6 +88,15 @@ struct cancel_msg {
 struct status_msg {
   core::task_id task;
 };
+/// Anyone -> broker: a status answered through a callback, for threads that
+/// must not block on a reply (they may be the ones running the broker).
+struct status_query_msg {
+  core::task_id task;
+  std::function<void(core::result<core::task_status>)> done;
+};
+struct queue_stats_query_msg {
+  std::function<void(std::vector<core::queue_stats>)> done;
+};
 
 /// Anyone -> broker: `observer` follows a live task (or, with `stop`,
 /// stops following it).
@@ -132,6 +142,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::dispatch_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::lease_cancel_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::cancel_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::status_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::status_query_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::queue_stats_query_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::watch_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::register_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drover::actors::broker_stats)
