@@ -252,6 +252,7 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
                               std::move(observer));
   if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
   expect_broker_reply();
+  note_submits(1);
   ch.submitted();
 }
 

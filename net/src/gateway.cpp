@@ -25,6 +25,7 @@
 #include "io_poster.hpp"
 #include "json_fields.hpp"
 #include "broker_answer.hpp"
+#include "drover/actors/spin_governor.hpp"
 #include "io_spin.hpp"
 #include "poll_sessions.hpp"
 #include "runtime_session.hpp"
@@ -201,6 +202,7 @@ struct gateway::impl {
     auto payload = core::bytes::adopt(std::move(req.body()));
     auto h = n.submit(queue, std::move(payload), std::move(*options), when_full::fail);
     expect_broker_reply();
+    note_submits(1);
     if (!h) return error_reply(h.err(), req);
     retained.add(*h);
     return json_reply(http::status::accepted,
@@ -238,6 +240,8 @@ struct gateway::impl {
     }
     auto handles = n.submit_batch(queue, std::move(payloads), std::move(*options), when_full::fail);
     if (!handles) return error_reply(handles.err(), req);
+    expect_broker_reply();
+    note_submits(handles->size());
     json::array ids;
     for (const auto& h : *handles) {
       retained.add(h);
@@ -733,19 +737,29 @@ namespace {
 /// blocks: the answer (a dispatch, an outcome) then finds it awake, which
 /// saves a wake-up of this thread (tens of microseconds on a VM). Anything
 /// else (pings, timers) lets it block at once, so idle costs nothing.
+/// While submits are rarer than `quiet_rate`, the spin is `io_quiet_spin`
+/// (actors::spin_governor, here counting microseconds rather than polls).
 ///
 /// `run_actors` runs the node's actors if they are due (a hosting gateway)
 /// and tells whether it did: then the loop polls again rather than blocks,
 /// since their answers (writes) were just posted here.
-void run_io(asio::io_context& io, std::chrono::microseconds spin, const std::function<bool()>& run_actors) {
+void run_io(asio::io_context& io, const gateway_config& config, const std::function<bool()>& run_actors) {
   using clock = std::chrono::steady_clock;
+  const auto quiet = config.io_quiet_spin.count() > 0 ? config.io_quiet_spin : config.io_spin;
+  actors::spin_governor governor(actors::spin_policy{static_cast<std::size_t>(quiet.count()),
+                                                     static_cast<std::size_t>(config.io_spin.count()), config.quiet_rate});
+  auto spin = config.io_spin;
   auto spin_until = clock::time_point::min();
   while (!io.stopped()) {
     auto ran = io.poll();
     if (run_actors()) continue;
-    const bool spinning = spin.count() > 0 && clock::now() < spin_until;
-    if (ran == 0 && !spinning) ran = io.run_one();
-    if (ran > 0 && std::exchange(broker_reply_expected, false)) spin_until = clock::now() + spin;
+    auto now = clock::now();
+    const bool spinning = spin.count() > 0 && now < spin_until;
+    if (ran == 0 && !spinning) ran = io.run_one(), now = clock::now();
+    if (ran == 0) continue;
+    const core::time_point at{std::chrono::duration_cast<core::duration>(now.time_since_epoch())};
+    if (auto us = governor.on_submits(std::exchange(submits_seen, 0), at)) spin = std::chrono::microseconds(*us);
+    if (std::exchange(broker_reply_expected, false)) spin_until = now + spin;
   }
 }
 
@@ -777,7 +791,7 @@ core::result<std::unique_ptr<gateway>> gateway::start(node& n, gateway_config co
   // actor turn and its answers go out as one burst of writes.
   p->hosting = n.host_actors([raw] { asio::post(raw->io, [raw] { raw->actors_due = true; }); });
   p->thread = std::thread([raw] {
-    run_io(raw->io, raw->config.io_spin, [raw] {
+    run_io(raw->io, raw->config, [raw] {
       if (!std::exchange(raw->actors_due, false)) return false;
       raw->n.run_actors(actor_turns_per_run);
       return true;

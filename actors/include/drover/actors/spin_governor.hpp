@@ -42,7 +42,8 @@ class spin_governor {
     window_start_ = now;
     count_ = 0;
     const auto polls = rate < policy_.quiet_rate ? policy_.quiet_polls : policy_.busy_polls;
-    if (applied_ == polls) return std::nullopt;
+    if (applied_once_ && applied_ == polls) return std::nullopt;
+    applied_once_ = true;
     applied_ = polls;
     return polls;
   }
@@ -52,7 +53,10 @@ class spin_governor {
   bool started_ = false;
   core::time_point window_start_{};
   std::uint64_t count_ = 0;
-  std::optional<std::size_t> applied_;
+  // Not an optional: g++ 12 warns it "may be used uninitialized" when
+  // inlined into a loop (-Werror).
+  bool applied_once_ = false;
+  std::size_t applied_ = 0;
 };
 
 }  // namespace drover::actors

@@ -41,6 +41,14 @@ struct gateway_config {
   /// After handling work the I/O thread polls this long before it sleeps:
   /// replies from the broker then find it awake (latency for CPU; 0 = off).
   std::chrono::microseconds io_spin{20};
+  /// While fewer than `quiet_rate` tasks per second are submitted here
+  /// (measured over 50 ms), the I/O thread spins this long instead: through
+  /// the gaps between tasks, so the next one finds it awake (a wake-up costs
+  /// tens of microseconds on a VM; the spin costs up to a core while tasks
+  /// are few). Meant for a node whose actors this thread hosts
+  /// (node_config::hostable_actors); 0 = off.
+  std::chrono::microseconds io_quiet_spin{0};
+  double quiet_rate = 2'500;
 };
 
 class gateway {
