@@ -125,14 +125,135 @@ struct record_header_reader {
   bool on_comment(std::string_view, json::error_code&) { return true; }
 };
 
-bool record_header::read(std::string_view text) {
-  // One parser per thread: constructing one per header would cost more than the parse.
-  thread_local json::basic_parser<record_header_reader> parser{json::parse_options{}};
+namespace {
+
+/// The scan of a plain header (record_header.hpp): false as soon as the
+/// text is anything else, valid JSON or not, so the event parser decides.
+class plain_scan {
+ public:
+  explicit plain_scan(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+
+  template <class Add>
+  bool object(Add&& add) {
+    if (!skip_space() || *p_ != '{') return false;
+    ++p_;
+    if (!skip_space()) return false;
+    if (*p_ == '}') return ++p_, at_end();
+    for (;;) {
+      std::string_view key;
+      if (*p_ != '"' || !string(key) || !skip_space() || *p_ != ':') return false;
+      ++p_;
+      if (!skip_space() || !value(key, add) || !skip_space()) return false;
+      if (*p_ == '}') return ++p_, at_end();
+      if (*p_ != ',') return false;
+      ++p_;
+      if (!skip_space()) return false;
+    }
+  }
+
+ private:
+  bool skip_space() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    return p_ != end_;
+  }
+  bool at_end() {
+    skip_space();
+    return p_ == end_;
+  }
+  /// At the opening quote; printable ASCII up to the closing one.
+  bool string(std::string_view& out) {
+    const char* begin = ++p_;
+    for (; p_ != end_; ++p_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        out = std::string_view(begin, static_cast<std::size_t>(p_ - begin));
+        ++p_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20 || c >= 0x80) return false;  // escapes, controls, UTF-8: the parser's
+    }
+    return false;
+  }
+  bool literal(std::string_view word) {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+    p_ += word.size();
+    return true;
+  }
+  /// Up to 19 digits always fit a uint64; no sign, fraction or exponent
+  /// (what follows must end the value, which the caller checks).
+  bool whole_number(std::uint64_t& out) {
+    const char* begin = p_;
+    out = 0;
+    while (p_ != end_ && *p_ >= '0' && *p_ <= '9') out = out * 10 + static_cast<std::uint64_t>(*p_++ - '0');
+    const auto digits = p_ - begin;
+    if (digits == 0 || digits > 19) return false;
+    if (*begin == '0' && digits > 1) return false;  // a leading zero is not JSON
+    return p_ == end_ || (*p_ != '.' && *p_ != 'e' && *p_ != 'E');
+  }
+  bool empty_nested(char close) {
+    ++p_;
+    if (!skip_space() || *p_ != close) return false;
+    ++p_;
+    return true;
+  }
+  template <class Add>
+  bool value(std::string_view key, Add& add) {
+    using kind = record_header::kind;
+    switch (*p_) {
+      case '"': {
+        std::string_view s;
+        return string(s) && add(key, kind::string, 0, s);
+      }
+      case 't':
+        return literal("true") && add(key, kind::boolean, 1, {});
+      case 'f':
+        return literal("false") && add(key, kind::boolean, 0, {});
+      case 'n':
+        return literal("null") && add(key, kind::null, 0, {});
+      case '{':
+        return empty_nested('}') && add(key, kind::nested, empty_object, {});
+      case '[':
+        return empty_nested(']') && add(key, kind::nested, empty_array, {});
+      default: {
+        std::uint64_t v;
+        return whole_number(v) && add(key, kind::uint, v, {});
+      }
+    }
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+}  // namespace
+
+void record_header::clear(std::string_view text) {
   text_ = text;
   count_ = 0;
   overflow_ = false;
   owned_.clear();
   parsed_.reset();
+}
+
+bool record_header::read_plain(std::string_view text) {
+  auto add = [this](std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
+    if (count_ == inline_fields) return false;  // the parser's overflow path
+    fields_[count_++] = field{key, string, bits, type};
+    return true;
+  };
+  return plain_scan(text).object(add);
+}
+
+bool record_header::read(std::string_view text) {
+  clear(text);
+  if (read_plain(text)) return true;
+  return read_with_parser(text);
+}
+
+bool record_header::read_with_parser(std::string_view text) {
+  // One parser per thread: constructing one per header would cost more than the parse.
+  thread_local json::basic_parser<record_header_reader> parser{json::parse_options{}};
+  clear(text);
   parser.reset();
   auto& reader = parser.handler();
   reader.h = this;

@@ -1,6 +1,10 @@
 // A record header read field by field, as a parsed JSON object would answer.
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+#include <vector>
+
 #include <boost/json.hpp>
 
 #include "drover/net/record_header.hpp"
@@ -110,4 +114,84 @@ TEST(record_header, a_header_read_again_forgets_the_previous_one) {
   EXPECT_FALSE(h.contains("task"));
   EXPECT_EQ(h.nested("meta"), nullptr);
   EXPECT_EQ(h.uint("lease"), 2u);
+}
+
+namespace {
+
+const std::vector<std::string> probe_keys = {"type", "task", "lease", "slot", "queue", "meta", "a\"b", "ab", "k\xc3\xa9"};
+
+/// A random header: plain pieces (the scan's) mixed with escapes, UTF-8,
+/// signs, fractions, big numbers, nested values and plain mistakes, then
+/// sometimes cut short or with a byte changed.
+std::string random_header(std::mt19937& rng) {
+  static const std::vector<std::string> keys = {R"("type")", R"("task")", R"("lease")", R"("slot")", R"("queue")",
+                                                R"("meta")", R"("a\"b")", R"("a\u0062")", "\"k\xc3\xa9\"", R"("ab)"};
+  static const std::vector<std::string> values = {
+      R"("result")", "0", "7", "42", "9999999999999999999", "18446744073709551615", "18446744073709551616", "-3", "-0",
+      "1.5", "1e3", "1E3", "01", "true", "false", "null", "tru", "nul", "{}", "{ }", "[]", "[\t]", R"({"x":1})",
+      "[1,2]", R"("a\"b")", "\"caf\xc3\xa9\"", "\"tab\there\"", R"("\u00e9")", "\"\xff\"", "", R"("x)"};
+  static const std::vector<std::string> spaces = {"", "", "", " ", "\n", "\t ", "\r\n"};
+  auto pick = [&](const std::vector<std::string>& from) { return from[rng() % from.size()]; };
+  std::string text = pick(spaces) + "{" + pick(spaces);
+  const auto fields = rng() % 16;
+  for (std::size_t i = 0; i < fields; ++i) {
+    if (i > 0) text += pick(spaces) + "," + pick(spaces);
+    text += pick(keys) + pick(spaces) + ":" + pick(spaces) + pick(values);
+  }
+  text += pick(spaces) + "}" + pick(spaces);
+  switch (rng() % 8) {
+    case 0:
+      text.resize(rng() % (text.size() + 1));
+      break;
+    case 1:
+      text[rng() % text.size()] = "{}[],:\" 0a-\\"[rng() % 12];
+      break;
+    case 2:
+      text += "x";
+      break;
+    default:
+      break;
+  }
+  return text;
+}
+
+}  // namespace
+
+TEST(record_header, the_plain_scan_and_the_event_parser_agree_on_generated_headers) {
+  std::mt19937 rng(20261129);
+  std::size_t accepted = 0;
+  for (int i = 0; i < 30'000; ++i) {
+    const std::string text = random_header(rng);
+    record_header fast, parser;
+    const bool ok = fast.read(text);
+    ASSERT_EQ(ok, parser.read_with_parser(text)) << text;
+    if (!ok) continue;
+    ++accepted;
+    for (const auto& key : probe_keys) {
+      EXPECT_EQ(fast.contains(key), parser.contains(key)) << key << " in " << text;
+      EXPECT_EQ(fast.uint(key), parser.uint(key)) << key << " in " << text;
+      EXPECT_EQ(fast.string(key), parser.string(key)) << key << " in " << text;
+      EXPECT_EQ(fast.boolean(key), parser.boolean(key)) << key << " in " << text;
+      const auto* a = fast.nested(key);
+      const auto* b = parser.nested(key);
+      ASSERT_EQ(a == nullptr, b == nullptr) << key << " in " << text;
+      if (a) {
+        EXPECT_EQ(*a, *b) << key << " in " << text;
+      }
+    }
+  }
+  EXPECT_GT(accepted, 3'000u) << "the generator must give valid headers too";
+}
+
+TEST(record_header, plain_headers_with_an_empty_object_or_array_keep_them) {
+  record_header h;
+  const std::string text = R"({"type":"task","task":12,"meta":{ },"tags":[],"ok":true,"gone":null})";
+  ASSERT_TRUE(h.read(text));
+  ASSERT_NE(h.nested("meta"), nullptr);
+  EXPECT_TRUE(h.nested("meta")->as_object().empty());
+  ASSERT_NE(h.nested("tags"), nullptr);
+  EXPECT_TRUE(h.nested("tags")->as_array().empty());
+  EXPECT_EQ(h.boolean("ok"), true);
+  EXPECT_TRUE(h.contains("gone"));
+  EXPECT_EQ(h.uint("task"), 12u);
 }
