@@ -5,7 +5,9 @@
 // holds. A resumed runtime is told what it lost with its connection. Pure
 // bookkeeping, CAF-free: the caller sends what the book says.
 #include <cstdint>
+#include <algorithm>
 #include <map>
+#include <unordered_map>
 #include <vector>
 
 #include "drover/actors/remote_sink.hpp"
@@ -66,6 +68,9 @@ class runtime_session_book {
     }
     for (const auto& [lease, task] : leases_)
       if (!known.count(lease)) r.resend.push_back(&task);
+    // Resends go in lease order: deterministic, whatever the table's order.
+    std::sort(r.resend.begin(), r.resend.end(),
+              [](const remote_task* a, const remote_task* b) { return a->item.lease.value < b->item.lease.value; });
     r.granted = granted_ + r.resend.size();
     return r;
   }
@@ -77,7 +82,9 @@ class runtime_session_book {
  private:
   std::uint32_t capacity_;
   std::uint64_t granted_ = 0;
-  std::map<std::uint64_t, remote_task> leases_;  // ordered: resends go in lease order, deterministically
+  // Hashed, not ordered: a task's lease is added and ended once each (a
+  // tree's node allocation and rebalancing were on every task's path).
+  std::unordered_map<std::uint64_t, remote_task> leases_;
 };
 
 }  // namespace drover::actors
