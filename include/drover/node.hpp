@@ -188,7 +188,8 @@ class node {
   /// With node_config::hostable_actors: the caller's loop runs the node's
   /// actors from now on. `wake` (called from any thread, under a lock: it
   /// must only post to the loop) asks the loop to call run_actors() soon.
-  /// False (and nothing changes) if the node was not configured so.
+  /// False (and nothing changes) if the node was not configured so. One
+  /// host at a time: a later call replaces the earlier host.
   bool host_actors(std::function<void()> wake);
   /// On the hosting loop's thread: some actor turns (at most `budget`).
   void run_actors(std::size_t budget);
