@@ -140,8 +140,8 @@ class ws_sink final : public actors::remote_sink {
   void deliver(std::vector<actors::remote_task> tasks) override {
     std::vector<out_frame> frames;
     frames.reserve(tasks.size());
-    for (const auto& t : tasks) frames.push_back(task_frame(t));  // serialised here, off the I/O thread
-    poster_->post([s = state_, frames = std::move(frames), tasks = std::move(tasks)]() mutable {
+    for (const auto& t : tasks) frames.push_back(task_frame(t));  // serialised here, maybe off the I/O thread
+    poster_->run_here_or_post([s = state_, frames = std::move(frames), tasks = std::move(tasks)]() mutable {
       for (std::size_t i = 0; i < frames.size(); ++i) {
         s->book.delivered(std::move(tasks[i]));
         s->send(std::move(frames[i]));
