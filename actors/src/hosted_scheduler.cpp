@@ -89,25 +89,30 @@ void hosted_scheduler::push(caf::resumable* job) {
   jobs_.push_back(job);
 }
 
-caf::resumable* hosted_scheduler::pop() {
+caf::resumable* hosted_scheduler::pop(bool own_thread) {
   std::lock_guard lock(mutex_);
-  if (jobs_.empty()) return nullptr;
+  // Once hosted, the own thread stops after the turn it is in.
+  if (jobs_.empty() || (own_thread && host_wake_)) return nullptr;
   auto* job = jobs_.front();
   jobs_.pop_front();
   return job;
 }
 
-void hosted_scheduler::run(std::size_t budget) {
+void hosted_scheduler::run(std::size_t budget) { run_turns(budget, false); }
+
+void hosted_scheduler::run_turns(std::size_t budget, bool own_thread) {
   std::lock_guard running(run_mutex_);
   {
     std::lock_guard lock(mutex_);
     host_woken_ = false;  // what arrives from now on asks for the next run()
   }
   for (std::size_t turns = 0; turns < budget; ++turns) {
-    auto* job = pop();
-    if (!job) return;
+    auto* job = pop(own_thread);
+    if (!job) break;
     resume(job);
   }
+  // Out of budget, or the own thread stopping for a host: jobs the turns
+  // scheduled (exec_later rings no one) need the next run asked for.
   std::lock_guard lock(mutex_);
   if (jobs_.empty()) return;
   if (host_wake_)
@@ -140,7 +145,7 @@ void hosted_scheduler::own_loop() {
       own_cv_.wait(lock, [this] { return stopping_ || (!host_wake_ && !jobs_.empty()); });
       if (stopping_) return;
     }
-    run(64);
+    run_turns(64, true);
   }
 }
 

@@ -99,6 +99,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   bool welcomed = false;
   bool merge_results = false;  // the node reads several results per message
   bool stopping = false;
+  std::uint64_t heard = 0;  // messages and control frames from the node (the watchdog's measure)
   bool top_up_posted = false;
   std::uint64_t session = 0;
   std::uint32_t outstanding_demand = 0;  // asked for, not yet received
@@ -276,6 +277,34 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     return h;
   }
 
+  /// Ends the connection when the node has been silent (no message, ping
+  /// or pong) for `limit`, with a ping after half of it, as Beast's
+  /// keep-alive pings would; one timer wake-up per half limit, however much
+  /// traffic there is.
+  static asio::awaitable<void> watch_node(keep_alive self, ws_stream& ws, asio::steady_timer& timer,
+                                          std::chrono::milliseconds limit, std::shared_ptr<bool> done) {
+    writer_end guard{std::move(done)};
+    std::uint64_t seen = self->heard;
+    bool pinged = false;
+    for (;;) {
+      timer.expires_after(limit / 2);
+      auto [ec] = co_await timer.async_wait(tuple);
+      if (ec || self->current != &ws) co_return;  // the connection ended
+      if (self->heard != seen) {
+        seen = self->heard, pinged = false;
+        continue;
+      }
+      if (pinged) {
+        beast::error_code ignored;
+        beast::get_lowest_layer(ws).socket().close(ignored);  // the read fails: the connection ends
+        co_return;
+      }
+      pinged = true;
+      auto [pec] = co_await ws.async_ping({}, tuple);
+      if (pec) co_return;
+    }
+  }
+
   static asio::awaitable<void> write_loop(keep_alive self, ws_stream& ws, asio::steady_timer& wake, std::shared_ptr<bool> done) {
     writer_end guard{std::move(done)};
     for (;;) {
@@ -328,24 +357,31 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
       co_return false;
     }
     on_welcome(w.as_object());
-    if (auto hb = uint_field(w.as_object(), "heartbeat_ms"); hb && *hb > 0) {
-      // Three heartbeats: the node's pings (after one) keep the connection
-      // busy, so this side never pings an idle node and keepalive traffic
-      // is one ping/pong per heartbeat, not two.
-      timeouts.idle_timeout = std::chrono::milliseconds(3 * *hb);
-      ws.set_option(timeouts);
-    }
+    // Silence allowed from the node: three heartbeats (the node's pings,
+    // after one, keep the connection busy, so this side never pings an idle
+    // node and keepalive traffic is one ping/pong per heartbeat, not two).
+    // Watched by our own timer, not Beast's idle timeout: Beast re-arms its
+    // timer on every read, a timerfd_settime system call per message here.
+    const auto hb = uint_field(w.as_object(), "heartbeat_ms").value_or(0);
+    const auto silence_limit = hb > 0 ? std::chrono::milliseconds(3 * hb)
+                                      : std::chrono::duration_cast<std::chrono::milliseconds>(timeouts.idle_timeout);
+    timeouts.idle_timeout = websocket::stream_base::none();
+    timeouts.keep_alive_pings = false;
+    ws.set_option(timeouts);
+    ws.control_callback([this](websocket::frame_type, beast::string_view) { ++heard; });
 
-    asio::steady_timer wake_timer(ex);
+    asio::steady_timer wake_timer(ex), watch_timer(ex);
     wake = &wake_timer;
-    auto writer_done = std::make_shared<bool>(false);
+    auto writer_done = std::make_shared<bool>(false), watch_done = std::make_shared<bool>(false);
     asio::co_spawn(ex, write_loop(shared_from_this(), ws, wake_timer, writer_done), asio::detached);
+    asio::co_spawn(ex, watch_node(shared_from_this(), ws, watch_timer, silence_limit, watch_done), asio::detached);
     top_up();
     for (;;) {
       std::string message;
       auto dyn = asio::dynamic_buffer(message);
       auto [ec, n] = co_await ws.async_read(dyn, tuple);
       if (ec) break;
+      ++heard;
       if (ws.got_text()) {
         on_text(message);
       } else {
@@ -355,8 +391,11 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     welcomed = false;
     wake = nullptr;
     wake_timer.cancel();
+    watch_timer.cancel();
+    ws.control_callback();
     update_stats([](runtime_client_stats& s) { s.connected = false; });
     co_await wait_for_writer(writer_done);
+    co_await wait_for_writer(watch_done);
     co_return true;
   }
 

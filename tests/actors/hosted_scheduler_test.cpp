@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -61,6 +62,9 @@ struct hosted_system {
   }();
   caf::actor_system system{config};
   hosted_scheduler& scheduler = *hosted_scheduler::of(system);
+  // Also when a test stops early: the system's shutdown needs a thread
+  // that runs its actors.
+  ~hosted_system() { scheduler.unhost(); }
 };
 
 }  // namespace
@@ -78,9 +82,11 @@ TEST(hosted_scheduler, runs_actors_on_its_own_thread_while_unhosted) {
 TEST(hosted_scheduler, hosted_actors_run_when_and_where_the_host_runs_them) {
   ledger book;
   hosted_system s;
-  auto actor = s.system.spawn(probe, &book);
   std::atomic<int> wakes{0};
+  // Hosted before the spawn: no turn of this actor is on the own thread
+  // (a message arriving during such a turn would be taken in it).
   s.scheduler.host([&] { ++wakes; });
+  auto actor = s.system.spawn(probe, &book);
   caf::anon_send(actor, 1);
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(book.count(), 0u) << "nothing runs the actor until the host does";
@@ -130,8 +136,8 @@ TEST(hosted_scheduler, a_run_out_of_budget_asks_the_host_again) {
 TEST(hosted_scheduler, unhosting_hands_pending_work_to_the_own_thread) {
   ledger book;
   hosted_system s;
-  auto actor = s.system.spawn(probe, &book);
   s.scheduler.host([] {});  // a host that never runs anything
+  auto actor = s.system.spawn(probe, &book);
   caf::anon_send(actor, 1);
   std::this_thread::sleep_for(20ms);
   EXPECT_EQ(book.count(), 0u);
@@ -164,4 +170,34 @@ TEST(hosted_scheduler, delayed_messages_reach_hosted_actors) {
   EXPECT_EQ(book.count(), 1u);
   s.scheduler.unhost();
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
+TEST(hosted_scheduler, work_a_last_own_thread_turn_schedules_as_a_host_takes_over_reaches_the_host) {
+  // Regression: the own thread stopped for the host without asking it to run
+  // what its last turn had scheduled (exec_later rings no one): stranded.
+  ledger book;
+  hosted_system s;
+  auto b = s.system.spawn(probe, &book);
+  std::promise<void> in_turn, hosted;
+  auto hosted_seen = hosted.get_future().share();
+  auto a = s.system.spawn([&](caf::event_based_actor* self) -> caf::behavior {
+    return {[=, &in_turn](int) {
+      in_turn.set_value();
+      hosted_seen.wait();  // the host takes over during this turn
+      self->send(b, 1);    // scheduled from the turn: no wake-up of its own
+    }};
+  });
+  caf::anon_send(a, 1);
+  in_turn.get_future().wait();
+  std::atomic<int> wakes{0};
+  s.scheduler.host([&] { ++wakes; });
+  hosted.set_value();
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (wakes.load() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_GE(wakes.load(), 1) << "the host was asked to run what the last turn scheduled";
+  s.scheduler.run(16);
+  EXPECT_EQ(book.count(), 1u);
+  s.scheduler.unhost();
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
 }

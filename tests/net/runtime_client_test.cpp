@@ -239,6 +239,31 @@ TEST_F(runtime_client_test, a_wrong_token_is_refused_and_remembered) {
   EXPECT_NE(client->stats().last_error.find("unauthorized"), std::string::npos) << client->stats().last_error;
 }
 
+class runtime_client_heartbeat_test : public gateway_fixture {
+ protected:
+  runtime_client_heartbeat_test() { gateway_config.heartbeat_interval = 50ms; }
+};
+
+TEST_F(runtime_client_heartbeat_test, a_node_gone_silent_is_left_and_reconnected_to_when_it_answers_again) {
+  tcp_proxy proxy(port);
+  auto client = net::runtime_client::start(runtime_config(proxy.port(), 1),
+                                           [](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+                                             co_return core::attempt_result::success(core::bytes::copy_from(t.payload().view()));
+                                           });
+  ASSERT_TRUE(client->wait_connected(5s));
+  std::this_thread::sleep_for(300ms);  // twice the silence limit: the node's pings keep it alive
+  EXPECT_TRUE(client->stats().connected);
+  EXPECT_EQ(client->stats().connects, 1u);
+  proxy.set_frozen(true);  // nothing gets through, and nothing says so
+  ASSERT_TRUE(eventually([&] { return !client->stats().connected; }, 3s)) << "150 ms of silence, then a ping unanswered";
+  proxy.set_frozen(false);
+  ASSERT_TRUE(eventually([&] { return client->stats().connected && client->stats().connects == 2; }, 5s));
+  auto h = *n->submit("resize", core::bytes::copy_from("after"));
+  auto c = h.wait_for(5s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->value.to_string(), "after");
+}
+
 TEST_F(runtime_client_resume_test, a_dropped_connection_is_resumed_and_the_running_task_keeps_its_lease) {
   tcp_proxy proxy(port);
   gate g;

@@ -44,13 +44,18 @@ class tcp_proxy {
   }
   /// New connections are refused (accepted and reset at once) while false.
   void set_accepting(bool on) { accepting_ = on; }
+  /// While frozen, bytes are read and dropped in both directions: the peers
+  /// see a live TCP connection that carries nothing (a hung process, a
+  /// black-holing network), until thawed.
+  void set_frozen(bool on) { frozen_ = on; }
 
  private:
   using socket = boost::asio::ip::tcp::socket;
   struct pipe : std::enable_shared_from_this<pipe> {
     socket a, b;
     std::array<char, 16384> ab{}, ba{};
-    explicit pipe(socket s) : a(std::move(s)), b(a.get_executor()) {}
+    const std::atomic<bool>& frozen;
+    pipe(socket s, const std::atomic<bool>& f) : a(std::move(s)), b(a.get_executor()), frozen(f) {}
     void reset() {
       boost::system::error_code ec;
       // SO_LINGER 0: close sends RST, like a killed process's socket.
@@ -61,7 +66,9 @@ class tcp_proxy {
     }
     void pump(socket& from, socket& to, std::array<char, 16384>& buf) {
       from.async_read_some(boost::asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](auto ec, std::size_t n) {
+        if (ec && self->frozen) return;  // a hung peer tells nothing, not even that the other side left
         if (ec) return self->reset();
+        if (self->frozen) return self->pump(from, to, buf);  // dropped
         boost::asio::async_write(to, boost::asio::buffer(buf.data(), n), [self, &from, &to, &buf](auto wec, std::size_t) {
           if (wec) return self->reset();
           self->pump(from, to, buf);
@@ -78,7 +85,7 @@ class tcp_proxy {
         s.set_option(boost::asio::socket_base::linger(true, 0), ignored);
         s.close(ignored);
       } else {
-        auto p = std::make_shared<pipe>(std::move(s));
+        auto p = std::make_shared<pipe>(std::move(s), frozen_);
         boost::system::error_code cec;
         p->b.connect({boost::asio::ip::make_address("127.0.0.1"), target_}, cec);
         if (!cec) {
@@ -106,6 +113,7 @@ class tcp_proxy {
   boost::asio::ip::tcp::acceptor acceptor_{io_};
   std::vector<std::weak_ptr<pipe>> pipes_;
   std::atomic<bool> accepting_{true};
+  std::atomic<bool> frozen_{false};
   std::thread thread_;
 };
 

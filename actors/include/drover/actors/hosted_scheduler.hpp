@@ -69,7 +69,8 @@ class hosted_scheduler final : public caf::scheduler::abstract_coordinator {
   };
 
   void push(caf::resumable* job);
-  caf::resumable* pop();
+  caf::resumable* pop(bool own_thread);
+  void run_turns(std::size_t budget, bool own_thread);
   void resume(caf::resumable* job);
   void own_loop();
   void wake_locked();
