@@ -14,10 +14,7 @@ class broker_link {
  public:
   explicit broker_link(caf::actor broker) : broker_(std::move(broker)) {}
 
-  void cancel(core::task_id id) {
-    std::lock_guard lock(mutex_);
-    if (broker_) caf::anon_send(broker_, actors::cancel_msg{id});
-  }
+  void cancel(core::task_id id) { send(actors::cancel_msg{id}); }
 
   /// A watcher that cannot reach the broker any more is told so.
   void watch(core::task_id id, core::observer_ref observer, bool stop) {

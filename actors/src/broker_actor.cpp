@@ -76,6 +76,12 @@ void submit_one(broker_actor_type* self, core::task_id id, core::task_spec&& spe
   if (!ack && observer_copy) observer_copy->on_rejected(ack.err());
 }
 
+std::vector<core::queue_stats> queue_stats_of(const core::broker_core& core) {
+  std::vector<core::queue_stats> out;
+  for (std::uint32_t q = 0; q < core.queue_count(); ++q) out.push_back(core.stats(q));
+  return out;
+}
+
 void consumer_left(broker_actor_type* self, core::consumer_id consumer) {
   auto& st = self->state;
   auto it = st.consumers.find(consumer);
@@ -172,16 +178,11 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
       [=](status_query_msg& m) {
         m.done(self->state.core->status(m.task));
       },
-      [=](queue_stats_query_msg& m) {
-        const auto& core = *self->state.core;
-        std::vector<core::queue_stats> queues;
-        for (std::uint32_t q = 0; q < core.queue_count(); ++q) queues.push_back(core.stats(q));
-        m.done(std::move(queues));
-      },
+      [=](queue_stats_query_msg& m) { m.done(queue_stats_of(*self->state.core)); },
       [=](stats_atom) -> broker_stats {
         const auto& core = *self->state.core;
         broker_stats out;
-        for (std::uint32_t q = 0; q < core.queue_count(); ++q) out.queues.push_back(core.stats(q));
+        out.queues = queue_stats_of(core);
         out.live_tasks = core.live_tasks();
         out.live_bytes = core.live_bytes();
         out.dead_letters = core.dead_letters().size();

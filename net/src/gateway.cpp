@@ -789,12 +789,8 @@ core::result<std::unique_ptr<gateway>> gateway::start(node& n, gateway_config co
   // wake-up only marks them due; the loop runs them once the ready I/O is
   // handled (run_io), so what a burst of reads asks of the broker is one
   // actor turn and its answers go out as one burst of writes.
-  p->hosting = n.host_actors([raw] {
-    if (io_poster::current_loop == &static_cast<asio::execution_context&>(raw->io))
-      raw->actors_due = true;  // asked on the loop's own thread: no trip through its queue
-    else
-      asio::post(raw->io, [raw] { raw->actors_due = true; });
-  });
+  // Asked on the loop's own thread, the flag is set with no trip through its queue.
+  p->hosting = n.host_actors([raw] { raw->post_to_io->run_here_or_post([raw] { raw->actors_due = true; }); });
   p->thread = std::thread([raw] {
     io_poster::current_loop = &static_cast<asio::execution_context&>(raw->io);
     run_io(raw->io, raw->config, [raw] {

@@ -17,6 +17,9 @@ class io_poster {
     std::lock_guard lock(mutex_);
     if (open_) boost::asio::post(ex_, std::forward<F>(f));
   }
+  /// The loop whose thread this is (set by the gateway's I/O loop).
+  static inline thread_local const void* current_loop = nullptr;
+
   /// On the executor's own thread (an actor turn that the gateway's I/O
   /// loop hosts): runs `f` now, saving a trip through the loop's queue;
   /// from any other thread: posts it. Callers on one thread see their
@@ -34,8 +37,6 @@ class io_poster {
     if (open) f();
   }
 
-  /// The loop whose thread this is (set by the gateway's I/O loop).
-  static inline thread_local const void* current_loop = nullptr;
   /// Runs `f` here and now unless closed: what it touches of the gateway is
   /// alive, since closing waits for it (the gateway closes before it goes).
   template <class F>
