@@ -135,13 +135,10 @@ serve_config load(const serve_options& options) {
         if (auto s = v.value<std::string>()) c.queues.push_back(*s);
     read(t, "queues", "echo", c.echo_queue);
   }
-  // One quiet spin at a time: the gateway's when it hosts the actors, else
-  // the broker's scheduler thread's (two spinning threads take both cores).
+  // One quiet spin at a time, at one rate: the gateway's when it hosts the
+  // actors, else the broker's scheduler thread's (each side applies only its
+  // own; two spinning threads would take both cores).
   c.gateway.quiet_rate = c.node.quiet_rate;
-  if (c.node.hostable_actors)
-    c.node.quiet_spin_polls = 0;
-  else
-    c.gateway.io_quiet_spin = {};
   if (const char* env = std::getenv("DROVER_LISTEN")) split_listen(env, c.gateway);
   if (const char* env = std::getenv("DROVER_WORK_LIMIT")) c.node.work_limit = static_cast<std::uint32_t>(std::stoul(env));
   if (const char* env = std::getenv("DROVER_TOKEN")) c.gateway.tokens.push_back(env);

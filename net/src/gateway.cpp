@@ -791,6 +791,7 @@ core::result<std::unique_ptr<gateway>> gateway::start(node& n, gateway_config co
   // actor turn and its answers go out as one burst of writes.
   // Asked on the loop's own thread, the flag is set with no trip through its queue.
   p->hosting = n.host_actors([raw] { raw->post_to_io->run_here_or_post([raw] { raw->actors_due = true; }); });
+  if (!p->hosting) p->config.io_quiet_spin = {};  // the broker's own thread spins instead (gateway.hpp)
   p->thread = std::thread([raw] {
     io_poster::current_loop = &static_cast<asio::execution_context&>(raw->io);
     run_io(raw->io, raw->config, [raw] {

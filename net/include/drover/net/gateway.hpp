@@ -45,8 +45,9 @@ struct gateway_config {
   /// (measured over 50 ms), the I/O thread spins this long instead: through
   /// the gaps between tasks, so the next one finds it awake (a wake-up costs
   /// tens of microseconds on a VM; the spin costs up to a core while tasks
-  /// are few). Meant for a node whose actors this thread hosts
-  /// (node_config::hostable_actors); 0 = off.
+  /// are few). Applies only while this thread hosts the node's actors
+  /// (node_config::hostable_actors): otherwise the broker's scheduler thread
+  /// has its own quiet spin. 0 = off.
   std::chrono::microseconds io_quiet_spin{0};
   double quiet_rate = 2'500;
 };
