@@ -51,7 +51,8 @@ struct queued_frame : out_frame {
   std::uint64_t task = 0, lease = 0;  // a report's: listed as held on resume until it is sent
 };
 
-/// A task in the hands of a handler.
+/// A task in the hands of a handler; its coroutine's completion handler
+/// keeps it (and so its cancellation signal) alive to the coroutine's end.
 struct running_task {
   runtime_task task;
   std::uint64_t session = 0;  // whose lease it is
@@ -192,7 +193,12 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     if (!running.emplace(r->task.lease(), r).second) return;  // re-sent after a resume: already running
     running_count.fetch_add(1, std::memory_order_relaxed);
     received.fetch_add(1, std::memory_order_relaxed);
-    asio::co_spawn(io, run_task(shared_from_this(), r), asio::bind_cancellation_slot(r->cancel.slot(), asio::detached));
+    // The completion handler holds the task: asio resumes the spawned
+    // coroutine once more after run_task ends, through the slot bound here,
+    // so the signal must outlive that (runtime_client_test, "started right
+    // after one that finished at once").
+    auto slot = r->cancel.slot();
+    asio::co_spawn(io, run_task(shared_from_this(), r), asio::bind_cancellation_slot(slot, [r](std::exception_ptr) {}));
   }
 
   void cancel_task(std::uint64_t lease) {

@@ -157,6 +157,39 @@ TEST_F(runtime_client_test, a_cancel_reaches_the_running_handler) {
   EXPECT_TRUE(eventually([&] { return client->stats().cancelled == 1; }));
 }
 
+// A handler that finishes without suspending is resumed once more by asio
+// after its coroutine ends, through the cancellation slot its task bound; the
+// task (and its cancellation signal) must still be alive then. When it was
+// not, the stale slot cleared whatever the recycled memory held next: the
+// cancellation of the task started after it in the same message, which then
+// never reached its handler (and, once the memory moved on, crashed).
+TEST_F(runtime_client_test, a_cancel_reaches_a_handler_started_right_after_one_that_finished_at_once) {
+  std::atomic<bool> aborted{false};
+  std::atomic<int> slow_started{0};
+  // Both tasks are queued before the runtime asks, so they come as one message.
+  auto fast = *n->submit("resize", core::bytes::copy_from("fast"));
+  auto slow = *n->submit("resize", core::bytes::copy_from("slow"));
+  auto client = net::runtime_client::start(runtime_config(port, 2), [&](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    if (t.payload_view() == "fast") co_return core::attempt_result::success({});
+    ++slow_started;
+    try {
+      co_await sleep_for(10s);
+    } catch (const boost::system::system_error&) {
+      aborted = true;
+    }
+    co_return core::attempt_result::success({});
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  auto f = fast.wait_for(5s);
+  ASSERT_TRUE(f && *f);
+  ASSERT_TRUE(eventually([&] { return slow_started.load() == 1; }));
+  slow.cancel();
+  EXPECT_TRUE(eventually([&] { return aborted.load(); }));
+  auto c = slow.wait_for(5s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->state, task_state::cancelled);
+}
+
 TEST_F(runtime_client_test, clients_sharing_one_io_thread_all_serve_and_one_stopping_leaves_the_others_serving) {
   const auto io = net::runtime_io::start();
   std::mutex m;
