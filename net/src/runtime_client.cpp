@@ -136,6 +136,11 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   }
   void send_text(frame_kind kind, const json::object& o) { send(kind, out_frame{false, json::serialize(o), {}}); }
 
+  std::uint64_t demand_step() const {
+    if (config.demand_step > 0) return std::min<std::uint64_t>(config.demand_step, config.capacity);
+    return std::max<std::uint64_t>(1, config.capacity / 4);
+  }
+
   /// Asks for as many tasks as there are free handler slots. Posted, so a
   /// burst of completions is answered with one demand message.
   void top_up() {
@@ -146,6 +151,10 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
       if (!welcomed || stopping) return;
       const std::uint64_t used = running.size() + outstanding_demand;
       if (used >= config.capacity) return;
+      // Below a step of free slots the node still holds credit (or handlers
+      // still run): asking later asks for more at once, so tasks come in
+      // fewer, larger messages.
+      if (used > 0 && config.capacity - used < demand_step()) return;
       const auto n = static_cast<std::uint32_t>(config.capacity - used);
       outstanding_demand += n;
       send_text(frame_kind::demand, json::object{{"type", "demand"}, {"n", n}});

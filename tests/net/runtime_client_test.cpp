@@ -116,6 +116,42 @@ TEST_F(runtime_client_test, a_handler_that_throws_is_reported_as_a_failure) {
   EXPECT_NE((*c)->err.message.find("disk on fire"), std::string::npos) << (*c)->err.message;
 }
 
+TEST_F(runtime_client_test, demand_is_asked_for_in_steps_while_the_node_still_holds_credit) {
+  gate g;
+  auto config = runtime_config(port, 4);
+  config.demand_step = 2;
+  auto client = net::runtime_client::start(config, [&](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
+    if (t.payload_view() == "held") {
+      t.log("started");
+      co_await g.pass();
+    }
+    co_return core::attempt_result::success({});
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  auto runtime = [&] { return call(port, http::verb::get, "/v1/runtimes").json().at("runtimes").as_array().at(0).as_object(); };
+  ASSERT_TRUE(eventually([&] { return runtime().at("demand").as_int64() == 4; }));
+
+  // One slot frees with three still granted: less than a step, so no demand.
+  auto quick = *n->submit("resize", core::bytes::copy_from("quick"));
+  ASSERT_TRUE(quick.wait_for(5s));
+  // The held task's log line leaves the runtime after any demand for the
+  // quick one would have: once the node has it, the count is settled.
+  auto held = *n->submit("resize", core::bytes::copy_from("held"));
+  ASSERT_TRUE(eventually([&] {
+    auto status = call(port, http::verb::get, "/v1/tasks/" + std::to_string(held.id().value)).json().as_object();
+    auto logs = status.if_contains("logs");
+    return logs && logs->is_array() && !logs->as_array().empty();
+  }));
+  auto r = runtime();
+  EXPECT_EQ(r.at("in_flight").as_int64(), 1);
+  EXPECT_EQ(r.at("demand").as_int64(), 2) << json::serialize(r);
+
+  // Two slots free once it ends: a step, asked for at once.
+  g.open = true;
+  ASSERT_TRUE(held.wait_for(5s));
+  EXPECT_TRUE(eventually([&] { return runtime().at("demand").as_int64() == 4; })) << json::serialize(runtime());
+}
+
 TEST_F(runtime_client_test, progress_and_log_lines_reach_the_task_status) {
   auto client = net::runtime_client::start(runtime_config(port, 1), [](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
     t.progress(0.5, "half way");

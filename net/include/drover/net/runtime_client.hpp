@@ -39,6 +39,11 @@ struct runtime_client_config {
   /// Reconnect delays: doubling from the first up to the cap, with jitter.
   std::chrono::milliseconds reconnect_first{50};
   std::chrono::milliseconds reconnect_max{5'000};
+  /// Demand is asked for once at least this many handler slots are free
+  /// and not yet asked for (or when none is outstanding or running at all):
+  /// under load, tasks then come in fewer, larger messages. 0 = a quarter
+  /// of the capacity, at least 1.
+  std::uint32_t demand_step = 0;
   /// Ask the node to keep this runtime's leases across a dropped connection.
   bool resumable = true;
   /// Let the node send several tasks per message, and send several results
