@@ -183,6 +183,38 @@ TEST(node, cancelled_running_handler_sees_cancellation_at_its_next_await) {
   EXPECT_EQ(f.get(), "aborted");
 }
 
+// The embedded twin of the runtime client's bug (runtime_client_test): a
+// handler that finishes at once, then one started after it in the same
+// turn, whose cancellation must still reach it.
+TEST(node, cancel_reaches_a_handler_started_right_after_one_that_finished_at_once) {
+  auto n = start_node();
+  ASSERT_TRUE(n->declare_queue("mixed"));
+  auto fast = n->submit("mixed", bytes::copy_from("fast"));
+  auto slow = n->submit("mixed", bytes::copy_from("slow"));
+  std::atomic<bool> started{false};
+  std::promise<std::string> seen;
+  ASSERT_TRUE(n->handle("mixed", [&](task_context& t) -> asio::awaitable<task_result> {
+    if (t.payload().view() == "fast") co_return task_result::success({});
+    started = true;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(30s);
+    try {
+      co_await timer.async_wait(asio::use_awaitable);
+      seen.set_value("timer ran out");
+    } catch (const std::system_error& e) {
+      seen.set_value(e.code() == asio::error::operation_aborted ? "aborted" : e.what());
+    }
+    co_return task_result::success({});
+  }));
+  EXPECT_EQ(wait(*fast)->state, task_state::succeeded);
+  for (int i = 0; i < 1000 && !started; ++i) std::this_thread::sleep_for(1ms);
+  slow->cancel();
+  EXPECT_EQ(wait(*slow)->state, task_state::cancelled);
+  auto f = seen.get_future();
+  ASSERT_EQ(f.wait_for(patience), std::future_status::ready);
+  EXPECT_EQ(f.get(), "aborted");
+}
+
 TEST(node, duplicate_idempotency_key_joins_the_first_task) {
   auto n = start_node();
   std::atomic<int> calls{0};
