@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <boost/json.hpp>
 
 #include "drover/net/binary_frame.hpp"
@@ -35,4 +37,28 @@ TEST(record_writer, text_with_nothing_to_escape_is_copied_as_is) {
   w.field("queue", "resize");
   const auto head = std::move(w).finish(0);
   EXPECT_NE(head.find("\"queue\":\"resize\""), std::string::npos) << head.substr(4);
+}
+
+TEST(record_writer, heads_longer_than_its_first_buffer_and_extreme_numbers_read_back) {
+  const std::string long_text(1000, 'x');
+  const std::string escapes(300, '\n');  // six bytes each once escaped
+  record_writer w;
+  w.field("max", std::numeric_limits<std::uint64_t>::max())
+      .field("min", std::numeric_limits<std::int64_t>::min())
+      .field("zero", std::uint64_t{0})
+      .field("long", std::string_view(long_text))
+      .field("escapes", std::string_view(escapes))
+      .raw("meta", R"({"k":"v"})");
+  const auto head = std::move(w).finish(0);
+  const auto parsed = json::parse(std::string_view(head).substr(4)).as_object();
+  EXPECT_EQ(parsed.at("max").as_uint64(), std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(parsed.at("min").as_int64(), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(parsed.at("zero").as_int64(), 0);
+  EXPECT_EQ(parsed.at("long").as_string(), long_text);
+  EXPECT_EQ(parsed.at("escapes").as_string(), escapes);
+  EXPECT_EQ(parsed.at("meta").at("k").as_string(), "v");
+  EXPECT_EQ(parsed.at("bytes").as_int64(), 0);
+  const auto n = (std::uint32_t(std::uint8_t(head[0])) << 24) | (std::uint32_t(std::uint8_t(head[1])) << 16) |
+                 (std::uint32_t(std::uint8_t(head[2])) << 8) | std::uint32_t(std::uint8_t(head[3]));
+  EXPECT_EQ(n, head.size() - 4);
 }
