@@ -70,9 +70,10 @@ void flush(broker_actor_type* self) {
   }
 }
 
-void submit_one(broker_actor_type* self, core::task_id id, core::task_spec&& spec, core::observer_ref observer) {
+void submit_one(broker_actor_type* self, core::time_point now, core::task_id id, core::task_spec&& spec,
+                core::observer_ref observer) {
   auto observer_copy = observer;
-  auto ack = self->state.core->submit(id, std::move(spec), std::move(observer), actor_now(self));
+  auto ack = self->state.core->submit(id, std::move(spec), std::move(observer), now);
   if (!ack && observer_copy) observer_copy->on_rejected(ack.err());
 }
 
@@ -108,12 +109,13 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
       [=](drain_atom) {
         if (!self->state.inbox) return;
         auto batch = self->state.inbox->take();
+        const auto now = actor_now(self);  // one reading for the batch
         if (auto& spin = self->state.spin)
-          if (auto polls = spin->on_submits(batch.size(), actor_now(self))) set_idle_spin(self->context(), *polls);
+          if (auto polls = spin->on_submits(batch.size(), now)) set_idle_spin(self->context(), *polls);
         for (auto& s : batch) {
           ++self->state.drained_tasks;
           self->state.drained_bytes += s.spec.payload.size();
-          submit_one(self, s.id, std::move(s.spec), std::move(s.observer));
+          submit_one(self, now, s.id, std::move(s.spec), std::move(s.observer));
         }
         self->state.inbox->recycle(std::move(batch));
         flush(self);
@@ -122,7 +124,7 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
         self->state.spin.emplace(spin_policy{m.quiet_polls, m.busy_polls, m.quiet_rate});
       },
       [=](submit_msg& m) {
-        submit_one(self, m.id, std::move(m.spec), std::move(m.observer));
+        submit_one(self, actor_now(self), m.id, std::move(m.spec), std::move(m.observer));
         flush(self);
       },
       [=](const join_msg& m) -> core::error {

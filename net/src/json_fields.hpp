@@ -39,11 +39,13 @@ inline std::optional<std::string> from_base64(std::string_view text) {
   return out;
 }
 
-/// Milliseconds from now until a scheduler deadline (0 if passed).
-inline std::int64_t ms_left(core::time_point deadline) {
-  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+/// Milliseconds from `now` (steady_clock's) until a scheduler deadline (0 if passed).
+inline std::int64_t ms_left(core::time_point deadline, std::chrono::steady_clock::duration now) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline.time_since_epoch() - now);
   return std::max<std::int64_t>(0, left.count());
+}
+inline std::int64_t ms_left(core::time_point deadline) {
+  return ms_left(deadline, std::chrono::steady_clock::now().time_since_epoch());
 }
 
 /// A task for the text runtime modes (SSE, long-poll): payload in base64.

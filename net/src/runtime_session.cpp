@@ -111,11 +111,12 @@ out_frame cancel_frame(std::uint64_t task, std::uint64_t lease) {
   return text_frame(json::object{{"type", "cancel"}, {"task", task}, {"lease", lease}});
 }
 
-out_frame task_frame(const actors::remote_task& t) {
+/// `now`: steady_clock's, read once for a batch of frames.
+out_frame task_frame(const actors::remote_task& t, std::chrono::steady_clock::duration now) {
   const auto& item = t.item;
   record_writer h;
   h.field("type", "task").field("task", item.id.value).field("lease", item.lease.value).field("slot", item.slot);
-  h.field("attempt", item.attempt).field("queue", t.queue).field("deadline_ms", ms_left(item.deadline));
+  h.field("attempt", item.attempt).field("queue", t.queue).field("deadline_ms", ms_left(item.deadline, now));
   if (item.meta && !item.meta->empty()) {
     json::object meta;
     for (const auto& [k, v] : *item.meta) meta[k] = v;
@@ -140,7 +141,8 @@ class ws_sink final : public actors::remote_sink {
   void deliver(std::vector<actors::remote_task> tasks) override {
     std::vector<out_frame> frames;
     frames.reserve(tasks.size());
-    for (const auto& t : tasks) frames.push_back(task_frame(t));  // serialised here, maybe off the I/O thread
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    for (const auto& t : tasks) frames.push_back(task_frame(t, now));  // serialised here, maybe off the I/O thread
     poster_->run_here_or_post([s = state_, frames = std::move(frames), tasks = std::move(tasks)]() mutable {
       for (std::size_t i = 0; i < frames.size(); ++i) {
         s->book.delivered(std::move(tasks[i]));
@@ -362,7 +364,8 @@ void resume(session_state& s, const std::vector<held_lease>& holding, std::uint3
   const auto r = s.book.resume(holding, capacity);
   s.send(welcome_frame(s, true, r.granted));
   for (const auto& c : r.cancel) s.send(cancel_frame(c.task, c.lease));
-  for (const auto* t : r.resend) s.send(task_frame(*t));
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  for (const auto* t : r.resend) s.send(task_frame(*t, now));
 }
 
 /// Sends the reports gathered once a turn passes without another frame
