@@ -345,6 +345,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   timeouts.keep_alive_pings = true;
   ws.set_option(timeouts);
   ws.read_message_max(ctx.config.body_bytes_max + frame_header_bytes_max);
+  ws.auto_fragment(false);  // a message is one frame: Beast's 4 KiB fragments cost a write and a header each
   auto [accept_ec] = co_await ws.async_accept(upgrade, tuple);
   if (accept_ec) co_return;
 

@@ -349,6 +349,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     timeouts.keep_alive_pings = true;
     ws.set_option(timeouts);
     ws.read_message_max(config.frame_bytes_max);
+    ws.auto_fragment(false);  // a message is one frame: Beast's 4 KiB fragments cost a write and a header each
     current = &ws;
     struct forget {
       runtime_connection* self;
