@@ -251,6 +251,7 @@ struct producer {
         asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), tuple);
     if (cec) co_return;
     beast::get_lowest_layer(ws).socket().set_option(asio::ip::tcp::no_delay(true));
+    ws.auto_fragment(false);  // a batch of submits is one frame, as protocol.md asks of clients
     auto [hec] = co_await ws.async_handshake("127.0.0.1", "/v1/client?batch=true", tuple);
     if (hec) co_return;
     ws.text(true);
