@@ -22,6 +22,7 @@
 #include "io_poster.hpp"
 #include "io_spin.hpp"
 #include "frame_writer.hpp"
+#include "read_buffer.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
 #include "submit_options.hpp"

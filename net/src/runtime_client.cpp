@@ -30,6 +30,7 @@
 #include "json_fields.hpp"
 #include "record_writer.hpp"
 #include "frame_writer.hpp"
+#include "read_buffer.hpp"
 
 namespace drover::net {
 

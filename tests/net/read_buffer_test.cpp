@@ -1,6 +1,6 @@
-// The read buffers of a connection: reserved from the last message, and
+// The read buffers of a connection (read_buffer.hpp): reserved from the last message, and
 // never much bigger than what a kept message holds.
-#include "frame_writer.hpp"
+#include "read_buffer.hpp"
 
 #include <gtest/gtest.h>
 
