@@ -37,6 +37,18 @@ completion wait(const task_handle& h) {
   return c ? *c : completion(core::make_error(errc::timed_out, "test gave up"));
 }
 
+/// A handler's wait of 30 s; `seen` tells whether it was cancelled first.
+asio::awaitable<void> wait_to_be_cancelled(std::promise<std::string>& seen) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(30s);
+  try {
+    co_await timer.async_wait(asio::use_awaitable);
+    seen.set_value("timer ran out");
+  } catch (const std::system_error& e) {
+    seen.set_value(e.code() == asio::error::operation_aborted ? "aborted" : e.what());
+  }
+}
+
 }  // namespace
 
 TEST(node, submit_runs_the_handler_and_returns_its_result) {
@@ -164,14 +176,7 @@ TEST(node, cancelled_running_handler_sees_cancellation_at_its_next_await) {
   std::promise<std::string> seen;
   ASSERT_TRUE(n->handle("sleepy", [&](task_context&) -> asio::awaitable<task_result> {
     started = true;
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    timer.expires_after(30s);
-    try {
-      co_await timer.async_wait(asio::use_awaitable);
-      seen.set_value("timer ran out");
-    } catch (const std::system_error& e) {
-      seen.set_value(e.code() == asio::error::operation_aborted ? "aborted" : e.what());
-    }
+    co_await wait_to_be_cancelled(seen);
     co_return task_result::success({});
   }));
   auto h = n->submit("sleepy", {});
@@ -196,14 +201,7 @@ TEST(node, cancel_reaches_a_handler_started_right_after_one_that_finished_at_onc
   ASSERT_TRUE(n->handle("mixed", [&](task_context& t) -> asio::awaitable<task_result> {
     if (t.payload().view() == "fast") co_return task_result::success({});
     started = true;
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    timer.expires_after(30s);
-    try {
-      co_await timer.async_wait(asio::use_awaitable);
-      seen.set_value("timer ran out");
-    } catch (const std::system_error& e) {
-      seen.set_value(e.code() == asio::error::operation_aborted ? "aborted" : e.what());
-    }
+    co_await wait_to_be_cancelled(seen);
     co_return task_result::success({});
   }));
   EXPECT_EQ(wait(*fast)->state, task_state::succeeded);

@@ -29,6 +29,15 @@ basio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
   co_await t.async_wait(basio::use_awaitable);
 }
 
+/// A handler's sleep of 10 s; `aborted` tells that it was cancelled first.
+basio::awaitable<void> sleep_until_cancelled(std::atomic<bool>& aborted) {
+  try {
+    co_await sleep_for(10s);
+  } catch (const boost::system::system_error&) {
+    aborted = true;
+  }
+}
+
 /// Suspends a handler until the test opens it.
 struct gate {
   std::atomic<bool> open{false};
@@ -175,11 +184,7 @@ TEST_F(runtime_client_test, progress_and_log_lines_reach_the_task_status) {
 TEST_F(runtime_client_test, a_cancel_reaches_the_running_handler) {
   std::atomic<bool> aborted{false};
   auto client = net::runtime_client::start(runtime_config(port, 1), [&](net::runtime_task&) -> basio::awaitable<core::attempt_result> {
-    try {
-      co_await sleep_for(10s);
-    } catch (const boost::system::system_error&) {
-      aborted = true;
-    }
+    co_await sleep_until_cancelled(aborted);
     co_return core::attempt_result::success({});
   });
   ASSERT_TRUE(client->wait_connected(5s));
@@ -208,11 +213,7 @@ TEST_F(runtime_client_test, a_cancel_reaches_a_handler_started_right_after_one_t
   auto client = net::runtime_client::start(runtime_config(port, 2), [&](net::runtime_task& t) -> basio::awaitable<core::attempt_result> {
     if (t.payload_view() == "fast") co_return core::attempt_result::success({});
     ++slow_started;
-    try {
-      co_await sleep_for(10s);
-    } catch (const boost::system::system_error&) {
-      aborted = true;
-    }
+    co_await sleep_until_cancelled(aborted);
     co_return core::attempt_result::success({});
   });
   ASSERT_TRUE(client->wait_connected(5s));
