@@ -373,13 +373,12 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
 
   auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done, ctx.batch), asio::detached);
-  std::size_t last_size = 0;
+  read_buffers buffers;
   for (;;) {
-    std::string message = next_read_buffer(last_size);
+    std::string message = buffers.next();
     auto dyn = asio::dynamic_buffer(message);
     auto [ec, n] = co_await ws.async_read(dyn, tuple);
-    last_size = message.size();
-    fit_read_buffer(message);
+    buffers.fit(message);
     if (ec) break;
     if (ws.got_text()) {
       on_text(message, state, poster, ctx.n);

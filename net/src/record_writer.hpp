@@ -22,20 +22,8 @@ class record_writer {
     put('{');
   }
 
-  record_writer& field(std::string_view key, std::uint64_t v) {
-    key_(key);
-    char* at = room(20);  // the most digits of a uint64
-    auto [end, ec] = std::to_chars(at, at + 20, v);
-    used_ -= static_cast<std::size_t>(at + 20 - end);
-    return *this;
-  }
-  record_writer& field(std::string_view key, std::int64_t v) {
-    key_(key);
-    char* at = room(20);  // sign and digits of an int64
-    auto [end, ec] = std::to_chars(at, at + 20, v);
-    used_ -= static_cast<std::size_t>(at + 20 - end);
-    return *this;
-  }
+  record_writer& field(std::string_view key, std::uint64_t v) { return number(key, v); }
+  record_writer& field(std::string_view key, std::int64_t v) { return number(key, v); }
   record_writer& field(std::string_view key, std::uint32_t v) { return field(key, std::uint64_t{v}); }
   record_writer& field(std::string_view key, std::uint16_t v) { return field(key, std::uint64_t{v}); }
   record_writer& field(std::string_view key, std::string_view text) {
@@ -77,12 +65,20 @@ class record_writer {
     if (!s.empty()) std::memcpy(room(s.size()), s.data(), s.size());
   }
   void key_(std::string_view key) {
-    char* p = room(key.size() + 4);
-    if (used_ - key.size() - 4 > 5) *p++ = ',';
-    else --used_;  // the first field: no comma
+    const bool first = used_ == 5;  // only the length and '{' so far
+    char* p = room(key.size() + (first ? 3 : 4));
+    if (!first) *p++ = ',';
     *p++ = '"';
     p = std::copy(key.begin(), key.end(), p);  // literals: nothing to escape
     *p++ = '"', *p = ':';
+  }
+  template <class Integer>
+  record_writer& number(std::string_view key, Integer v) {
+    key_(key);
+    char* at = room(20);  // the most a uint64's digits or an int64's sign and digits take
+    auto [end, ec] = std::to_chars(at, at + 20, v);
+    used_ -= static_cast<std::size_t>(at + 20 - end);
+    return *this;
   }
   void escape(std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";

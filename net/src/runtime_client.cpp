@@ -393,13 +393,12 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     asio::co_spawn(ex, write_loop(shared_from_this(), ws, wake_timer, writer_done), asio::detached);
     asio::co_spawn(ex, watch_node(shared_from_this(), ws, watch_timer, silence_limit, watch_done), asio::detached);
     top_up();
-    std::size_t last_size = 0;
+    read_buffers buffers;
     for (;;) {
-      std::string message = next_read_buffer(last_size);
+      std::string message = buffers.next();
       auto dyn = asio::dynamic_buffer(message);
       auto [ec, n] = co_await ws.async_read(dyn, tuple);
-      last_size = message.size();
-      fit_read_buffer(message);
+      buffers.fit(message);
       if (ec) break;
       ++heard;
       if (ws.got_text()) {

@@ -537,13 +537,12 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
   beast::error_code read_ec;
-  std::size_t last_size = 0;
+  read_buffers buffers;
   for (;;) {
-    std::string message = next_read_buffer(last_size);
+    std::string message = buffers.next();
     auto dyn = asio::dynamic_buffer(message);
     auto [ec, n] = co_await ws.async_read(dyn, tuple);
-    last_size = message.size();
-    fit_read_buffer(message);
+    buffers.fit(message);
     if (ec) {  // closed, timed out (no pong), or too big (Beast answers 1009)
       read_ec = ec;
       break;
