@@ -326,7 +326,7 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s,
                                  std::shared_ptr<bool> done, bool merge) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (co_await write_burst(ws, s->outbox, s->wake, wake, merge)) co_return;
+    if (write_burst(ws, s->outbox, s->wake, wake, merge)) co_return;
     if (s->wake != &wake) co_return;
     co_await wait_for_frames(wake);
   }

@@ -29,18 +29,20 @@ struct out_frame {
   core::bytes body;  // binary: sent as is
 };
 
+/// Writes one frame as one message, synchronously: the stream under the
+/// WebSocket is a corked coalescing_stream, whose synchronous writes only
+/// gather, so a message costs no handler posted and resumed.
 template <class WebSocket>
-boost::asio::awaitable<boost::beast::error_code> write_frame(WebSocket& ws, const out_frame& f) {
-  constexpr auto tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+boost::beast::error_code write_frame(WebSocket& ws, const out_frame& f) {
   ws.binary(f.binary);
   boost::beast::error_code ec;
   if (f.binary) {
     std::array<boost::asio::const_buffer, 2> parts{boost::asio::buffer(f.head), boost::asio::buffer(f.body.data(), f.body.size())};
-    std::tie(ec, std::ignore) = co_await ws.async_write(parts, tuple);
+    ws.write(parts, ec);
   } else {
-    std::tie(ec, std::ignore) = co_await ws.async_write(boost::asio::buffer(f.head), tuple);
+    ws.write(boost::asio::buffer(f.head), ec);
   }
-  co_return ec;
+  return ec;
 }
 
 /// Binary frames merged into one message stay under this (and a peer's
@@ -48,37 +50,38 @@ boost::asio::awaitable<boost::beast::error_code> write_frame(WebSocket& ws, cons
 constexpr std::size_t merged_message_bytes_max = 64 * 1024;
 
 /// Writes binary frames as the records of one message: their heads must
-/// carry `bytes` (record_head) whenever there is more than one. Only small
-/// frames are merged, so they are copied into one buffer: Beast walks a
-/// long gather list once per chunk it writes, which cost more than the copy.
+/// carry `bytes` (record_head) whenever there is more than one. The records
+/// go to Beast as one gather list, copied once, into the coalescing
+/// stream's buffer (an asynchronous write walked such a list once per chunk
+/// it wrote, which cost more than copying it first: docs/benchmarks.md).
 template <class WebSocket, class Frames>
-boost::asio::awaitable<boost::beast::error_code> write_records(WebSocket& ws, const Frames& frames, std::string& scratch) {
-  constexpr auto tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
-  scratch.clear();
+boost::beast::error_code write_records(WebSocket& ws, const Frames& frames, std::vector<boost::asio::const_buffer>& parts) {
+  parts.clear();
   for (const auto& f : frames) {
-    scratch += f.head;
-    scratch.append(reinterpret_cast<const char*>(f.body.data()), f.body.size());
+    parts.emplace_back(f.head.data(), f.head.size());
+    if (!f.body.empty()) parts.emplace_back(f.body.data(), f.body.size());
   }
   ws.binary(true);
-  auto [ec, n] = co_await ws.async_write(boost::asio::buffer(scratch), tuple);
-  co_return ec;
+  boost::beast::error_code ec;
+  ws.write(parts, ec);
+  return ec;
 }
 
-/// Writes what `outbox` holds (frames derived from out_frame) while the
-/// session's `attached` timer is still this writer's `wake`, corking the
-/// stream (coalescing_stream) so the whole burst is one send. With `merge`,
-/// consecutive small binary frames go as one message of several records.
-/// A failed write puts its frames back at the front of the outbox and
-/// returns true.
+/// Writes what `outbox` holds (frames derived from out_frame) into the
+/// corked stream (coalescing_stream), then uncorks it: the whole burst is
+/// one send. Nothing is written once the session's `attached` timer is no
+/// longer this writer's `wake` (the outbox is another connection's then). With `merge`, consecutive small binary frames go as one
+/// message of several records. A failed write puts its frames back at the
+/// front of the outbox and returns true.
 template <class WebSocket, class Outbox>
-boost::asio::awaitable<bool> write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const& attached,
-                                         const boost::asio::steady_timer& wake, bool merge = false) {
+bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const& attached,
+                 const boost::asio::steady_timer& wake, bool merge = false) {
   auto small = [](const out_frame& f) {
     return f.binary && f.head.size() + f.body.size() < merged_message_bytes_max;
   };
   ws.next_layer().cork();
   std::vector<typename Outbox::value_type> batch;
-  std::string scratch;
+  std::vector<boost::asio::const_buffer> parts;
   while (!outbox.empty() && attached == &wake) {
     batch.clear();
     std::size_t bytes = 0;
@@ -88,16 +91,15 @@ boost::asio::awaitable<bool> write_burst(WebSocket& ws, Outbox& outbox, boost::a
       outbox.pop_front();
     } while (merge && small(batch.front()) && !outbox.empty() && small(outbox.front()) &&
              bytes + outbox.front().head.size() + outbox.front().body.size() <= merged_message_bytes_max);
-    boost::beast::error_code ec;  // not a conditional expression: g++ 12 miscompiles co_await in one
-    if (batch.size() > 1) ec = co_await write_records(ws, batch, scratch);
-    else ec = co_await write_frame(ws, batch.front());
+    const auto ec = batch.size() > 1 ? write_records(ws, batch, parts) : write_frame(ws, batch.front());
     if (ec) {
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) outbox.push_front(std::move(*it));
-      co_return true;
+      ws.next_layer().uncork();
+      return true;
     }
   }
   ws.next_layer().uncork();
-  co_return false;
+  return false;
 }
 
 /// Sleeps the writer until a frame is queued (whoever queues one cancels `wake`).

@@ -325,7 +325,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     writer_end guard{std::move(done)};
     for (;;) {
       // Unsent frames stay in the outbox: reports go out again on a resumed session.
-      if (co_await write_burst(ws, self->outbox, self->wake, wake, self->merge_results)) co_return;
+      if (write_burst(ws, self->outbox, self->wake, wake, self->merge_results)) co_return;
       if (self->wake != &wake) co_return;
       co_await wait_for_frames(wake);
     }

@@ -190,7 +190,7 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s
                                  std::shared_ptr<bool> done) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (co_await write_burst(ws, s->outbox, s->wake, wake, s->batch)) co_return;
+    if (write_burst(ws, s->outbox, s->wake, wake, s->batch)) co_return;
     if (s->closing) {
       co_await ws.async_close(websocket::close_code::policy_error, tuple);
       co_return;

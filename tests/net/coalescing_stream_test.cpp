@@ -3,6 +3,7 @@
 // arrives intact and in order, and the close handshake still completes.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -27,6 +28,8 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+using client_ws = websocket::stream<drover::net::coalescing_stream<beast::tcp_stream>>;
+
 /// Message i: its number, then a size that is large for every 50th.
 std::string message(int i) {
   const std::size_t size = i % 50 == 0 ? 200'000 : 20 + i % 100;
@@ -36,8 +39,8 @@ std::string message(int i) {
 }
 
 
-asio::awaitable<void> write_burst(websocket::stream<drover::net::coalescing_stream<beast::tcp_stream>>& ws, int count) {
-  co_await ws.async_handshake("127.0.0.1", "/", asio::use_awaitable);  // the layer is async only
+asio::awaitable<void> write_burst(client_ws& ws, int count) {
+  co_await ws.async_handshake("127.0.0.1", "/", asio::use_awaitable);
   ws.binary(true);
   for (int i = 0; i < count; ++i) {
     const auto m = message(i);
@@ -46,10 +49,10 @@ asio::awaitable<void> write_burst(websocket::stream<drover::net::coalescing_stre
   co_await ws.async_close(websocket::close_code::normal, asio::use_awaitable);
 }
 
-}  // namespace
-
-TEST(coalescing_stream, a_burst_of_small_and_large_messages_arrives_intact_and_in_order) {
-  constexpr int count = 1000;
+/// Runs `writer(ws, count)` on a client WebSocket over the layer, against a
+/// blocking Beast server on a thread; returns the messages the server read.
+template <class Writer>
+std::vector<std::string> messages_a_server_reads(Writer writer, int count) {
   asio::io_context server_io;
   tcp::acceptor acceptor(server_io, {asio::ip::make_address("127.0.0.1"), 0});
   const auto port = acceptor.local_endpoint().port();
@@ -69,12 +72,19 @@ TEST(coalescing_stream, a_burst_of_small_and_large_messages_arrives_intact_and_i
   });
 
   asio::io_context io;
-  websocket::stream<drover::net::coalescing_stream<beast::tcp_stream>> ws(io);
+  client_ws ws(io);
   beast::get_lowest_layer(ws).connect(tcp::endpoint{asio::ip::make_address("127.0.0.1"), port});
-  asio::co_spawn(io, write_burst(ws, count), asio::detached);
+  asio::co_spawn(io, writer(ws, count), asio::detached);
   io.run();
   server.join();
+  return received;
+}
 
+}  // namespace
+
+TEST(coalescing_stream, a_burst_of_small_and_large_messages_arrives_intact_and_in_order) {
+  constexpr int count = 1000;
+  const auto received = messages_a_server_reads(write_burst, count);
   ASSERT_EQ(received.size(), std::size_t{count});
   for (int i = 0; i < count; ++i) ASSERT_EQ(received[i], message(i)) << "message " << i;
 }
@@ -113,4 +123,67 @@ TEST(coalescing_stream, corked_writes_wait_for_uncork_then_leave_together_in_ord
   std::string got(expected.size(), '\0');
   asio::read(peer, asio::buffer(got));
   EXPECT_EQ(got, expected);
+}
+
+TEST(coalescing_stream, synchronous_writes_gather_while_corked_and_leave_on_their_own_when_not) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  drover::net::coalescing_stream<beast::tcp_stream> layer(io);
+  beast::get_lowest_layer(layer).connect(acceptor.local_endpoint());
+  tcp::socket peer = acceptor.accept();
+
+  layer.cork();
+  std::string expected;
+  for (int i = 0; i < 10; ++i) {
+    const std::string m = "frame-" + std::to_string(i) + ";";
+    EXPECT_EQ(layer.write_some(asio::buffer(m)), m.size());  // gathered, never blocks
+    expected += m;
+  }
+  io.run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(peer.available(), 0u) << "nothing leaves while corked";
+  layer.uncork();
+  io.restart();
+  io.run_for(std::chrono::milliseconds(50));
+
+  const std::string later = "uncorked;";
+  layer.write_some(asio::buffer(later));  // posts its own flush
+  io.restart();
+  io.run_for(std::chrono::milliseconds(50));
+  expected += later;
+  ASSERT_EQ(peer.available(), expected.size()) << "the uncorked write left without an uncork";
+  std::string got(expected.size(), '\0');
+  asio::read(peer, asio::buffer(got));
+  EXPECT_EQ(got, expected);
+}
+
+namespace {
+
+/// Messages written with Beast's synchronous write into the corked layer:
+/// whole buffers, and gather lists of two parts (as a record's head and body).
+asio::awaitable<void> write_synchronously(client_ws& ws, int count) {
+  co_await ws.async_handshake("127.0.0.1", "/", asio::use_awaitable);
+  ws.binary(true);
+  ws.auto_fragment(false);
+  ws.next_layer().cork();
+  for (int i = 0; i < count; ++i) {
+    const auto m = message(i);
+    if (i % 2 == 0) {
+      ws.write(asio::buffer(m));
+    } else {
+      const std::array<asio::const_buffer, 2> parts{asio::buffer(m.data(), m.size() / 2),
+                                                    asio::buffer(m.data() + m.size() / 2, m.size() - m.size() / 2)};
+      ws.write(parts);
+    }
+  }
+  ws.next_layer().uncork();
+  co_await ws.async_close(websocket::close_code::normal, asio::use_awaitable);
+}
+
+}  // namespace
+
+TEST(coalescing_stream, synchronous_websocket_writes_of_whole_buffers_and_gather_lists_arrive_intact_and_in_order) {
+  constexpr int count = 300;
+  const auto received = messages_a_server_reads(write_synchronously, count);
+  ASSERT_EQ(received.size(), std::size_t{count});
+  for (int i = 0; i < count; ++i) ASSERT_EQ(received[i], message(i)) << "message " << i;
 }

@@ -22,6 +22,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/role.hpp>
+#include <boost/system/system_error.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 
 namespace drover::net {
@@ -51,6 +52,37 @@ class coalescing_stream {
   template <class MutableBuffers, class Handler>
   auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
     return next_.async_read_some(buffers, std::forward<Handler>(handler));
+  }
+
+  /// A synchronous write only gathers (never blocks): the sessions' writers
+  /// write whole messages this way into the corked stream, with no handler
+  /// to post and resume per message (docs/benchmarks.md). Uncorked, the
+  /// first gathered bytes of a turn post a flush, as an asynchronous write's do.
+  template <class ConstBuffers>
+  std::size_t write_some(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    if (s_->failed) {
+      ec = s_->failed;
+      return 0;
+    }
+    ec = {};
+    return gather(buffers);
+  }
+  template <class ConstBuffers>
+  std::size_t write_some(const ConstBuffers& buffers) {
+    boost::system::error_code ec;
+    const std::size_t n = write_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+  // Beast's synchronous WebSocket writes ask for a whole synchronous stream;
+  // nothing here reads synchronously, but the next layer can.
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers, boost::system::error_code& ec) {
+    return next_.read_some(buffers, ec);
+  }
+  template <class MutableBuffers>
+  std::size_t read_some(const MutableBuffers& buffers) {
+    return next_.read_some(buffers);
   }
 
   template <class ConstBuffers, class Handler>
@@ -87,16 +119,23 @@ class coalescing_stream {
                                });
       return;
     }
+    gather(buffers);
+    boost::asio::post(get_executor(), boost::asio::append(std::move(handler), boost::system::error_code{}, n));
+  }
+
+  template <class ConstBuffers>
+  std::size_t gather(const ConstBuffers& buffers) {
+    const std::size_t n = boost::asio::buffer_size(buffers);
     const std::size_t old = s_->pending.size();
     s_->pending.resize(old + n);
     boost::asio::buffer_copy(boost::asio::buffer(s_->pending.data() + old, n), buffers);
-    if (!s_->busy && old == 0 && !s_->corked) {
+    if (!s_->busy && old == 0 && n > 0 && !s_->corked) {
       // Posted, so that the other writes of this turn join the same send.
       boost::asio::post(get_executor(), [s = s_, this] {
         if (s->alive && !s->busy && !s->pending.empty() && !s->failed && !s->corked) flush();
       });
     }
-    boost::asio::post(get_executor(), boost::asio::append(std::move(handler), boost::system::error_code{}, n));
+    return n;
   }
 
   void flush() {
