@@ -129,21 +129,29 @@ std::int64_t monotonic_ns() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-net::runtime_handler make_handler(const runtime_options& o) {
+/// echo and bench have nothing to wait for: immediate handlers (no
+/// coroutine per task); exec waits for its process: a coroutine handler.
+std::unique_ptr<net::runtime_client> start_client(const runtime_options& o, net::runtime_client_config config,
+                                                  std::shared_ptr<net::runtime_io> io) {
   const std::string kind = !o.handler.empty() ? o.handler : (o.exec.empty() ? "echo" : "exec");
   if (kind == "echo")
-    return [](net::runtime_task& t) -> asio::awaitable<core::attempt_result> { co_return core::attempt_result::success(t.payload()); };
+    return net::runtime_client::start(
+        std::move(config), [](net::runtime_task& t) { return core::attempt_result::success(t.payload()); }, std::move(io));
   if (kind == "bench") {
     // ../shared/peers/README.md: payload [submit_ns:8][seq:8]..., result [seq:8][handler_start_ns:8].
-    return [](net::runtime_task& t) -> asio::awaitable<core::attempt_result> {
-      const std::int64_t start = monotonic_ns();
-      std::string r(16, '\0');
-      if (t.payload().size() >= 16) std::memcpy(r.data(), t.payload().data() + 8, 8);
-      std::memcpy(r.data() + 8, &start, 8);
-      co_return core::attempt_result::success(core::bytes::adopt(std::move(r)));
-    };
+    return net::runtime_client::start(
+        std::move(config),
+        [](net::runtime_task& t) {
+          const std::int64_t start = monotonic_ns();
+          std::string r(16, '\0');
+          if (t.payload().size() >= 16) std::memcpy(r.data(), t.payload().data() + 8, 8);
+          std::memcpy(r.data() + 8, &start, 8);
+          return core::attempt_result::success(core::bytes::adopt(std::move(r)));
+        },
+        std::move(io));
   }
-  return [command = o.exec](net::runtime_task& t) { return run_exec(command, t); };
+  net::runtime_handler exec = [command = o.exec](net::runtime_task& t) { return run_exec(command, t); };
+  return net::runtime_client::start(std::move(config), std::move(exec), std::move(io));
 }
 
 }  // namespace
@@ -185,7 +193,7 @@ int run_runtime(const runtime_options& o) {
   for (std::uint32_t i = 0; i < o.connections; ++i) {
     auto config = c;
     if (o.connections > 1) config.name += "-" + std::to_string(i);
-    clients.push_back(net::runtime_client::start(config, make_handler(o), io));
+    clients.push_back(start_client(o, config, io));
   }
   std::uint32_t connected = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5 + o.connections / 100);

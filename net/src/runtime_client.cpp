@@ -64,7 +64,8 @@ struct running_task {
 }  // namespace
 
 struct runtime_task::access {
-  static void fill(runtime_task& t, detail::runtime_connection* owner, const record_header& h, core::bytes payload) {
+  static void fill(runtime_task& t, detail::runtime_connection* owner, const record_header& h, core::bytes payload,
+                   std::chrono::steady_clock::time_point now) {
     t.owner_ = owner;
     t.id_ = core::task_id{h.uint("task").value_or(0)};
     t.lease_ = h.uint("lease").value_or(0);
@@ -74,7 +75,7 @@ struct runtime_task::access {
     if (auto m = h.nested("meta"); m && m->is_object())
       for (const auto& [k, v] : m->as_object())
         if (v.is_string()) t.meta_.emplace_back(std::string(k), std::string(v.as_string()));
-    t.deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(h.uint("deadline_ms").value_or(0));
+    t.deadline_ = now + std::chrono::milliseconds(h.uint("deadline_ms").value_or(0));
     t.payload_ = std::move(payload);
   }
   static std::uint32_t slot(const runtime_task& t) { return t.slot_; }
@@ -89,7 +90,8 @@ namespace detail {
 struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   using keep_alive = std::shared_ptr<runtime_connection>;
   runtime_client_config config;
-  runtime_handler handler;
+  runtime_handler handler;              // one of these two
+  runtime_immediate_handler immediate;  // is set
   asio::io_context& io;
   std::mt19937_64 rng;
 
@@ -117,8 +119,8 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   std::atomic<std::uint32_t> running_count{0};
   std::atomic<bool> run_done{false};
 
-  runtime_connection(runtime_client_config c, runtime_handler h, asio::io_context& context)
-      : config(std::move(c)), handler(std::move(h)), io(context) {
+  runtime_connection(runtime_client_config c, runtime_handler h, runtime_immediate_handler i, asio::io_context& context)
+      : config(std::move(c)), handler(std::move(h)), immediate(std::move(i)), io(context) {
     rng.seed(config.seed ? config.seed : std::random_device{}());
   }
 
@@ -162,8 +164,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     });
   }
 
-  void report(const std::shared_ptr<running_task>& r, core::attempt_result outcome) {
-    const auto& t = r->task;
+  void report(const runtime_task& t, core::attempt_result outcome) {
     if (outcome.ok) {
       record_writer h;
       h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
@@ -190,14 +191,15 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     running.erase(r->task.lease());
     running_count.fetch_sub(1, std::memory_order_relaxed);
     const bool reported = !r->abandoned && !r->task.cancelled();
-    if (reported) report(r, std::move(outcome));
+    if (reported) report(r->task, std::move(outcome));
     (!reported ? cancelled : outcome.ok ? succeeded : failed).fetch_add(1, std::memory_order_relaxed);
     top_up();
   }
 
-  void start_task(const record_header& header, core::bytes payload) {
+  void start_task(const record_header& header, core::bytes payload, std::chrono::steady_clock::time_point now) {
+    if (immediate) return run_at_once(header, std::move(payload), now);
     auto r = std::make_shared<running_task>();
-    runtime_task::access::fill(r->task, this, header, std::move(payload));
+    runtime_task::access::fill(r->task, this, header, std::move(payload), now);
     r->session = session;
     if (outstanding_demand > 0) --outstanding_demand;
     if (!running.emplace(r->task.lease(), r).second) return;  // re-sent after a resume: already running
@@ -209,6 +211,24 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     // after one that finished at once").
     auto slot = r->cancel.slot();
     asio::co_spawn(io, run_task(shared_from_this(), r), asio::bind_cancellation_slot(slot, [r](std::exception_ptr) {}));
+  }
+
+  /// An immediate handler's task: run and reported before the next record
+  /// is read, so it is never in `running` (nothing can cancel it meanwhile).
+  void run_at_once(const record_header& header, core::bytes payload, std::chrono::steady_clock::time_point now) {
+    runtime_task t;
+    runtime_task::access::fill(t, this, header, std::move(payload), now);
+    if (outstanding_demand > 0) --outstanding_demand;
+    received.fetch_add(1, std::memory_order_relaxed);
+    core::attempt_result outcome;
+    try {
+      outcome = immediate(t);
+    } catch (const std::exception& e) {
+      outcome = core::attempt_result::failure(std::string("handler threw: ") + e.what());
+    }
+    (outcome.ok ? succeeded : failed).fetch_add(1, std::memory_order_relaxed);
+    report(t, std::move(outcome));
+    top_up();
   }
 
   void cancel_task(std::uint64_t lease) {
@@ -240,8 +260,9 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   /// One or more task records.
   void on_binary(std::string&& text) {
     const auto message = core::bytes::adopt(std::move(text));
+    const auto now = std::chrono::steady_clock::now();  // the tasks' deadlines count from here
     for_each_record(message.view(), [&](const frame_record& r) {
-      if (r.header.string("type") == "task") start_task(r.header, message.slice(r.body_offset, r.body_size));
+      if (r.header.string("type") == "task") start_task(r.header, message.slice(r.body_offset, r.body_size), now);
     });
   }
 
@@ -491,13 +512,30 @@ std::unique_ptr<runtime_client> runtime_client::start(runtime_client_config conf
 
 std::unique_ptr<runtime_client> runtime_client::start(runtime_client_config config, runtime_handler handler,
                                                       std::shared_ptr<runtime_io> io) {
+  if (!handler) throw std::invalid_argument("a runtime needs a handler");
+  return start_connection(std::move(config), std::move(handler), {}, std::move(io));
+}
+
+std::unique_ptr<runtime_client> runtime_client::start(runtime_client_config config, runtime_immediate_handler handler) {
+  return start(std::move(config), std::move(handler), runtime_io::start());
+}
+
+std::unique_ptr<runtime_client> runtime_client::start(runtime_client_config config, runtime_immediate_handler handler,
+                                                      std::shared_ptr<runtime_io> io) {
+  if (!handler) throw std::invalid_argument("a runtime needs a handler");
+  return start_connection(std::move(config), {}, std::move(handler), std::move(io));
+}
+
+std::unique_ptr<runtime_client> runtime_client::start_connection(runtime_client_config config, runtime_handler handler,
+                                                                 runtime_immediate_handler immediate,
+                                                                 std::shared_ptr<runtime_io> io) {
   if (config.queues.empty()) throw std::invalid_argument("a runtime serves at least one queue");
   if (config.capacity < 1 || config.capacity > 65'535) throw std::invalid_argument("capacity must be 1 to 65535");
-  if (!handler) throw std::invalid_argument("a runtime needs a handler");
   if (!io) throw std::invalid_argument("a runtime needs an I/O thread");
   if (config.reconnect_first.count() < 1) config.reconnect_first = std::chrono::milliseconds(1);
   if (config.reconnect_max < config.reconnect_first) config.reconnect_max = config.reconnect_first;
-  auto c = std::make_shared<detail::runtime_connection>(std::move(config), std::move(handler), io->context());
+  auto c = std::make_shared<detail::runtime_connection>(std::move(config), std::move(handler), std::move(immediate),
+                                                        io->context());
   asio::co_spawn(c->io, c->run(c), asio::detached);
   return std::unique_ptr<runtime_client>(new runtime_client(std::move(c), std::move(io)));
 }

@@ -125,6 +125,49 @@ TEST_F(runtime_client_test, a_handler_that_throws_is_reported_as_a_failure) {
   EXPECT_NE((*c)->err.message.find("disk on fire"), std::string::npos) << (*c)->err.message;
 }
 
+TEST_F(runtime_client_test, an_immediate_handler_runs_tasks_and_reports_results_and_failures) {
+  auto client = net::runtime_client::start(runtime_config(port, 8), [](net::runtime_task& t) {
+    const auto payload = t.payload_view();
+    if (payload == "boom") throw std::runtime_error("disk on fire");
+    if (payload == "bad") return core::attempt_result::failure("corrupt image", false);
+    t.log("reversed");
+    return core::attempt_result::success(core::bytes::copy_from(std::string(payload.rbegin(), payload.rend())));
+  });
+  ASSERT_TRUE(client->wait_connected(5s));
+  std::vector<task_handle> handles;
+  for (int i = 0; i < 200; ++i) handles.push_back(*n->submit("resize", core::bytes::copy_from("ab" + std::to_string(i))));
+  core::task_options once;
+  once.max_attempts = 1;
+  auto bad = *n->submit("resize", core::bytes::copy_from("bad"), once);
+  auto boom = *n->submit("resize", core::bytes::copy_from("boom"), once);
+  for (int i = 0; i < 200; ++i) {  // 25 times the capacity: demand is asked for again and again
+    auto c = handles[i].wait_for(10s);
+    ASSERT_TRUE(c && *c) << i;
+    std::string want = "ab" + std::to_string(i);
+    std::reverse(want.begin(), want.end());
+    EXPECT_EQ((*c)->value.to_string(), want);
+  }
+  auto bad_outcome = bad.wait_for(10s);
+  ASSERT_TRUE(bad_outcome && *bad_outcome);
+  EXPECT_EQ((*bad_outcome)->state, task_state::failed);
+  EXPECT_EQ((*bad_outcome)->err.message, "corrupt image");
+  auto boom_outcome = boom.wait_for(10s);
+  ASSERT_TRUE(boom_outcome && *boom_outcome);
+  EXPECT_NE((*boom_outcome)->err.message.find("disk on fire"), std::string::npos) << (*boom_outcome)->err.message;
+  auto submitted = call(port, http::verb::post, "/v1/queues/resize/tasks", "img");  // its notes go out before its result
+  ASSERT_EQ(submitted.status, 202u);
+  const auto id = submitted.json().at("id").as_int64();
+  auto status = call(port, http::verb::get, "/v1/tasks/" + std::to_string(id) + "?wait_ms=5000");
+  ASSERT_EQ(status.status, 200u) << status.body;
+  EXPECT_EQ(status.json().at("state").as_string(), "succeeded");
+  EXPECT_EQ(status.json().at("logs").as_array().at(0).as_string(), "reversed");
+  const auto stats = client->stats();
+  EXPECT_EQ(stats.received, 203u);
+  EXPECT_EQ(stats.succeeded, 201u);
+  EXPECT_EQ(stats.failed, 2u);
+  EXPECT_EQ(stats.running, 0u);
+}
+
 TEST_F(runtime_client_test, demand_is_asked_for_in_steps_while_the_node_still_holds_credit) {
   gate g;
   auto config = runtime_config(port, 4);

@@ -1,8 +1,9 @@
 #pragma once
 // The C++ runtime client: a program links this to become a remote runtime
 // of a drover node over WebSocket (`/v1/runtime`, docs/protocol.md). It
-// connects, declares its queues and capacity, runs coroutine handlers
-// under its own work limit (the capacity), reports results, failures,
+// connects, declares its queues and capacity, runs coroutine handlers (or
+// immediate ones, which need no coroutine) under its own work limit (the
+// capacity), reports results, failures,
 // progress and log lines, answers heartbeats, and reconnects with backoff,
 // resuming its session so that tasks it is running keep their leases.
 #include <atomic>
@@ -96,6 +97,13 @@ class runtime_task {
 };
 
 using runtime_handler = std::function<boost::asio::awaitable<core::attempt_result>(runtime_task&)>;
+/// A handler with nothing to wait for: called on the I/O thread as its task
+/// arrives and returning the outcome, with no coroutine started for it (a
+/// coroutine handler costs a `co_spawn` per task, a third of a no-op
+/// runtime's CPU: docs/benchmarks.md). Reads, heartbeats and every other
+/// handler wait while it runs, so keep it short; anything that waits (I/O,
+/// a child process, a timer) belongs in a coroutine handler.
+using runtime_immediate_handler = std::function<core::attempt_result(runtime_task&)>;
 
 struct runtime_client_stats {
   bool connected = false;
@@ -116,6 +124,10 @@ class runtime_client {
   /// The same on a thread shared with other clients (runtime_io.hpp).
   static std::unique_ptr<runtime_client> start(runtime_client_config config, runtime_handler handler,
                                                std::shared_ptr<runtime_io> io);
+  /// The same with a handler that finishes without waiting.
+  static std::unique_ptr<runtime_client> start(runtime_client_config config, runtime_immediate_handler handler);
+  static std::unique_ptr<runtime_client> start(runtime_client_config config, runtime_immediate_handler handler,
+                                               std::shared_ptr<runtime_io> io);
   ~runtime_client();
   runtime_client(const runtime_client&) = delete;
   runtime_client& operator=(const runtime_client&) = delete;
@@ -133,6 +145,9 @@ class runtime_client {
 
  private:
   runtime_client(std::shared_ptr<detail::runtime_connection> c, std::shared_ptr<runtime_io> io);
+  static std::unique_ptr<runtime_client> start_connection(runtime_client_config config, runtime_handler handler,
+                                                          runtime_immediate_handler immediate,
+                                                          std::shared_ptr<runtime_io> io);
   // Coroutines on the I/O thread hold the connection too: it lives until
   // the last of them ends, or the I/O thread is gone.
   std::shared_ptr<detail::runtime_connection> impl_;
