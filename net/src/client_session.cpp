@@ -21,6 +21,7 @@
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
 #include "io_spin.hpp"
+#include "end_of_turn.hpp"
 #include "frame_writer.hpp"
 #include "read_buffer.hpp"
 #include "json_fields.hpp"
@@ -72,7 +73,7 @@ struct completion_box {
 };
 
 /// I/O thread only, except `box`.
-struct client_state {
+struct client_state : std::enable_shared_from_this<client_state> {
   bool tell_accepted = false;  // `?accepted=true`
   kept_outcomes* kept = nullptr;  // with tell_accepted: outcomes also kept there, for a later follow
   std::shared_ptr<io_poster> gateway_open;  // `kept` is touched only under it
@@ -80,13 +81,14 @@ struct client_state {
   /// ends; those still held when the connection ends are taken back.
   std::vector<std::pair<core::task_id, std::weak_ptr<core::task_observer>>> follows;
   std::deque<out_frame> outbox;
-  asio::steady_timer* wake = nullptr;
+  writer_link writer;
+  bool batch = false;  // the client reads several outcome records per message
   std::unordered_map<std::uint64_t, channel> channels;
   std::shared_ptr<completion_box> box = std::make_shared<completion_box>();
 
   void send(out_frame f) {
     outbox.push_back(std::move(f));
-    if (wake) wake->cancel();
+    request_write(shared_from_this(), writer, false);
   }
   void refuse(std::uint64_t ch, std::uint64_t ref, std::string_view code, std::string_view message) {
     send(text_frame(json::object{{"type", "rejected"}, {"channel", ch}, {"ref", ref}, {"code", code}, {"message", message}}));
@@ -326,8 +328,8 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s,
                                  std::shared_ptr<bool> done, bool merge) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (write_burst(ws, s->outbox, s->wake, wake, merge)) co_return;
-    if (s->wake != &wake) co_return;
+    if (write_burst(ws, s->outbox, s->writer.wake, wake, merge)) co_return;
+    if (s->writer.wake != &wake) co_return;
     co_await wait_for_frames(wake);
   }
 }
@@ -357,7 +359,8 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   state->gateway_open = ctx.gateway_open;
   state->channels.try_emplace(0, default_window, false);  // channel 0: open from the start, unordered
   asio::steady_timer wake(executor);
-  state->wake = &wake;
+  state->writer.wake = &wake;
+  state->batch = ctx.batch;
   auto poster = ctx.make_poster();
   struct end {
     std::shared_ptr<client_state>& s;
@@ -365,7 +368,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
     node& n;
     ~end() {
       p->close();  // outcomes still to come are dropped; the tasks themselves go on
-      s->wake = nullptr;
+      s->writer = {};
       for (const auto& [task, follower] : s->follows)  // the broker need not keep them for nobody
         if (auto f = follower.lock()) n.unwatch(task, std::move(f));
     }
@@ -373,6 +376,9 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
 
   auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done, ctx.batch), asio::detached);
+  state->writer.write_now = [&ws, &wake, s = state.get()] {
+    if (write_burst(ws, s->outbox, s->writer.wake, wake, s->batch)) wake.cancel();  // failed: the writer ends
+  };
   read_buffers buffers;
   for (;;) {
     std::string message = buffers.next();
@@ -386,7 +392,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
       on_binary(std::move(message), state, poster, ctx.n);
     }
   }
-  state->wake = nullptr;
+  state->writer = {};
   wake.cancel();
   co_await wait_for_writer(writer_done);
 }

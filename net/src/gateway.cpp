@@ -26,6 +26,7 @@
 #include "json_fields.hpp"
 #include "broker_answer.hpp"
 #include "drover/actors/spin_governor.hpp"
+#include "end_of_turn.hpp"
 #include "io_spin.hpp"
 #include "poll_sessions.hpp"
 #include "runtime_session.hpp"
@@ -750,12 +751,22 @@ void run_io(asio::io_context& io, const gateway_config& config, const std::funct
                                                      static_cast<std::size_t>(config.io_spin.count()), config.quiet_rate});
   auto spin = config.io_spin;
   auto spin_until = clock::time_point::min();
+  end_of_turn turn;
+  end_of_turn::current = &turn;
+  struct forget_turn {
+    ~forget_turn() { end_of_turn::current = nullptr; }
+  } forget;
   while (!io.stopped()) {
     auto ran = io.poll();
-    if (run_actors()) continue;
+    turn.run();
+    if (run_actors()) {
+      turn.run();
+      continue;
+    }
     auto now = clock::now();
     const bool spinning = spin.count() > 0 && now < spin_until;
     if (ran == 0 && !spinning) ran = io.run_one(), now = clock::now();
+    turn.run();
     if (ran == 0) continue;
     const core::time_point at{std::chrono::duration_cast<core::duration>(now.time_since_epoch())};
     if (auto us = governor.on_submits(std::exchange(submits_seen, 0), at)) spin = std::chrono::microseconds(*us);

@@ -20,6 +20,7 @@
 #include "drover/net/coalescing_stream.hpp"
 #include "io_poster.hpp"
 #include "io_spin.hpp"
+#include "end_of_turn.hpp"
 #include "frame_writer.hpp"
 #include "read_buffer.hpp"
 #include "json_fields.hpp"
@@ -44,10 +45,10 @@ namespace {
 /// resumable. Shared between the connection's coroutines (I/O thread) and
 /// the sink (CAF threads, through the poster). Holds no asio object: it may
 /// outlive the I/O context inside a dropped callback.
-struct session_state {
+struct session_state : std::enable_shared_from_this<session_state> {
   std::string name;  // from hello, for listings
   std::deque<out_frame> outbox;
-  asio::steady_timer* wake = nullptr;  // the attached connection's writer
+  writer_link writer;  // the attached connection's writer
   bool attached = true;  // a connection is attached (false while parked)
   bool over = false;     // the consumer ended: nothing more is sent
   bool closing = false;  // the attached connection closes once its outbox is written
@@ -77,7 +78,7 @@ struct session_state {
   void send(out_frame f) {
     if (over || !attached) return;
     outbox.push_back(std::move(f));
-    if (wake) wake->cancel();
+    request_write(shared_from_this(), writer, closing);
   }
 };
 
@@ -170,7 +171,7 @@ class ws_sink final : public actors::remote_sink {
       s->send(error_frame(core::to_string(why.code), why.message));
       s->failed = true;
       s->closing = true;
-      if (s->wake) s->wake->cancel();
+      if (s->writer.wake) s->writer.wake->cancel();
     });
   }
 
@@ -190,12 +191,12 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s
                                  std::shared_ptr<bool> done) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (write_burst(ws, s->outbox, s->wake, wake, s->batch)) co_return;
+    if (write_burst(ws, s->outbox, s->writer.wake, wake, s->batch)) co_return;
     if (s->closing) {
       co_await ws.async_close(websocket::close_code::policy_error, tuple);
       co_return;
     }
-    if (s->wake != &wake) co_return;  // detached
+    if (s->writer.wake != &wake) co_return;  // detached
     co_await wait_for_frames(wake);
   }
 }
@@ -496,7 +497,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   if (resumed) {
     state = resumed->state, poster = resumed->poster, link = std::move(resumed->link);
     resumed.reset();
-    state->attached = true, state->closing = false, state->wake = &wake;
+    state->attached = true, state->closing = false, state->writer.wake = &wake;
     state->resumable = hello.resumable;
     state->batch = hello.batch;
     resume(*state, hello.holding, hello.capacity);
@@ -509,7 +510,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->batch = hello.batch;
     state->lease_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.runtime_lease_ttl).count();
     state->heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.heartbeat_interval).count();
-    state->wake = &wake;
+    state->writer.wake = &wake;
     poster = ctx.make_poster();
     link = ctx.n.attach_remote(hello.queues, std::make_shared<ws_sink>(poster, state));
     ctx.registry.track(state);
@@ -527,7 +528,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
       s->link = nullptr;
       p->close();
       s->over = true;
-      s->wake = nullptr;
+      s->writer = {};
       l->close();
     }
   } guard{state, poster, link};
@@ -536,6 +537,9 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   state->executor = executor;
   auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
+  state->writer.write_now = [&ws, &wake, s = state.get()] {
+    if (write_burst(ws, s->outbox, s->writer.wake, wake, s->batch)) wake.cancel();  // failed: the writer ends
+  };
   beast::error_code read_ec;
   read_buffers buffers;
   for (;;) {
@@ -562,9 +566,10 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   }
   // Let the writer finish what is queued (a final error frame) before the frame goes.
   state->closing = true;
+  state->writer.write_now = nullptr;
   wake.cancel();
   co_await wait_for_writer(writer_done);
-  state->wake = nullptr;
+  state->writer = {};
   state->attached = false;
   state->closing = false;
   state->outbox.clear();
