@@ -325,10 +325,10 @@ void on_text(std::string_view text, const std::shared_ptr<client_state>& state, 
 }
 
 asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s, asio::steady_timer& wake,
-                                 std::shared_ptr<bool> done, bool merge) {
+                                 std::shared_ptr<bool> done) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (write_burst(ws, s->outbox, s->writer.wake, wake, merge)) co_return;
+    if (write_burst(ws, s->outbox, s->writer.wake, wake, s->batch)) co_return;
     if (s->writer.wake != &wake) co_return;
     co_await wait_for_frames(wake);
   }
@@ -375,10 +375,8 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   } guard{state, poster, ctx.n};
 
   auto writer_done = std::make_shared<bool>(false);
-  asio::co_spawn(executor, write_loop(ws, state, wake, writer_done, ctx.batch), asio::detached);
-  state->writer.write_now = [&ws, &wake, s = state.get()] {
-    if (write_burst(ws, s->outbox, s->writer.wake, wake, s->batch)) wake.cancel();  // failed: the writer ends
-  };
+  asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
+  state->writer.write_now = write_now_for(ws, wake, *state);
   read_buffers buffers;
   for (;;) {
     std::string message = buffers.next();

@@ -6,6 +6,7 @@
 // or result bytes, sent from their own buffer in one gathered write).
 #include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,8 +53,11 @@ constexpr std::size_t merged_message_bytes_max = 64 * 1024;
 /// Writes binary frames as the records of one message: their heads must
 /// carry `bytes` (record_head) whenever there is more than one. The records
 /// go to Beast as one gather list, copied once, into the coalescing
-/// stream's buffer (an asynchronous write walked such a list once per chunk
-/// it wrote, which cost more than copying it first: docs/benchmarks.md).
+/// stream's buffer. (Beast's asynchronous write walked such a list once per
+/// chunk it wrote, which cost more than copying it first; the synchronous
+/// one hands it to asio's write, which prepares 64 buffers at a time from
+/// the start of the list, and copying first was no faster there:
+/// docs/benchmarks.md.)
 template <class WebSocket, class Frames>
 boost::beast::error_code write_records(WebSocket& ws, const Frames& frames, std::vector<boost::asio::const_buffer>& parts) {
   parts.clear();
@@ -70,9 +74,10 @@ boost::beast::error_code write_records(WebSocket& ws, const Frames& frames, std:
 /// Writes what `outbox` holds (frames derived from out_frame) into the
 /// corked stream (coalescing_stream), then uncorks it: the whole burst is
 /// one send. Nothing is written once the session's `attached` timer is no
-/// longer this writer's `wake` (the outbox is another connection's then). With `merge`, consecutive small binary frames go as one
-/// message of several records. A failed write puts its frames back at the
-/// front of the outbox and returns true.
+/// longer this writer's `wake` (the outbox is another connection's then).
+/// With `merge`, consecutive small binary frames go as one message of
+/// several records. A failed write puts its frames back at the front of
+/// the outbox and returns true.
 template <class WebSocket, class Outbox>
 bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const& attached,
                  const boost::asio::steady_timer& wake, bool merge = false) {
@@ -100,6 +105,16 @@ bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const
   }
   ws.next_layer().uncork();
   return false;
+}
+
+/// A connection's `write_now` (end_of_turn.hpp) for its session: the outbox
+/// written at once; a failed write wakes the writer coroutine, which ends.
+/// The session must clear it before the stream and timer go.
+template <class WebSocket, class Session>
+std::function<void()> write_now_for(WebSocket& ws, boost::asio::steady_timer& wake, Session& s) {
+  return [&ws, &wake, &s] {
+    if (write_burst(ws, s.outbox, s.writer.wake, wake, s.batch)) wake.cancel();
+  };
 }
 
 /// Sleeps the writer until a frame is queued (whoever queues one cancels `wake`).

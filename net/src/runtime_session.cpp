@@ -537,9 +537,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   state->executor = executor;
   auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
-  state->writer.write_now = [&ws, &wake, s = state.get()] {
-    if (write_burst(ws, s->outbox, s->writer.wake, wake, s->batch)) wake.cancel();  // failed: the writer ends
-  };
+  state->writer.write_now = write_now_for(ws, wake, *state);
   beast::error_code read_ec;
   read_buffers buffers;
   for (;;) {
