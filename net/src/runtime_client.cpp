@@ -151,17 +151,21 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     top_up_posted = true;
     asio::post(io, [this, keep = shared_from_this()] {
       top_up_posted = false;
-      if (!welcomed || stopping) return;
-      const std::uint64_t used = running.size() + outstanding_demand;
-      if (used >= config.capacity) return;
-      // Below a step of free slots the node still holds credit (or handlers
-      // still run): asking later asks for more at once, so tasks come in
-      // fewer, larger messages.
-      if (used > 0 && config.capacity - used < demand_step()) return;
-      const auto n = static_cast<std::uint32_t>(config.capacity - used);
-      outstanding_demand += n;
-      send_text(frame_kind::demand, json::object{{"type", "demand"}, {"n", n}});
+      ask_for_demand();
     });
+  }
+
+  void ask_for_demand() {
+    if (!welcomed || stopping) return;
+    const std::uint64_t used = running.size() + outstanding_demand;
+    if (used >= config.capacity) return;
+    // Below a step of free slots the node still holds credit (or handlers
+    // still run): asking later asks for more at once, so tasks come in
+    // fewer, larger messages.
+    if (used > 0 && config.capacity - used < demand_step()) return;
+    const auto n = static_cast<std::uint32_t>(config.capacity - used);
+    outstanding_demand += n;
+    send_text(frame_kind::demand, json::object{{"type", "demand"}, {"n", n}});
   }
 
   void report(const runtime_task& t, core::attempt_result outcome) {
@@ -228,7 +232,6 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     }
     (outcome.ok ? succeeded : failed).fetch_add(1, std::memory_order_relaxed);
     report(t, std::move(outcome));
-    top_up();
   }
 
   void cancel_task(std::uint64_t lease) {
@@ -264,6 +267,11 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     for_each_record(message.view(), [&](const frame_record& r) {
       if (r.header.string("type") == "task") start_task(r.header, message.slice(r.body_offset, r.body_size), now);
     });
+    // Immediate handlers are done with the whole message: the demand for
+    // their slots is queued behind their results, and the writer sends both
+    // at once (a posted top-up would come after the writer's burst, a send
+    // of its own).
+    if (immediate) ask_for_demand();
   }
 
   /// After the welcome: what survives from the previous connection.
