@@ -756,6 +756,12 @@ void run_io(asio::io_context& io, const gateway_config& config, const std::funct
   struct forget_turn {
     ~forget_turn() { end_of_turn::current = nullptr; }
   } forget;
+  // The hosted actors' run if one is due, then the frames it queued.
+  auto actors_then_writes = [&] {
+    if (!run_actors()) return false;
+    turn.run();
+    return true;
+  };
   while (!io.stopped()) {
     // While quiet, the actors run as soon as a handler asked for them
     // instead of after the poll's last, empty, look at the sockets: a lone
@@ -766,19 +772,13 @@ void run_io(asio::io_context& io, const gateway_config& config, const std::funct
       while (io.poll_one() > 0) {
         ++ran;
         turn.run();
-        if (run_actors()) {
-          turn.run();
-          break;
-        }
+        if (actors_then_writes()) break;
       }
     } else {
       ran = io.poll();
     }
     turn.run();
-    if (run_actors()) {
-      turn.run();
-      continue;
-    }
+    if (actors_then_writes()) continue;
     auto now = clock::now();
     const bool spinning = spin.count() > 0 && now < spin_until;
     if (ran == 0 && !spinning) ran = io.run_one(), now = clock::now();
