@@ -80,6 +80,15 @@ struct session_state : std::enable_shared_from_this<session_state> {
     outbox.push_back(std::move(f));
     request_write(shared_from_this(), writer, closing);
   }
+
+  /// The writer writes what is queued, then closes. From here on only the
+  /// writer writes: a write already deferred to the end of the turn
+  /// (end_of_turn.hpp) must not follow its close frame.
+  void close_once_written() {
+    closing = true;
+    writer.write_now = nullptr;
+    if (writer.wake) writer.wake->cancel();
+  }
 };
 
 namespace {
@@ -170,8 +179,7 @@ class ws_sink final : public actors::remote_sink {
     poster_->post([s = state_, why = std::move(why)] {
       s->send(error_frame(core::to_string(why.code), why.message));
       s->failed = true;
-      s->closing = true;
-      if (s->writer.wake) s->writer.wake->cancel();
+      s->close_once_written();
     });
   }
 
@@ -563,9 +571,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     if (state->closing) break;
   }
   // Let the writer finish what is queued (a final error frame) before the frame goes.
-  state->closing = true;
-  state->writer.write_now = nullptr;
-  wake.cancel();
+  state->close_once_written();
   co_await wait_for_writer(writer_done);
   state->writer = {};
   state->attached = false;
