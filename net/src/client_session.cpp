@@ -22,6 +22,7 @@
 #include "io_poster.hpp"
 #include "io_spin.hpp"
 #include "end_of_turn.hpp"
+#include "frame_outbox.hpp"
 #include "frame_writer.hpp"
 #include "read_buffer.hpp"
 #include "json_fields.hpp"
@@ -50,12 +51,14 @@ constexpr std::uint64_t default_window = 10'000;
 
 out_frame text_frame(const json::object& o) { return out_frame{false, json::serialize(o), {}}; }
 
-using channel = actors::client_channel<out_frame>;
-
 struct finished {
   std::uint64_t channel = 0, ref = 0, seq = 0;
   completion outcome;
 };
+
+/// Holds outcomes, not frames: an outcome's record is written when it is
+/// sent, straight into the message that carries it (frame_outbox.hpp).
+using channel = actors::client_channel<finished>;
 
 /// A submit the broker accepted, for a client that asked to hear of it.
 struct acceptance {
@@ -80,16 +83,17 @@ struct client_state : std::enable_shared_from_this<client_state> {
   /// Outstanding follows: the broker holds each observer until its task
   /// ends; those still held when the connection ends are taken back.
   std::vector<std::pair<core::task_id, std::weak_ptr<core::task_observer>>> follows;
-  std::deque<out_frame> outbox;
+  frame_outbox outbox;  // outcome records merged into messages when `batch`
   writer_link writer;
   bool batch = false;  // the client reads several outcome records per message
   std::unordered_map<std::uint64_t, channel> channels;
   std::shared_ptr<completion_box> box = std::make_shared<completion_box>();
 
   void send(out_frame f) {
-    outbox.push_back(std::move(f));
+    outbox.push(std::move(f));
     request_write(shared_from_this(), writer, false);
   }
+  void send_outcome(const finished& f);
   void refuse(std::uint64_t ch, std::uint64_t ref, std::string_view code, std::string_view message) {
     send(text_frame(json::object{{"type", "rejected"}, {"channel", ch}, {"ref", ref}, {"code", code}, {"message", message}}));
   }
@@ -102,26 +106,36 @@ std::string error_json(const core::error& e) {
   return json::serialize(json::object{{"code", core::to_string(e.code)}, {"message", e.message}});
 }
 
-out_frame outcome_frame(const finished& f) {
-  record_writer h;
+void write_outcome_head(record_writer& h, const finished& f) {
   h.field("type", "outcome").field("channel", f.channel).field("ref", f.ref);
-  core::bytes value;
   if (!f.outcome) {
     h.field("state", "rejected").raw("error", error_json(f.outcome.err()));
   } else {
     const auto& o = *f.outcome;
     h.field("task", o.id.value).field("state", core::to_string(o.state)).field("attempts", o.attempts);
     if (o.err) h.raw("error", error_json(o.err));
-    value = o.value;
   }
-  auto head = std::move(h).finish(value.size());
-  return out_frame{true, std::move(head), std::move(value)};
 }
+
+const core::bytes& outcome_body(const finished& f) {
+  static const core::bytes none;
+  return f.outcome ? f.outcome->value : none;
+}
+
+}  // namespace
+
+void client_state::send_outcome(const finished& f) {
+  outbox.push_record([&](record_writer& h) { write_outcome_head(h, f); }, outcome_body(f));
+  request_write(shared_from_this(), writer, false);
+}
+
+namespace {
 
 void deliver(client_state& s, finished f) {
   auto it = s.channels.find(f.channel);
   if (it == s.channels.end()) return;
-  it->second.finished(f.seq, outcome_frame(f), [&](out_frame&& frame) { s.send(std::move(frame)); });
+  const auto seq = f.seq;
+  it->second.finished(seq, std::move(f), [&](finished&& ready) { s.send_outcome(ready); });
 }
 
 void drain_box(const std::shared_ptr<client_state>& s);
@@ -328,7 +342,7 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<client_state> s,
                                  std::shared_ptr<bool> done) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (write_burst(ws, s->outbox, s->writer.wake, wake, s->batch)) co_return;
+    if (write_burst(ws, s->outbox, s->writer.wake, wake, false, writer_role::server)) co_return;
     if (s->writer.wake != &wake) co_return;
     co_await wait_for_frames(wake);
   }
@@ -361,6 +375,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   asio::steady_timer wake(executor);
   state->writer.wake = &wake;
   state->batch = ctx.batch;
+  state->outbox.merge_records(ctx.batch);
   auto poster = ctx.make_poster();
   struct end {
     std::shared_ptr<client_state>& s;

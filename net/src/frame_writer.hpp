@@ -19,6 +19,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/websocket/error.hpp>
 
 #include "drover/core/bytes.hpp"
 
@@ -44,6 +45,39 @@ boost::beast::error_code write_frame(WebSocket& ws, const out_frame& f) {
     ws.write(boost::asio::buffer(f.head), ec);
   }
   return ec;
+}
+
+/// Which end of the WebSocket writes: a server's frames are not masked.
+enum class writer_role { client, server };
+
+/// Writes a binary message whose bytes are all in `message` as a server's
+/// single unmasked frame, past Beast's write: the frame header is copied
+/// into the coalescing stream and the message handed to it whole (no copy
+/// of the records, no walk of a gather list: docs/benchmarks.md). RFC 6455
+/// section 5.2: FIN and the opcode, then the length in the fewest bytes.
+/// Nothing is taken from `message` unless it is written.
+template <class WebSocket>
+boost::beast::error_code write_server_message(WebSocket& ws, std::string& message) {
+  if (!ws.is_open()) return boost::beast::websocket::error::closed;
+  std::array<char, 10> header{};
+  const std::uint64_t n = message.size();
+  std::size_t used = 2;
+  header[0] = static_cast<char>(0x80 | 0x2);  // FIN, binary
+  if (n < 126) {
+    header[1] = static_cast<char>(n);
+  } else if (n <= 0xffff) {
+    header[1] = 126;
+    header[2] = static_cast<char>(n >> 8), header[3] = static_cast<char>(n);
+    used = 4;
+  } else {
+    header[1] = 127;
+    for (int i = 0; i < 8; ++i) header[2 + i] = static_cast<char>(n >> (56 - 8 * i));
+    used = 10;
+  }
+  auto& layer = ws.next_layer();
+  if (!layer.append(std::string_view(header.data(), used)) || !layer.give(std::move(message)))
+    return boost::asio::error::broken_pipe;
+  return {};
 }
 
 /// Binary frames merged into one message stay under this (and a peer's
@@ -80,7 +114,7 @@ boost::beast::error_code write_records(WebSocket& ws, const Frames& frames, std:
 /// the outbox and returns true.
 template <class WebSocket, class Outbox>
 bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const& attached,
-                 const boost::asio::steady_timer& wake, bool merge = false) {
+                 const boost::asio::steady_timer& wake, bool merge = false, writer_role role = writer_role::client) {
   auto small = [](const out_frame& f) {
     return f.binary && f.head.size() + f.body.size() < merged_message_bytes_max;
   };
@@ -96,7 +130,11 @@ bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const
       outbox.pop_front();
     } while (merge && small(batch.front()) && !outbox.empty() && small(outbox.front()) &&
              bytes + outbox.front().head.size() + outbox.front().body.size() <= merged_message_bytes_max);
-    const auto ec = batch.size() > 1 ? write_records(ws, batch, parts) : write_frame(ws, batch.front());
+    const auto& first = batch.front();
+    const bool whole = role == writer_role::server && batch.size() == 1 && first.binary && first.body.empty();
+    const auto ec = whole                ? write_server_message(ws, batch.front().head)
+                    : batch.size() > 1 ? write_records(ws, batch, parts)
+                                       : write_frame(ws, first);
     if (ec) {
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) outbox.push_front(std::move(*it));
       ws.next_layer().uncork();
@@ -108,12 +146,12 @@ bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const
 }
 
 /// A connection's `write_now` (end_of_turn.hpp) for its session: the outbox
-/// written at once; a failed write wakes the writer coroutine, which ends.
+/// (a frame_outbox, whose records are merged as they are queued) written at once; a failed write wakes the writer coroutine, which ends.
 /// The session must clear it before the stream and timer go.
 template <class WebSocket, class Session>
 std::function<void()> write_now_for(WebSocket& ws, boost::asio::steady_timer& wake, Session& s) {
   return [&ws, &wake, &s] {
-    if (write_burst(ws, s.outbox, s.writer.wake, wake, s.batch)) wake.cancel();
+    if (write_burst(ws, s.outbox, s.writer.wake, wake, false, writer_role::server)) wake.cancel();
   };
 }
 

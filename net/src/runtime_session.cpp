@@ -21,6 +21,7 @@
 #include "io_poster.hpp"
 #include "io_spin.hpp"
 #include "end_of_turn.hpp"
+#include "frame_outbox.hpp"
 #include "frame_writer.hpp"
 #include "read_buffer.hpp"
 #include "json_fields.hpp"
@@ -47,7 +48,7 @@ namespace {
 /// outlive the I/O context inside a dropped callback.
 struct session_state : std::enable_shared_from_this<session_state> {
   std::string name;  // from hello, for listings
-  std::deque<out_frame> outbox;
+  frame_outbox outbox;  // task records merged into messages when `batch`
   writer_link writer;  // the attached connection's writer
   bool attached = true;  // a connection is attached (false while parked)
   bool over = false;     // the consumer ended: nothing more is sent
@@ -77,9 +78,11 @@ struct session_state : std::enable_shared_from_this<session_state> {
 
   void send(out_frame f) {
     if (over || !attached) return;
-    outbox.push_back(std::move(f));
+    outbox.push(std::move(f));
     request_write(shared_from_this(), writer, closing);
   }
+  /// A task record, written straight into the message that carries it.
+  void send_task(const actors::remote_task& t, std::chrono::steady_clock::duration now);
 
   /// The writer writes what is queued, then closes. From here on only the
   /// writer writes: a write already deferred to the end of the turn
@@ -123,9 +126,8 @@ out_frame cancel_frame(std::uint64_t task, std::uint64_t lease) {
 }
 
 /// `now`: steady_clock's, read once for a batch of frames.
-out_frame task_frame(const actors::remote_task& t, std::chrono::steady_clock::duration now) {
+void write_task_head(record_writer& h, const actors::remote_task& t, std::chrono::steady_clock::duration now) {
   const auto& item = t.item;
-  record_writer h;
   h.field("type", "task").field("task", item.id.value).field("lease", item.lease.value).field("slot", item.slot);
   h.field("attempt", item.attempt).field("queue", t.queue).field("deadline_ms", ms_left(item.deadline, now));
   if (item.meta && !item.meta->empty()) {
@@ -135,8 +137,17 @@ out_frame task_frame(const actors::remote_task& t, std::chrono::steady_clock::du
   } else {
     h.raw("meta", "{}");
   }
-  return out_frame{true, std::move(h).finish(item.payload.size()), item.payload};
 }
+
+}  // namespace
+
+void session_state::send_task(const actors::remote_task& t, std::chrono::steady_clock::duration now) {
+  if (over || !attached) return;
+  outbox.push_record([&](record_writer& h) { write_task_head(h, t, now); }, t.item.payload);
+  request_write(shared_from_this(), writer, closing);
+}
+
+namespace {
 
 /// The sink the runtime's consumer actor calls on CAF threads.
 class ws_sink final : public actors::remote_sink {
@@ -150,14 +161,11 @@ class ws_sink final : public actors::remote_sink {
     });
   }
   void deliver(std::vector<actors::remote_task> tasks) override {
-    std::vector<out_frame> frames;
-    frames.reserve(tasks.size());
-    const auto now = std::chrono::steady_clock::now().time_since_epoch();
-    for (const auto& t : tasks) frames.push_back(task_frame(t, now));  // serialised here, maybe off the I/O thread
-    poster_->run_here_or_post([s = state_, frames = std::move(frames), tasks = std::move(tasks)]() mutable {
-      for (std::size_t i = 0; i < frames.size(); ++i) {
-        s->book.delivered(std::move(tasks[i]));
-        s->send(std::move(frames[i]));
+    poster_->run_here_or_post([s = state_, tasks = std::move(tasks)]() mutable {
+      const auto now = std::chrono::steady_clock::now().time_since_epoch();
+      for (auto& t : tasks) {
+        s->send_task(t, now);
+        s->book.delivered(std::move(t));
       }
     });
   }
@@ -199,7 +207,7 @@ asio::awaitable<void> write_loop(ws_stream& ws, std::shared_ptr<session_state> s
                                  std::shared_ptr<bool> done) {
   writer_end guard{std::move(done)};
   for (;;) {
-    if (write_burst(ws, s->outbox, s->writer.wake, wake, s->batch)) co_return;
+    if (write_burst(ws, s->outbox, s->writer.wake, wake, false, writer_role::server)) co_return;
     if (s->closing) {
       co_await ws.async_close(websocket::close_code::policy_error, tuple);
       co_return;
@@ -375,7 +383,7 @@ void resume(session_state& s, const std::vector<held_lease>& holding, std::uint3
   s.send(welcome_frame(s, true, r.granted));
   for (const auto& c : r.cancel) s.send(cancel_frame(c.task, c.lease));
   const auto now = std::chrono::steady_clock::now().time_since_epoch();
-  for (const auto* t : r.resend) s.send(task_frame(*t, now));
+  for (const auto* t : r.resend) s.send_task(*t, now);
 }
 
 /// Sends the reports gathered once a turn passes without another frame
@@ -508,6 +516,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->attached = true, state->closing = false, state->writer.wake = &wake;
     state->resumable = hello.resumable;
     state->batch = hello.batch;
+    state->outbox.merge_records(hello.batch);
     resume(*state, hello.holding, hello.capacity);
   } else {
     state = std::make_shared<session_state>();
@@ -516,6 +525,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->queues = hello.queues;
     state->resumable = hello.resumable;
     state->batch = hello.batch;
+    state->outbox.merge_records(hello.batch);
     state->lease_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.runtime_lease_ttl).count();
     state->heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.heartbeat_interval).count();
     state->writer.wake = &wake;

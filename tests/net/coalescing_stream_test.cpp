@@ -80,6 +80,18 @@ std::vector<std::string> messages_a_server_reads(Writer writer, int count) {
   return received;
 }
 
+/// The layer over a connected TCP stream, and the plain socket at the other end.
+struct layer_and_peer {
+  asio::io_context io;
+  drover::net::coalescing_stream<beast::tcp_stream> layer{io};
+  tcp::socket peer{io};
+  layer_and_peer() {
+    tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+    beast::get_lowest_layer(layer).connect(acceptor.local_endpoint());
+    peer = acceptor.accept();
+  }
+};
+
 }  // namespace
 
 TEST(coalescing_stream, a_burst_of_small_and_large_messages_arrives_intact_and_in_order) {
@@ -103,11 +115,8 @@ asio::awaitable<void> write_corked(drover::net::coalescing_stream<beast::tcp_str
 }  // namespace
 
 TEST(coalescing_stream, corked_writes_wait_for_uncork_then_leave_together_in_order) {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
-  drover::net::coalescing_stream<beast::tcp_stream> layer(io);
-  beast::get_lowest_layer(layer).connect(acceptor.local_endpoint());
-  tcp::socket peer = acceptor.accept();
+  layer_and_peer lp;
+  auto& [io, layer, peer] = lp;
 
   bool written = false;
   asio::co_spawn(io, write_corked(layer, 10, written), asio::detached);
@@ -126,11 +135,8 @@ TEST(coalescing_stream, corked_writes_wait_for_uncork_then_leave_together_in_ord
 }
 
 TEST(coalescing_stream, synchronous_writes_gather_while_corked_and_leave_on_their_own_when_not) {
-  asio::io_context io;
-  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
-  drover::net::coalescing_stream<beast::tcp_stream> layer(io);
-  beast::get_lowest_layer(layer).connect(acceptor.local_endpoint());
-  tcp::socket peer = acceptor.accept();
+  layer_and_peer lp;
+  auto& [io, layer, peer] = lp;
 
   layer.cork();
   std::string expected;
@@ -151,6 +157,36 @@ TEST(coalescing_stream, synchronous_writes_gather_while_corked_and_leave_on_thei
   io.run_for(std::chrono::milliseconds(50));
   expected += later;
   ASSERT_EQ(peer.available(), expected.size()) << "the uncorked write left without an uncork";
+  std::string got(expected.size(), '\0');
+  asio::read(peer, asio::buffer(got));
+  EXPECT_EQ(got, expected);
+}
+
+TEST(coalescing_stream, buffers_given_whole_leave_in_order_with_copied_writes_corked_or_not) {
+  layer_and_peer lp;
+  auto& [io, layer, peer] = lp;
+
+  std::string expected;
+  layer.cork();
+  for (int i = 0; i < 20; ++i) {
+    const std::string copied = "copied-" + std::to_string(i) + ";";
+    ASSERT_TRUE(layer.append(copied));
+    std::string given(i * 97, static_cast<char>('a' + i));  // the first one empty
+    expected += copied + given;
+    ASSERT_TRUE(layer.give(std::move(given)));
+  }
+  io.run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(peer.available(), 0u) << "nothing leaves while corked";
+  layer.uncork();
+  io.restart();
+  io.run_for(std::chrono::milliseconds(100));
+
+  std::string alone(5000, 'z');
+  expected += alone;
+  ASSERT_TRUE(layer.give(std::move(alone)));  // uncorked: posts its own flush
+  io.restart();
+  io.run_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(peer.available(), expected.size()) << "the uncorked buffer left without an uncork";
   std::string got(expected.size(), '\0');
   asio::read(peer, asio::buffer(got));
   EXPECT_EQ(got, expected);

@@ -6,13 +6,17 @@
 // instead of one each, and writes never overlap on the socket. A write of a
 // large buffer with nothing pending goes straight to the socket (no copy of
 // big payloads). A writer that drains an outbox corks the stream around it
-// so the whole outbox leaves in one send. Memory stays bounded by the protocols' own windows: a
+// so the whole outbox leaves in one send. A buffer handed over whole
+// (`give`: a message of records built for it) is sent from where it is, in
+// the same send as the copied writes around it, not copied again. Memory stays bounded by the protocols' own windows: a
 // runtime holds at most its capacity, a client channel at most its window.
 #include <array>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
@@ -45,6 +49,23 @@ class coalescing_stream {
   void uncork() {
     s_->corked = false;
     if (!s_->busy && !s_->pending.empty() && !s_->failed) flush();
+  }
+  /// Appends `bytes` (as a synchronous write does); false once the stream failed.
+  bool append(std::string_view bytes) {
+    if (s_->failed) return false;
+    gather(boost::asio::buffer(bytes.data(), bytes.size()));
+    return true;
+  }
+  /// Appends `owned`'s bytes by taking the string (no copy); false once the
+  /// stream failed, and then `owned` is left as it was.
+  bool give(std::string&& owned) {
+    if (s_->failed) return false;
+    if (owned.empty()) return true;
+    const bool was_empty = s_->pending.empty();
+    s_->pending.push_back(std::move(owned));
+    s_->copy_open = false;
+    after_append(was_empty);
+    return true;
   }
   NextLayer& next_layer() noexcept { return next_; }
   const NextLayer& next_layer() const noexcept { return next_; }
@@ -94,7 +115,12 @@ class coalescing_stream {
  private:
   /// Shared with in-flight sends, which may complete after the stream is gone.
   struct state {
-    std::string pending, sending;
+    /// Bytes to send, in order: buffers copied writes fill, and buffers
+    /// given whole. `copy_open`: the last one takes more copied bytes.
+    std::vector<std::string> pending, sending;
+    std::vector<boost::asio::const_buffer> parts;  // the send's list over `sending`
+    std::vector<std::string> spare;                 // sent buffers kept for copied writes
+    bool copy_open = false;
     bool busy = false;  // a send is in flight
     bool corked = false;
     bool alive = true;
@@ -126,24 +152,56 @@ class coalescing_stream {
   template <class ConstBuffers>
   std::size_t gather(const ConstBuffers& buffers) {
     const std::size_t n = boost::asio::buffer_size(buffers);
-    const std::size_t old = s_->pending.size();
-    s_->pending.resize(old + n);
-    boost::asio::buffer_copy(boost::asio::buffer(s_->pending.data() + old, n), buffers);
-    if (!s_->busy && old == 0 && n > 0 && !s_->corked) {
+    if (n == 0) return 0;
+    const bool was_empty = s_->pending.empty();
+    if (!s_->copy_open) {
+      s_->pending.push_back(take_spare());
+      s_->copy_open = true;
+    }
+    auto& to = s_->pending.back();
+    const std::size_t old = to.size();
+    to.resize(old + n);
+    boost::asio::buffer_copy(boost::asio::buffer(to.data() + old, n), buffers);
+    after_append(was_empty);
+    return n;
+  }
+
+  void after_append(bool was_empty) {
+    if (!s_->busy && was_empty && !s_->corked) {
       // Posted, so that the other writes of this turn join the same send.
       boost::asio::post(get_executor(), [s = s_, this] {
         if (s->alive && !s->busy && !s->pending.empty() && !s->failed && !s->corked) flush();
       });
     }
-    return n;
+  }
+
+  std::string take_spare() {
+    if (s_->spare.empty()) return {};
+    auto b = std::move(s_->spare.back());
+    s_->spare.pop_back();
+    return b;
+  }
+
+  /// The buffers of a finished send: a few kept (emptied) for copied writes.
+  static void keep_spares(state& s) {
+    constexpr std::size_t spares_max = 4, spare_bytes_max = 256 * 1024;
+    for (auto& b : s.sending)
+      if (s.spare.size() < spares_max && b.capacity() <= spare_bytes_max) {
+        b.clear();
+        s.spare.push_back(std::move(b));
+      }
+    s.sending.clear();
   }
 
   void flush() {
     s_->busy = true;
     s_->sending.swap(s_->pending);
-    boost::asio::async_write(next_, boost::asio::buffer(s_->sending), [s = s_, this](boost::system::error_code ec, std::size_t) {
+    s_->copy_open = false;
+    s_->parts.clear();
+    for (const auto& b : s_->sending) s_->parts.emplace_back(b.data(), b.size());
+    boost::asio::async_write(next_, s_->parts, [s = s_, this](boost::system::error_code ec, std::size_t) {
       s->busy = false;
-      s->sending.clear();
+      keep_spares(*s);
       if (ec) {
         s->failed = ec;
         return;

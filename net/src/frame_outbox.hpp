@@ -1,0 +1,115 @@
+#pragma once
+// A node session's frames waiting for its writer (frame_writer.hpp's
+// write_burst takes them from the front). When the peer reads several
+// records per message (a runtime's `batch`, a client's `?batch=true`), a
+// small binary record queued behind another is written into the same
+// message as it is queued, its head straight into that message's buffer:
+// no head allocated per record, and the writer hands Beast one buffer per
+// message instead of a gather list of two per record (docs/benchmarks.md).
+// A message of records stays under merged_message_bytes_max, as the
+// writer's merging of queued frames does.
+#include <cassert>
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <utility>
+
+#include "drover/core/bytes.hpp"
+#include "frame_writer.hpp"
+#include "record_writer.hpp"
+
+namespace drover::net {
+
+class frame_outbox {
+ public:
+  using value_type = out_frame;
+
+  /// Whether records share messages from now on.
+  void merge_records(bool on) {
+    merge_ = on;
+    open_ = false;
+  }
+
+  /// A frame as it is: a text frame, or a binary frame of one record (or
+  /// of records already merged); a small record joins the open message.
+  void push(out_frame f) {
+    const std::size_t size = f.head.size() + f.body.size();
+    if (merge_ && f.binary && size < merged_message_bytes_max) {
+      if (open_ && open_message().size() + size <= merged_message_bytes_max) {
+        auto& m = open_message();
+        m.append(f.head);
+        m.append(f.body.view());
+        return;
+      }
+      frames_.push_back(std::move(f));
+      open_ = true;
+      return;
+    }
+    frames_.push_back(std::move(f));
+    open_ = false;
+  }
+
+  /// A record whose head `write_head(record_writer&)` writes (the writer
+  /// adds `bytes` and the length prefix), with `body` after it.
+  template <class WriteHead>
+  void push_record(WriteHead&& write_head, const core::bytes& body) {
+    if (!merge_ || body.size() >= merged_message_bytes_max) {
+      record_writer h;
+      write_head(h);
+      return push(out_frame{true, std::move(h).finish(body.size()), body});
+    }
+    if (!open_) {
+      frames_.push_back(out_frame{true, {}, {}});
+      open_ = true;
+    }
+    auto& m = open_message();
+    const std::size_t mark = m.size();
+    record_writer h(m);
+    write_head(h);
+    h.end(body.size());
+    m.append(body.view());
+    if (m.size() > merged_message_bytes_max && mark > 0) {
+      // Past the message's bound: the record starts the next message.
+      std::string rest(m, mark);
+      m.resize(mark);
+      frames_.push_back(out_frame{true, std::move(rest), {}});
+    }
+  }
+
+  bool empty() const { return frames_.empty(); }
+  std::size_t size() const { return frames_.size(); }
+  out_frame& front() { return frames_.front(); }
+  /// The writer takes frames from the front; the open message is the last.
+  void pop_front() {
+    frames_.pop_front();
+    if (frames_.empty()) open_ = false;
+  }
+  /// A frame a failed write gives back.
+  void push_front(out_frame f) {
+    frames_.push_front(std::move(f));
+    open_ = false;
+  }
+  void clear() {
+    frames_.clear();
+    open_ = false;
+  }
+
+ private:
+  /// The last frame's buffer, holding whole records: a body queued apart
+  /// (a record pushed as a frame) is moved in behind its head first.
+  std::string& open_message() {
+    assert(open_ && !frames_.empty());
+    auto& f = frames_.back();
+    if (!f.body.empty()) {
+      f.head.append(f.body.view());
+      f.body = {};
+    }
+    return f.head;
+  }
+
+  std::deque<out_frame> frames_;
+  bool merge_ = false;
+  bool open_ = false;  // frames_.back() is a message of records that takes more
+};
+
+}  // namespace drover::net

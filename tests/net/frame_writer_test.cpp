@@ -1,0 +1,98 @@
+// A server's messages written past Beast (write_server_message): every
+// length encoding reaches a Beast client intact, in order with the frames
+// Beast writes itself, and nothing is taken once the WebSocket is closed.
+#include "frame_writer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "drover/net/coalescing_stream.hpp"
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using drover::net::write_server_message;
+
+namespace {
+
+using server_ws = websocket::stream<drover::net::coalescing_stream<beast::tcp_stream>>;
+
+struct seen {
+  bool binary;
+  std::string bytes;
+};
+
+// Each length form of RFC 6455: 7 bits, 16 bits (from 126), 64 bits (past 65,535).
+const std::vector<std::size_t> sizes{0, 1, 125, 126, 127, 65'535, 65'536, 200'000};
+
+std::string message_of(std::size_t i, std::size_t size) {
+  std::string m(size, '\0');
+  for (std::size_t k = 0; k < size; ++k) m[k] = static_cast<char>('a' + (i + k) % 26);
+  return m;
+}
+
+asio::awaitable<void> serve(server_ws& ws, bool& refused_after_close, bool& kept_after_close) {
+  co_await ws.async_accept(asio::use_awaitable);
+  ws.auto_fragment(false);
+  ws.next_layer().cork();
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    auto m = message_of(i, sizes[i]);
+    EXPECT_FALSE(write_server_message(ws, m)) << "size " << sizes[i];
+    ws.text(true);
+    ws.write(asio::buffer(std::string("after ") + std::to_string(i)));  // Beast's own frame between ours
+  }
+  ws.next_layer().uncork();
+  co_await ws.async_close(websocket::close_code::normal, asio::use_awaitable);
+  std::string late = "late";
+  refused_after_close = static_cast<bool>(write_server_message(ws, late));
+  kept_after_close = late == "late";
+}
+
+}  // namespace
+
+TEST(frame_writer, server_messages_of_every_length_form_arrive_intact_in_order_with_beast_frames) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = acceptor.local_endpoint().port();
+  std::vector<seen> received;
+  std::thread client([&] {
+    asio::io_context client_io;
+    websocket::stream<tcp::socket> ws(client_io);
+    ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
+    ws.handshake("127.0.0.1", "/");
+    for (;;) {
+      beast::flat_buffer buffer;
+      beast::error_code ec;
+      ws.read(buffer, ec);
+      if (ec) break;
+      received.push_back({ws.got_binary(), beast::buffers_to_string(buffer.data())});
+    }
+  });
+  server_ws ws(acceptor.accept());
+  bool refused_after_close = false, kept_after_close = false;
+  asio::co_spawn(io, serve(ws, refused_after_close, kept_after_close), asio::detached);
+  io.run();
+  client.join();
+
+  ASSERT_EQ(received.size(), 2 * sizes.size());
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_TRUE(received[2 * i].binary);
+    EXPECT_EQ(received[2 * i].bytes, message_of(i, sizes[i])) << "size " << sizes[i];
+    EXPECT_FALSE(received[2 * i + 1].binary);
+    EXPECT_EQ(received[2 * i + 1].bytes, "after " + std::to_string(i));
+  }
+  EXPECT_TRUE(refused_after_close);
+  EXPECT_TRUE(kept_after_close) << "a message not written is left to its owner";
+}
