@@ -358,6 +358,12 @@ int run_remote(const remote_options& o) {
     std::snprintf(b, sizeof b, "%.1f", v);
     return std::string(b);
   };
+  // drover's own split of the CPU: a second decimal, to compare changes of a few per cent.
+  auto split = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f", v);
+    return std::string(b);
+  };
   const bool latency = w.name == "W1";
   const double elapsed_s = double(p.elapsed_ns) / 1e9;
   const double tps = elapsed_s > 0 ? double(w.tasks - lost) / elapsed_s : 0;
@@ -371,9 +377,9 @@ int run_remote(const remote_options& o) {
       num(latency ? -1 : tps).c_str(), num(latency ? -1 : cpu / double(w.warmup + w.tasks) * 1e6).c_str(),
       static_cast<unsigned long long>(w.tasks), static_cast<unsigned long long>(lost),
       latency ? ""
-              : (",\"node_cpu_s_per_mtask\":" + num(node_cpu / double(w.warmup + w.tasks) * 1e6) +
-                 ",\"producer_cpu_s_per_mtask\":" + num(producer_cpu / double(w.warmup + w.tasks) * 1e6) +
-                 ",\"runtimes_cpu_s_per_mtask\":" + num(runtimes_cpu_s / double(w.warmup + w.tasks) * 1e6))
+              : (",\"node_cpu_s_per_mtask\":" + split(node_cpu / double(w.warmup + w.tasks) * 1e6) +
+                 ",\"producer_cpu_s_per_mtask\":" + split(producer_cpu / double(w.warmup + w.tasks) * 1e6) +
+                 ",\"runtimes_cpu_s_per_mtask\":" + split(runtimes_cpu_s / double(w.warmup + w.tasks) * 1e6))
                     .c_str());
   std::fflush(stdout);
   return lost == 0 && p.failed == 0 ? 0 : 1;

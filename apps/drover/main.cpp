@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
   remote_cmd->add_option("--capacity", remote.capacity, "capacity per runtime (default: the workload's)");
   remote_cmd->add_option("--tasks", remote.tasks, "counted tasks (default: the workload's)");
   remote_cmd->add_option("--serve-config", remote.serve_config, "TOML settings for the node")->check(CLI::ExistingFile);
+  remote_cmd->add_option("--drover-bin", remote.drover_bin,
+                         "the drover binary the node and runtimes run (default: this one): two builds, one benchmark")
+      ->check(CLI::ExistingFile);
   remote_cmd->add_flag("--json", remote.json, "JSON lines (the only format)");
 
   CLI11_PARSE(app, argc, argv);

@@ -48,6 +48,22 @@ void BM_submit_header_json_object(benchmark::State& s) { read_as_object(s, submi
 void BM_submit_header_record_header(benchmark::State& s) { read_as_record_header(s, submit_head, "ref"); }
 
 /// A message of 256 result records, visited in place.
+/// The lookups the gateway makes of a submit's header: its fields, then
+/// every option a submit may carry (absent here, as in most submits).
+void BM_submit_header_as_the_gateway_reads_it(benchmark::State& state) {
+  drover::net::record_header h;
+  constexpr const char* options[] = {"priority", "max_attempts", "timeout_ms", "delay_ms", "ttl_ms", "idempotency_key"};
+  for (auto _ : state) {
+    const bool ok = h.read(submit_head);
+    benchmark::DoNotOptimize(ok);
+    benchmark::DoNotOptimize(h.string("type"));
+    benchmark::DoNotOptimize(h.uint("channel"));
+    benchmark::DoNotOptimize(h.uint("ref"));
+    benchmark::DoNotOptimize(h.string("queue"));
+    for (const char* o : options) benchmark::DoNotOptimize(h.contains(o));
+  }
+}
+
 void BM_message_of_256_results(benchmark::State& state) {
   std::string message;
   for (int i = 0; i < 256; ++i) {
@@ -84,6 +100,7 @@ BENCHMARK(BM_task_header_json_object);
 BENCHMARK(BM_task_header_record_header);
 BENCHMARK(BM_submit_header_json_object);
 BENCHMARK(BM_submit_header_record_header);
+BENCHMARK(BM_submit_header_as_the_gateway_reads_it);
 BENCHMARK(BM_message_of_256_results);
 BENCHMARK(BM_task_head_record_writer);
 BENCHMARK_MAIN();

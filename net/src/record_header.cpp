@@ -54,7 +54,7 @@ struct record_header_reader {
       h->overflow_ = true;
       return;
     }
-    h->fields_[h->count_++] = record_header::field{key, string, bits, type};
+    h->push_field(key, type, bits, string);
   }
 
   /// An empty nested value (a task's `"meta":{}`) needs no parse to be given out.
@@ -152,9 +152,13 @@ class plain_scan {
   }
 
  private:
+  // The loops below move a local cursor and store it once: moving the
+  // member itself stored it on every byte.
   bool skip_space() {
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
-    return p_ != end_;
+    const char* p = p_;
+    while (p != end_ && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) ++p;
+    p_ = p;
+    return p != end_;
   }
   bool at_end() {
     skip_space();
@@ -162,18 +166,21 @@ class plain_scan {
   }
   /// At the opening quote; printable ASCII up to the closing one.
   bool string(std::string_view& out) {
-    const char* begin = ++p_;
-    for (; p_ != end_; ++p_) {
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c == '"') {
-        out = std::string_view(begin, static_cast<std::size_t>(p_ - begin));
-        ++p_;
-        return true;
-      }
-      if (c == '\\' || c < 0x20 || c >= 0x80) return false;  // escapes, controls, UTF-8: the parser's
-    }
-    return false;
+    const char* begin = p_ + 1;
+    const char* p = begin;
+    while (p != end_ && !stops_plain_string[static_cast<unsigned char>(*p)]) ++p;
+    if (p == end_ || *p != '"') return false;  // escapes, controls, UTF-8: the parser's
+    out = std::string_view(begin, static_cast<std::size_t>(p - begin));
+    p_ = p + 1;
+    return true;
   }
+  /// The bytes a plain string ends at: its closing quote, or what only the
+  /// parser takes (a backslash, a control character, UTF-8).
+  static constexpr std::array<bool, 256> stops_plain_string = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = c == '"' || c == '\\' || c < 0x20 || c >= 0x80;
+    return t;
+  }();
   bool literal(std::string_view word) {
     if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
     p_ += word.size();
@@ -183,12 +190,15 @@ class plain_scan {
   /// (what follows must end the value, which the caller checks).
   bool whole_number(std::uint64_t& out) {
     const char* begin = p_;
-    out = 0;
-    while (p_ != end_ && *p_ >= '0' && *p_ <= '9') out = out * 10 + static_cast<std::uint64_t>(*p_++ - '0');
-    const auto digits = p_ - begin;
+    const char* p = begin;
+    std::uint64_t v = 0;
+    while (p != end_ && *p >= '0' && *p <= '9') v = v * 10 + static_cast<std::uint64_t>(*p++ - '0');
+    p_ = p;
+    out = v;
+    const auto digits = p - begin;
     if (digits == 0 || digits > 19) return false;
     if (*begin == '0' && digits > 1) return false;  // a leading zero is not JSON
-    return p_ == end_ || (*p_ != '.' && *p_ != 'e' && *p_ != 'E');
+    return p == end_ || (*p != '.' && *p != 'e' && *p != 'E');
   }
   bool empty_nested(char close) {
     ++p_;
@@ -230,6 +240,7 @@ class plain_scan {
 void record_header::clear(std::string_view text) {
   text_ = text;
   count_ = 0;
+  keys_ = 0;
   overflow_ = false;
   owned_.clear();
   parsed_.reset();
@@ -238,7 +249,7 @@ void record_header::clear(std::string_view text) {
 bool record_header::read_plain(std::string_view text) {
   auto add = [this](std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
     if (count_ == inline_fields) return false;  // the parser's overflow path
-    fields_[count_++] = field{key, string, bits, type};
+    push_field(key, type, bits, string);
     return true;
   };
   return plain_scan(text).object(add);
@@ -267,9 +278,12 @@ bool record_header::read_with_parser(std::string_view text) {
 }
 
 std::optional<record_header::field> record_header::find(std::string_view key) const {
+  if (!overflow_ && !(keys_ & key_bit(key))) return std::nullopt;
   // The last of equal keys wins, as in a parsed object.
-  for (std::size_t i = count_; i-- > 0;)
-    if (fields_[i].key == key) return fields_[i];
+  for (std::size_t i = count_; i-- > 0;) {
+    const auto& k = fields_[i].key;
+    if (k.size() == key.size() && (key.empty() || (k.front() == key.front() && k == key))) return fields_[i];
+  }
   if (!overflow_) return std::nullopt;
   const auto* v = object().if_contains(key);
   if (!v) return std::nullopt;

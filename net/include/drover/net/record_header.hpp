@@ -65,11 +65,26 @@ class record_header {
     kind type = kind::null;
   };
   std::optional<field> find(std::string_view key) const;
+  /// A bit for `key` in `keys_`: a key whose bit is clear is not there
+  /// (most lookups are for options a submit does not carry).
+  static std::uint64_t key_bit(std::string_view key) {
+    if (key.empty()) return 1;
+    const auto first = static_cast<unsigned char>(key.front()), last = static_cast<unsigned char>(key.back());
+    return std::uint64_t{1} << ((key.size() + first * 3u + last * 5u) & 63u);
+  }
+  /// Member by member: a whole `field` built on the stack and copied was
+  /// read back before its bytes were all stored (a stalled load per field).
+  void push_field(std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
+    keys_ |= key_bit(key);
+    auto& f = fields_[count_++];
+    f.key = key, f.string = string, f.bits = bits, f.type = type;
+  }
   void clear(std::string_view text);
   bool read_plain(std::string_view text);
 
   std::string_view text_;
   std::array<field, inline_fields> fields_;
+  std::uint64_t keys_ = 0;  // key_bit of every inline field
   std::uint8_t count_ = 0;
   bool overflow_ = false;                  // more fields than fit inline
   std::forward_list<std::string> owned_;   // keys and strings the parser unescaped
