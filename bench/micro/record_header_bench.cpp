@@ -92,6 +92,26 @@ void BM_task_head_record_writer(benchmark::State& state) {
   }
 }
 
+/// Task records as the node queues them with `batch`: each head written
+/// into the message that carries it, the payload behind it (frame_outbox.hpp).
+void BM_task_records_written_into_a_message(benchmark::State& state) {
+  const std::string payload(64, 'p');
+  std::string message;
+  for (auto _ : state) {
+    message.clear();
+    for (std::uint64_t i = 0; i < 256; ++i) {
+      drover::net::record_writer w(message);
+      w.field("type", "task").field("task", 1'234'567 + i).field("lease", 7'654'321 + i).field("slot", std::uint64_t{4242})
+          .field("attempt", std::uint64_t{1}).field("queue", "bench").field("deadline_ms", std::uint64_t{29998})
+          .raw("meta", "{}");
+      w.end(payload.size());
+      message.append(payload);
+    }
+    benchmark::DoNotOptimize(message.data());
+  }
+  state.SetItemsProcessed(state.iterations() * 256);
+}
+
 }  // namespace
 
 BENCHMARK(BM_result_header_json_object);
@@ -103,4 +123,5 @@ BENCHMARK(BM_submit_header_record_header);
 BENCHMARK(BM_submit_header_as_the_gateway_reads_it);
 BENCHMARK(BM_message_of_256_results);
 BENCHMARK(BM_task_head_record_writer);
+BENCHMARK(BM_task_records_written_into_a_message);
 BENCHMARK_MAIN();

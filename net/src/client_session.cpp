@@ -66,12 +66,18 @@ struct acceptance {
   bool duplicate = false;
 };
 
+struct client_state;
+
 /// Outcomes (and acceptances) arrive on broker threads; they are batched
-/// here and handed to the I/O thread with one post per batch.
+/// here and handed to the I/O thread with one post per batch. One per
+/// connection, with the way back to it: an observer holds only the box (one
+/// shared pointer copied per submit, not three).
 struct completion_box {
   std::mutex mutex;
   std::vector<acceptance> accepted;
   std::vector<finished> items;
+  std::weak_ptr<client_state> state;  // set once, before the first submit
+  std::shared_ptr<io_poster> poster;
   bool empty() const { return accepted.empty() && items.empty(); }
 };
 
@@ -148,12 +154,11 @@ class submit_observer final : public core::task_observer {
   /// `kept`: with acknowledgements asked for, where the outcome is kept too.
   /// A follow's observer (`follows`) looks there when the broker no longer
   /// knows its task (it may have ended as the follow arrived).
-  submit_observer(std::shared_ptr<completion_box> box, std::weak_ptr<client_state> state,
-                  std::shared_ptr<io_poster> poster, std::uint64_t channel, std::uint64_t ref, std::uint64_t seq,
+  submit_observer(std::shared_ptr<completion_box> box, std::uint64_t channel, std::uint64_t ref, std::uint64_t seq,
                   bool tell_accepted, kept_outcomes* kept, std::shared_ptr<io_poster> gateway_open,
                   std::optional<core::task_id> follows)
-      : box_(std::move(box)), state_(std::move(state)), poster_(std::move(poster)), channel_(channel), ref_(ref),
-        seq_(seq), tell_accepted_(tell_accepted), kept_(kept), gateway_open_(std::move(gateway_open)), follows_(follows) {}
+      : box_(std::move(box)), channel_(channel), ref_(ref), seq_(seq), tell_accepted_(tell_accepted), kept_(kept),
+        gateway_open_(std::move(gateway_open)), follows_(follows) {}
   void on_accepted(core::task_id id, bool duplicate) override {
     if (tell_accepted_) put([&](completion_box& b) { b.accepted.push_back(acceptance{channel_, ref_, id.value, duplicate}); });
   }
@@ -184,14 +189,12 @@ class submit_observer final : public core::task_observer {
       add(*box_);
     }
     if (first)
-      poster_->post([state = state_] {
+      box_->poster->post([state = box_->state] {
         if (auto s = state.lock()) drain_box(s);
       });
   }
 
   std::shared_ptr<completion_box> box_;
-  std::weak_ptr<client_state> state_;
-  std::shared_ptr<io_poster> poster_;
   std::uint64_t channel_, ref_, seq_;
   bool tell_accepted_;
   kept_outcomes* kept_;  // null unless the submit was acknowledged or this is a follow
@@ -238,8 +241,7 @@ std::optional<core::task_options> options_of(const record_header& h, std::string
 }
 
 /// One submit record of a binary message.
-void on_submit(const frame_record& r, const core::bytes& message, const std::shared_ptr<client_state>& s,
-               const std::shared_ptr<io_poster>& poster, node& n) {
+void on_submit(const frame_record& r, const core::bytes& message, const std::shared_ptr<client_state>& s, node& n) {
   const auto& h = r.header;
   if (h.string("type") != "submit") return s->error("unknown_type", "binary frames from a client are submits");
   const auto ch_id = h.uint("channel").value_or(0);
@@ -262,7 +264,7 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   // submit returns here: it carries its sequence number from the start.
   // Only an acknowledged submit's outcome is kept (no shared pointer copied for the others).
   const bool acks = s->tell_accepted;
-  auto observer = std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, ch.next_seq(), acks,
+  auto observer = std::make_shared<submit_observer>(s->box, ch_id, *ref, ch.next_seq(), acks,
                                                     acks ? s->kept : nullptr, acks ? s->gateway_open : nullptr,
                                                     std::nullopt);
   auto id = n.submit_observed(std::string(*queue), std::move(payload), std::move(*options), when_full::fail,
@@ -274,17 +276,15 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
 }
 
 /// A binary message: one or more submits.
-void on_binary(std::string&& text, const std::shared_ptr<client_state>& s, const std::shared_ptr<io_poster>& poster,
-               node& n) {
+void on_binary(std::string&& text, const std::shared_ptr<client_state>& s, node& n) {
   const auto message = core::bytes::adopt(std::move(text));
-  const auto fault = for_each_record(message.view(), [&](const frame_record& r) { on_submit(r, message, s, poster, n); });
+  const auto fault = for_each_record(message.view(), [&](const frame_record& r) { on_submit(r, message, s, n); });
   if (fault) s->error(fault.code, fault.message);
 }
 
 /// `follow`: the outcome of a task the client knows by id (one it submitted
 /// before a reconnect, say) comes on a channel as if submitted there.
-void on_follow(const json::object& o, const std::shared_ptr<client_state>& s, const std::shared_ptr<io_poster>& poster,
-               node& n) {
+void on_follow(const json::object& o, const std::shared_ptr<client_state>& s, node& n) {
   const auto ch_id = uint_field(o, "channel").value_or(0);
   auto ref = uint_field(o, "ref");
   auto task = uint_field(o, "task");
@@ -302,13 +302,12 @@ void on_follow(const json::object& o, const std::shared_ptr<client_state>& s, co
     if (auto o = s->kept->find(*task)) return deliver(*s, finished{ch_id, *ref, seq, completion(*o)});  // ended, kept
   // A task the broker no longer knows (and nobody kept) comes back as a rejected outcome (unknown_task).
   auto observer =
-      std::make_shared<submit_observer>(s->box, s, poster, ch_id, *ref, seq, false, s->kept, s->gateway_open, core::task_id{*task});
+      std::make_shared<submit_observer>(s->box, ch_id, *ref, seq, false, s->kept, s->gateway_open, core::task_id{*task});
   s->follows.emplace_back(core::task_id{*task}, observer);
   n.watch(core::task_id{*task}, std::move(observer));
 }
 
-void on_text(std::string_view text, const std::shared_ptr<client_state>& state, const std::shared_ptr<io_poster>& poster,
-             node& n) {
+void on_text(std::string_view text, const std::shared_ptr<client_state>& state, node& n) {
   client_state& s = *state;
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
@@ -333,7 +332,7 @@ void on_text(std::string_view text, const std::shared_ptr<client_state>& state, 
     return s.send(text_frame(json::object{{"type", "opened"}, {"channel", *id}, {"window", *window},
                                           {"ordered", it->second.ordered()}}));
   }
-  if (t == "follow") return on_follow(o, state, poster, n);
+  if (t == "follow") return on_follow(o, state, n);
   if (t == "heartbeat") return s.send(text_frame(json::object{{"type", "heartbeat"}}));
   s.error("unknown_type", "unknown message type '" + std::string(t) + "'");
 }
@@ -377,6 +376,8 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   state->batch = ctx.batch;
   state->outbox.merge_records(ctx.batch);
   auto poster = ctx.make_poster();
+  state->box->state = state;
+  state->box->poster = poster;
   struct end {
     std::shared_ptr<client_state>& s;
     std::shared_ptr<io_poster>& p;
@@ -400,9 +401,9 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
     buffers.fit(message);
     if (ec) break;
     if (ws.got_text()) {
-      on_text(message, state, poster, ctx.n);
+      on_text(message, state, ctx.n);
     } else {
-      on_binary(std::move(message), state, poster, ctx.n);
+      on_binary(std::move(message), state, ctx.n);
     }
   }
   state->writer = {};
