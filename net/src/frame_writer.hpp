@@ -146,8 +146,9 @@ bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const
 }
 
 /// A connection's `write_now` (end_of_turn.hpp) for its session: the outbox
-/// (a frame_outbox, whose records are merged as they are queued) written at once; a failed write wakes the writer coroutine, which ends.
-/// The session must clear it before the stream and timer go.
+/// (a frame_outbox, whose records were merged as they were queued) written
+/// at once; a failed write wakes the writer coroutine, which ends. The
+/// session must clear it before the stream and timer go.
 template <class WebSocket, class Session>
 std::function<void()> write_now_for(WebSocket& ws, boost::asio::steady_timer& wake, Session& s) {
   return [&ws, &wake, &s] {

@@ -10,6 +10,7 @@
 // caller's body): records written straight into the message that carries
 // them (frame_outbox.hpp), with no head of their own to allocate and move.
 #include <algorithm>
+#include <cassert>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -60,6 +61,7 @@ class record_writer {
 
   /// The head of its own: length prefix and header, `bytes` last.
   std::string finish(std::size_t body_bytes) && {
+    assert(out_ == &own_ && "a writer into another string ends with end()");
     end(body_bytes);
     return std::move(own_);
   }

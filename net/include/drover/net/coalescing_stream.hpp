@@ -8,8 +8,10 @@
 // big payloads). A writer that drains an outbox corks the stream around it
 // so the whole outbox leaves in one send. A buffer handed over whole
 // (`give`: a message of records built for it) is sent from where it is, in
-// the same send as the copied writes around it, not copied again. Memory stays bounded by the protocols' own windows: a
-// runtime holds at most its capacity, a client channel at most its window.
+// the same send as the copied writes around it, not copied again. Memory
+// stays bounded by the protocols' own windows: a runtime holds at most its
+// capacity, a client channel at most its window; a few sent buffers (at
+// most 4 of up to 256 KiB) are kept for the next copied writes.
 #include <array>
 #include <chrono>
 #include <memory>
