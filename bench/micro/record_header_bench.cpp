@@ -64,6 +64,25 @@ void BM_submit_header_as_the_gateway_reads_it(benchmark::State& state) {
   }
 }
 
+/// The lookups a runtime makes of a task's header (read_record, then the task's fields).
+void BM_task_header_as_a_runtime_reads_it(benchmark::State& state) {
+  drover::net::record_header h;
+  for (auto _ : state) {
+    const bool ok = h.read(task_head);
+    benchmark::DoNotOptimize(ok);
+    benchmark::DoNotOptimize(h.contains("bytes"));
+    benchmark::DoNotOptimize(h.uint("bytes"));
+    benchmark::DoNotOptimize(h.string("type"));
+    benchmark::DoNotOptimize(h.uint("task"));
+    benchmark::DoNotOptimize(h.uint("lease"));
+    benchmark::DoNotOptimize(h.uint("slot"));
+    benchmark::DoNotOptimize(h.uint("attempt"));
+    benchmark::DoNotOptimize(h.string("queue"));
+    benchmark::DoNotOptimize(h.nested("meta"));
+    benchmark::DoNotOptimize(h.uint("deadline_ms"));
+  }
+}
+
 void BM_message_of_256_results(benchmark::State& state) {
   std::string message;
   for (int i = 0; i < 256; ++i) {
@@ -121,6 +140,7 @@ BENCHMARK(BM_task_header_record_header);
 BENCHMARK(BM_submit_header_json_object);
 BENCHMARK(BM_submit_header_record_header);
 BENCHMARK(BM_submit_header_as_the_gateway_reads_it);
+BENCHMARK(BM_task_header_as_a_runtime_reads_it);
 BENCHMARK(BM_message_of_256_results);
 BENCHMARK(BM_task_head_record_writer);
 BENCHMARK(BM_task_records_written_into_a_message);
