@@ -10,8 +10,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
+
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include <caf/behavior.hpp>
 #include <caf/event_based_actor.hpp>
@@ -43,7 +44,9 @@ struct remote_consumer_state {
   remote_consumer_config config;
   std::vector<std::string> queue_names;  // by broker queue index
   std::size_t subscribed = 0;
-  std::unordered_map<core::lease_id, core::task_id> held;
+  /// Open addressing (Boost.Unordered's flat map): a lease is added and
+  /// removed once per task, and a node-based map allocated on each.
+  boost::unordered_flat_map<core::lease_id, core::task_id, std::hash<core::lease_id>> held;
   std::uint64_t refused = 0;
 
   static inline const char* name = "drover.remote_consumer";

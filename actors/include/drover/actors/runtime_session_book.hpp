@@ -7,8 +7,9 @@
 #include <cstdint>
 #include <algorithm>
 #include <map>
-#include <unordered_map>
 #include <vector>
+
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "drover/actors/remote_sink.hpp"
 
@@ -83,8 +84,10 @@ class runtime_session_book {
   std::uint32_t capacity_;
   std::uint64_t granted_ = 0;
   // Hashed, not ordered: a task's lease is added and ended once each (a
-  // tree's node allocation and rebalancing were on every task's path).
-  std::unordered_map<std::uint64_t, remote_task> leases_;
+  // tree's node allocation and rebalancing were on every task's path); open
+  // addressing (Boost.Unordered's flat map), not a node allocated per lease.
+  // Pointers into it (held(), resume()) last until the next change.
+  boost::unordered_flat_map<std::uint64_t, remote_task> leases_;
 };
 
 }  // namespace drover::actors
