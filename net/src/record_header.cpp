@@ -304,13 +304,13 @@ std::optional<record_header::field> record_header::find(std::string_view key) co
   return f;
 }
 
-std::optional<std::uint64_t> record_header::uint(std::string_view key) const {
+std::optional<std::uint64_t> record_header::uint_beyond(std::string_view key) const {
   const auto f = find(key);
   if (!f || f->type != kind::uint) return std::nullopt;
   return f->bits;
 }
 
-std::optional<std::string_view> record_header::string(std::string_view key) const {
+std::optional<std::string_view> record_header::string_beyond(std::string_view key) const {
   const auto f = find(key);
   if (!f || f->type != kind::string) return std::nullopt;
   return f->string;

@@ -42,10 +42,24 @@ class record_header {
   /// to for any header its own scan does not take (tests compare the two).
   bool read_with_parser(std::string_view text);
 
-  bool contains(std::string_view key) const { return find(key).has_value(); }
+  // The accessors read every record's fields on every hop: inline here for
+  // a header whose fields all fit the table, the rest out of line (find).
+  bool contains(std::string_view key) const {
+    return overflow_ ? find(key).has_value() : inline_field(key) != nullptr;
+  }
   /// A non-negative whole number (as `uint_field` reads a JSON object).
-  std::optional<std::uint64_t> uint(std::string_view key) const;
-  std::optional<std::string_view> string(std::string_view key) const;
+  std::optional<std::uint64_t> uint(std::string_view key) const {
+    if (overflow_) return uint_beyond(key);
+    const field* f = inline_field(key);
+    if (!f || f->type != kind::uint) return std::nullopt;
+    return f->bits;
+  }
+  std::optional<std::string_view> string(std::string_view key) const {
+    if (overflow_) return string_beyond(key);
+    const field* f = inline_field(key);
+    if (!f || f->type != kind::string) return std::nullopt;
+    return f->string;
+  }
   std::optional<bool> boolean(std::string_view key) const;
   /// A nested object or array (parsed on demand), or null if absent or flat.
   const boost::json::value* nested(std::string_view key) const;
@@ -65,6 +79,17 @@ class record_header {
     kind type = kind::null;
   };
   std::optional<field> find(std::string_view key) const;
+  std::optional<std::uint64_t> uint_beyond(std::string_view key) const;
+  std::optional<std::string_view> string_beyond(std::string_view key) const;
+  /// The last inline field named `key`, or null (a header without overflow).
+  const field* inline_field(std::string_view key) const {
+    if (!(keys_ & key_bit(key))) return nullptr;
+    for (std::size_t i = count_; i-- > 0;) {
+      const auto& k = fields_[i].key;
+      if (k.size() == key.size() && (key.empty() || (k.front() == key.front() && k == key))) return &fields_[i];
+    }
+    return nullptr;
+  }
   /// A bit for `key` in `keys_`: a key whose bit is clear is not there
   /// (most lookups are for options a submit does not carry).
   static std::uint64_t key_bit(std::string_view key) {
