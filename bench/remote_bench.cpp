@@ -352,18 +352,14 @@ int run_remote(const remote_options& o) {
     dispatch.push_back(double(p.start[i] - p.submit[i]) / 1e3);
     rtt.push_back(double(p.done[i] - p.submit[i]) / 1e3);
   }
-  auto num = [](double v) {
+  // drover's own split of the CPU has a second decimal, to compare changes of a few per cent.
+  auto num = [](double v, int decimals = 1) {
     char b[32];
     if (v < 0) return std::string("null");
-    std::snprintf(b, sizeof b, "%.1f", v);
+    std::snprintf(b, sizeof b, "%.*f", decimals, v);
     return std::string(b);
   };
-  // drover's own split of the CPU: a second decimal, to compare changes of a few per cent.
-  auto split = [](double v) {
-    char b[32];
-    std::snprintf(b, sizeof b, "%.2f", v);
-    return std::string(b);
-  };
+  auto split = [&](double v) { return num(v, 2); };
   const bool latency = w.name == "W1";
   const double elapsed_s = double(p.elapsed_ns) / 1e9;
   const double tps = elapsed_s > 0 ? double(w.tasks - lost) / elapsed_s : 0;

@@ -47,7 +47,6 @@ void BM_task_header_record_header(benchmark::State& s) { read_as_record_header(s
 void BM_submit_header_json_object(benchmark::State& s) { read_as_object(s, submit_head, "ref"); }
 void BM_submit_header_record_header(benchmark::State& s) { read_as_record_header(s, submit_head, "ref"); }
 
-/// A message of 256 result records, visited in place.
 /// The lookups the gateway makes of a submit's header: its fields, then
 /// every option a submit may carry (absent here, as in most submits).
 void BM_submit_header_as_the_gateway_reads_it(benchmark::State& state) {
@@ -83,6 +82,7 @@ void BM_task_header_as_a_runtime_reads_it(benchmark::State& state) {
   }
 }
 
+/// A message of 256 result records, visited in place.
 void BM_message_of_256_results(benchmark::State& state) {
   std::string message;
   for (int i = 0; i < 256; ++i) {

@@ -278,12 +278,7 @@ bool record_header::read_with_parser(std::string_view text) {
 }
 
 std::optional<record_header::field> record_header::find(std::string_view key) const {
-  if (!overflow_ && !(keys_ & key_bit(key))) return std::nullopt;
-  // The last of equal keys wins, as in a parsed object.
-  for (std::size_t i = count_; i-- > 0;) {
-    const auto& k = fields_[i].key;
-    if (k.size() == key.size() && (key.empty() || (k.front() == key.front() && k == key))) return fields_[i];
-  }
+  if (const field* f = inline_field(key)) return *f;
   if (!overflow_) return std::nullopt;
   const auto* v = object().if_contains(key);
   if (!v) return std::nullopt;
@@ -304,22 +299,9 @@ std::optional<record_header::field> record_header::find(std::string_view key) co
   return f;
 }
 
-std::optional<std::uint64_t> record_header::uint_beyond(std::string_view key) const {
-  const auto f = find(key);
-  if (!f || f->type != kind::uint) return std::nullopt;
-  return f->bits;
-}
-
-std::optional<std::string_view> record_header::string_beyond(std::string_view key) const {
-  const auto f = find(key);
-  if (!f || f->type != kind::string) return std::nullopt;
-  return f->string;
-}
-
-std::optional<bool> record_header::boolean(std::string_view key) const {
-  const auto f = find(key);
-  if (!f || f->type != kind::boolean) return std::nullopt;
-  return f->bits != 0;
+const record_header::field* record_header::found_beyond(std::string_view key, std::optional<field>& beyond) const {
+  beyond = find(key);
+  return beyond ? &*beyond : nullptr;
 }
 
 const json::value* record_header::nested(std::string_view key) const {

@@ -185,12 +185,17 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     }
   }
 
+  /// What a handler that threw reports, coroutine or immediate.
+  static core::attempt_result thrown(const std::exception& e) {
+    return core::attempt_result::failure(std::string("handler threw: ") + e.what());
+  }
+
   asio::awaitable<void> run_task([[maybe_unused]] keep_alive keep, std::shared_ptr<running_task> r) {
     core::attempt_result outcome;
     try {
       outcome = co_await handler(r->task);
     } catch (const std::exception& e) {
-      outcome = core::attempt_result::failure(std::string("handler threw: ") + e.what());
+      outcome = thrown(e);
     }
     running.erase(r->task.lease());
     running_count.fetch_sub(1, std::memory_order_relaxed);
@@ -228,7 +233,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     try {
       outcome = immediate(t);
     } catch (const std::exception& e) {
-      outcome = core::attempt_result::failure(std::string("handler threw: ") + e.what());
+      outcome = thrown(e);
     }
     (outcome.ok ? succeeded : failed).fetch_add(1, std::memory_order_relaxed);
     report(t, std::move(outcome));

@@ -90,6 +90,17 @@ struct layer_and_peer {
     beast::get_lowest_layer(layer).connect(acceptor.local_endpoint());
     peer = acceptor.accept();
   }
+  /// Runs the layer's loop for `d` (again, after an earlier run).
+  void run_a_while(std::chrono::milliseconds d = std::chrono::milliseconds(50)) {
+    io.restart();
+    io.run_for(d);
+  }
+  /// The next `n` bytes the peer reads.
+  std::string peer_reads(std::size_t n) {
+    std::string got(n, '\0');
+    asio::read(peer, asio::buffer(got));
+    return got;
+  }
 };
 
 }  // namespace
@@ -120,18 +131,15 @@ TEST(coalescing_stream, corked_writes_wait_for_uncork_then_leave_together_in_ord
 
   bool written = false;
   asio::co_spawn(io, write_corked(layer, 10, written), asio::detached);
-  io.run_for(std::chrono::milliseconds(50));
+  lp.run_a_while();
   ASSERT_TRUE(written);
   EXPECT_EQ(peer.available(), 0u) << "nothing leaves while corked";
 
   layer.uncork();
-  io.restart();
-  io.run_for(std::chrono::milliseconds(50));
+  lp.run_a_while();
   std::string expected;
   for (int i = 0; i < 10; ++i) expected += "frame-" + std::to_string(i) + ";";
-  std::string got(expected.size(), '\0');
-  asio::read(peer, asio::buffer(got));
-  EXPECT_EQ(got, expected);
+  EXPECT_EQ(lp.peer_reads(expected.size()), expected);
 }
 
 TEST(coalescing_stream, synchronous_writes_gather_while_corked_and_leave_on_their_own_when_not) {
@@ -145,21 +153,17 @@ TEST(coalescing_stream, synchronous_writes_gather_while_corked_and_leave_on_thei
     EXPECT_EQ(layer.write_some(asio::buffer(m)), m.size());  // gathered, never blocks
     expected += m;
   }
-  io.run_for(std::chrono::milliseconds(50));
+  lp.run_a_while();
   EXPECT_EQ(peer.available(), 0u) << "nothing leaves while corked";
   layer.uncork();
-  io.restart();
-  io.run_for(std::chrono::milliseconds(50));
+  lp.run_a_while();
 
   const std::string later = "uncorked;";
   layer.write_some(asio::buffer(later));  // posts its own flush
-  io.restart();
-  io.run_for(std::chrono::milliseconds(50));
+  lp.run_a_while();
   expected += later;
   ASSERT_EQ(peer.available(), expected.size()) << "the uncorked write left without an uncork";
-  std::string got(expected.size(), '\0');
-  asio::read(peer, asio::buffer(got));
-  EXPECT_EQ(got, expected);
+  EXPECT_EQ(lp.peer_reads(expected.size()), expected);
 }
 
 TEST(coalescing_stream, buffers_given_whole_leave_in_order_with_copied_writes_corked_or_not) {
@@ -175,21 +179,17 @@ TEST(coalescing_stream, buffers_given_whole_leave_in_order_with_copied_writes_co
     expected += copied + given;
     ASSERT_TRUE(layer.give(std::move(given)));
   }
-  io.run_for(std::chrono::milliseconds(50));
+  lp.run_a_while();
   EXPECT_EQ(peer.available(), 0u) << "nothing leaves while corked";
   layer.uncork();
-  io.restart();
-  io.run_for(std::chrono::milliseconds(100));
+  lp.run_a_while(std::chrono::milliseconds(100));
 
   std::string alone(5000, 'z');
   expected += alone;
   ASSERT_TRUE(layer.give(std::move(alone)));  // uncorked: posts its own flush
-  io.restart();
-  io.run_for(std::chrono::milliseconds(100));
+  lp.run_a_while(std::chrono::milliseconds(100));
   ASSERT_EQ(peer.available(), expected.size()) << "the uncorked buffer left without an uncork";
-  std::string got(expected.size(), '\0');
-  asio::read(peer, asio::buffer(got));
-  EXPECT_EQ(got, expected);
+  EXPECT_EQ(lp.peer_reads(expected.size()), expected);
 }
 
 namespace {

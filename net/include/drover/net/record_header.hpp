@@ -49,18 +49,20 @@ class record_header {
   }
   /// A non-negative whole number (as `uint_field` reads a JSON object).
   std::optional<std::uint64_t> uint(std::string_view key) const {
-    if (overflow_) return uint_beyond(key);
-    const field* f = inline_field(key);
-    if (!f || f->type != kind::uint) return std::nullopt;
-    return f->bits;
+    std::optional<field> beyond;
+    const field* f = typed(key, kind::uint, beyond);
+    return f ? std::optional<std::uint64_t>(f->bits) : std::nullopt;
   }
   std::optional<std::string_view> string(std::string_view key) const {
-    if (overflow_) return string_beyond(key);
-    const field* f = inline_field(key);
-    if (!f || f->type != kind::string) return std::nullopt;
-    return f->string;
+    std::optional<field> beyond;
+    const field* f = typed(key, kind::string, beyond);
+    return f ? std::optional<std::string_view>(f->string) : std::nullopt;
   }
-  std::optional<bool> boolean(std::string_view key) const;
+  std::optional<bool> boolean(std::string_view key) const {
+    std::optional<field> beyond;
+    const field* f = typed(key, kind::boolean, beyond);
+    return f ? std::optional<bool>(f->bits != 0) : std::nullopt;
+  }
   /// A nested object or array (parsed on demand), or null if absent or flat.
   const boost::json::value* nested(std::string_view key) const;
   /// The whole header as a JSON object (parsed on demand).
@@ -78,10 +80,18 @@ class record_header {
     std::uint64_t bits = 0;   // uint, negative (two's complement), boolean; real as its bit pattern; nested: 1 = {}, 2 = []
     kind type = kind::null;
   };
+  /// The field named `key`, wherever it is (out of line: the parsed object
+  /// when the header overflowed its table).
   std::optional<field> find(std::string_view key) const;
-  std::optional<std::uint64_t> uint_beyond(std::string_view key) const;
-  std::optional<std::string_view> string_beyond(std::string_view key) const;
-  /// The last inline field named `key`, or null (a header without overflow).
+  /// The field named `key` if it has this type, or null; a field from beyond
+  /// the table is kept in `beyond`.
+  const field* typed(std::string_view key, kind type, std::optional<field>& beyond) const {
+    const field* f = overflow_ ? found_beyond(key, beyond) : inline_field(key);
+    return f && f->type == type ? f : nullptr;
+  }
+  /// find(), kept in `beyond`: out of line, for headers past their table.
+  const field* found_beyond(std::string_view key, std::optional<field>& beyond) const;
+  /// The last field named `key` in the table, or null.
   const field* inline_field(std::string_view key) const {
     if (!(keys_ & key_bit(key))) return nullptr;
     for (std::size_t i = count_; i-- > 0;) {
