@@ -1,5 +1,7 @@
 #include "drover/net/record_header.hpp"
 
+#include "drover/net/compact_header.hpp"
+
 #include <bit>
 #include <cassert>
 #include <functional>
@@ -235,6 +237,127 @@ class plain_scan {
   const char* end_;
 };
 
+/// Whether `s` is well-formed UTF-8 (what the JSON parser demands of a
+/// string; a compact string is taken as it is, so it is checked here).
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p != end) {
+    const unsigned c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    std::size_t n;
+    unsigned low = 0x80, high = 0xBF;  // the second byte's range
+    if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c == 0xE0) n = 2, low = 0xA0;
+    else if (c == 0xED) n = 2, high = 0x9F;  // no surrogates
+    else if (c >= 0xE1 && c <= 0xEF) n = 2;
+    else if (c == 0xF0) n = 3, low = 0x90;
+    else if (c == 0xF4) n = 3, high = 0x8F;  // up to U+10FFFF
+    else if (c >= 0xF1 && c <= 0xF3) n = 3;
+    else return false;
+    if (static_cast<std::size_t>(end - p) <= n || p[1] < low || p[1] > high) return false;
+    for (std::size_t i = 2; i <= n; ++i)
+      if ((p[i] & 0xC0) != 0x80) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+/// The scan of a compact header (compact_header.hpp), after its marker:
+/// false for anything malformed, so the header is refused as a bad one.
+class compact_scan {
+ public:
+  explicit compact_scan(std::string_view text)
+      : p_(reinterpret_cast<const unsigned char*>(text.data()) + 1),
+        end_(reinterpret_cast<const unsigned char*>(text.data()) + text.size()) {}
+
+  template <class Add>
+  bool fields(Add&& add) {
+    using kind = record_header::kind;
+    using compact::tag;
+    while (p_ != end_) {
+      std::string_view key, s;
+      std::uint64_t v = 0;
+      if (!read_key(key) || p_ == end_) return false;
+      switch (static_cast<tag>(*p_++)) {
+        case tag::uint:
+          if (!varint(v)) return false;
+          add(key, kind::uint, v, {});
+          break;
+        case tag::negative:  // magnitude 1 .. 2^63
+          if (!varint(v) || v == 0 || v > (std::uint64_t{1} << 63)) return false;
+          add(key, kind::negative, std::uint64_t{0} - v, {});
+          break;
+        case tag::string:
+          if (!counted(s) || !valid_utf8(s)) return false;
+          add(key, kind::string, 0, s);
+          break;
+        case tag::true_:
+          add(key, kind::boolean, 1, {});
+          break;
+        case tag::false_:
+          add(key, kind::boolean, 0, {});
+          break;
+        case tag::null:
+          add(key, kind::null, 0, {});
+          break;
+        case tag::json:
+          if (!counted(s) || !nested_json(s, v)) return false;
+          add(key, kind::nested, v, s);
+          break;
+        default:
+          return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  bool varint(std::uint64_t& out) {
+    std::uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return false;
+      const unsigned char b = *p_++;
+      if (shift == 63 && b > 1) return false;  // past 64 bits
+      v |= std::uint64_t{b & 0x7Fu} << shift;
+      if (b < 0x80) return out = v, true;
+    }
+    return false;
+  }
+  bool counted(std::string_view& out) {
+    std::uint64_t n;
+    if (!varint(n) || n > static_cast<std::uint64_t>(end_ - p_)) return false;
+    out = std::string_view(reinterpret_cast<const char*>(p_), static_cast<std::size_t>(n));
+    p_ += n;
+    return true;
+  }
+  bool read_key(std::string_view& out) {
+    const unsigned char code = *p_++;
+    if (code != 0) {
+      if (code >= compact::keys.size()) return false;
+      out = compact::keys[code];
+      return true;
+    }
+    return counted(out) && valid_utf8(out);
+  }
+  /// A nested value's text must be a JSON object or array; an empty one is
+  /// marked as such (`bits`) and needs no parse when asked for.
+  static bool nested_json(std::string_view text, std::uint64_t& bits) {
+    if (text == "{}") return bits = empty_object, true;
+    if (text == "[]") return bits = empty_array, true;
+    json::error_code ec;
+    const auto v = json::parse(text, ec);
+    bits = 0;
+    return !ec && (v.is_object() || v.is_array());
+  }
+
+  const unsigned char* p_;
+  const unsigned char* end_;
+};
+
 }  // namespace
 
 void record_header::clear(std::string_view text) {
@@ -242,6 +365,7 @@ void record_header::clear(std::string_view text) {
   count_ = 0;
   keys_ = 0;
   overflow_ = false;
+  compact_ = false;
   owned_.clear();
   parsed_.reset();
 }
@@ -257,8 +381,23 @@ bool record_header::read_plain(std::string_view text) {
 
 bool record_header::read(std::string_view text) {
   clear(text);
+  if (!text.empty() && static_cast<unsigned char>(text.front()) == compact::marker) return read_compact(text);
   if (read_plain(text)) return true;
   return read_with_parser(text);
+}
+
+bool record_header::read_compact(std::string_view text) {
+  compact_ = true;
+  // Past the table the scan goes on (the rest must be well formed too);
+  // those fields are found through object(), which scans again.
+  auto add = [this](std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
+    if (count_ == inline_fields) {
+      overflow_ = true;
+      return;
+    }
+    push_field(key, type, bits, string);
+  };
+  return compact_scan(text).fields(add);
 }
 
 bool record_header::read_with_parser(std::string_view text) {
@@ -304,6 +443,28 @@ const record_header::field* record_header::found_beyond(std::string_view key, st
   return beyond ? &*beyond : nullptr;
 }
 
+json::value record_header::value_of(kind type, std::uint64_t bits, std::string_view string) {
+  switch (type) {
+    case kind::string:
+      return json::string(string);
+    case kind::uint:
+      return bits;
+    case kind::negative:
+      return static_cast<std::int64_t>(bits);
+    case kind::real:
+      return std::bit_cast<double>(bits);
+    case kind::boolean:
+      return bits != 0;
+    case kind::null:
+      return nullptr;
+    case kind::nested:
+      break;
+  }
+  if (bits == empty_object) return json::object();
+  if (bits == empty_array) return json::array();
+  return json::parse(string);  // a compact header's nested text, checked by its read
+}
+
 const json::value* record_header::nested(std::string_view key) const {
   static const json::value empty_object_value = json::object(), empty_array_value = json::array();
   const auto f = find(key);
@@ -314,6 +475,13 @@ const json::value* record_header::nested(std::string_view key) const {
 }
 
 const json::object& record_header::object() const {
+  if (!parsed_ && compact_) {
+    json::object o;
+    compact_scan(text_).fields([&](std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
+      o[key] = value_of(type, bits, string);
+    });
+    parsed_ = std::move(o);
+  }
   if (!parsed_) {
     json::error_code ec;
     parsed_ = json::parse(text_, ec);

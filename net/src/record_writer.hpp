@@ -1,5 +1,5 @@
 #pragma once
-// Writes a record head (4-byte length + JSON header) straight into a string,
+// Writes a record head (4-byte length + header) straight into a string,
 // for the headers sent once per task (task, result, outcome): building a
 // boost::json::object and serialising it cost more than the rest of the
 // gateway's work per task (docs/benchmarks.md). Keys are the caller's
@@ -9,6 +9,7 @@
 // A writer given a string appends its record there (the head, then the
 // caller's body): records written straight into the message that carries
 // them (frame_outbox.hpp), with no head of their own to allocate and move.
+// The header is JSON, or compact (compact_header.hpp) for a peer that asked.
 #include <algorithm>
 #include <cassert>
 #include <charconv>
@@ -16,32 +17,53 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <type_traits>
+
+#include "drover/net/compact_header.hpp"
 
 namespace drover::net {
+
+/// How a record's header is written: JSON, or compact (compact_header.hpp)
+/// for a peer that asked for it.
+enum class header_format : std::uint8_t { json, compact };
+
+/// A header key: the caller's literal, with its compact code found at
+/// compile time (0 for a name outside the table, written out in full).
+struct record_key {
+  template <std::size_t N>
+  consteval record_key(const char (&literal)[N])  // NOLINT: literals convert implicitly
+      : name(literal, N - 1), code(compact::code_of(std::string_view(literal, N - 1))) {}
+  std::string_view name;
+  std::uint8_t code;
+};
 
 class record_writer {
  public:
   /// A head of its own, which finish() hands over.
-  record_writer() : out_(&own_) { start(); }
+  explicit record_writer(header_format f = header_format::json) : out_(&own_), format_(f) { start(); }
   /// A head appended to `out`, completed there by end().
-  explicit record_writer(std::string& out) : out_(&out) { start(); }
+  explicit record_writer(std::string& out, header_format f = header_format::json) : out_(&out), format_(f) { start(); }
   record_writer(const record_writer&) = delete;
   record_writer& operator=(const record_writer&) = delete;
 
-  record_writer& field(std::string_view key, std::uint64_t v) { return number(key, v); }
-  record_writer& field(std::string_view key, std::int64_t v) { return number(key, v); }
-  record_writer& field(std::string_view key, std::uint32_t v) { return field(key, std::uint64_t{v}); }
-  record_writer& field(std::string_view key, std::uint16_t v) { return field(key, std::uint64_t{v}); }
-  record_writer& field(std::string_view key, std::string_view text) {
+  record_writer& field(record_key key, std::uint64_t v) { return number(key, v); }
+  record_writer& field(record_key key, std::int64_t v) { return number(key, v); }
+  record_writer& field(record_key key, std::uint32_t v) { return field(key, std::uint64_t{v}); }
+  record_writer& field(record_key key, std::uint16_t v) { return field(key, std::uint64_t{v}); }
+  record_writer& field(record_key key, std::string_view text) {
+    if (compact()) return counted(key, compact::tag::string, text);
     key_(key);
     put('"');
     escape(text);
     put('"');
     return *this;
   }
-  record_writer& field(std::string_view key, const char* text) { return field(key, std::string_view(text)); }
-  /// A value that is already JSON (an object serialised elsewhere).
-  record_writer& raw(std::string_view key, std::string_view json) {
+  record_writer& field(record_key key, const char* text) { return field(key, std::string_view(text)); }
+  /// A value that is already JSON: an object or array serialised elsewhere
+  /// (a compact header carries nothing else as JSON).
+  record_writer& raw(record_key key, std::string_view json) {
+    assert(!json.empty() && (json.front() == '{' || json.front() == '['));
+    if (compact()) return counted(key, compact::tag::json, json);
     key_(key);
     put(json);
     return *this;
@@ -51,7 +73,7 @@ class record_writer {
   /// length prefix; the string is cut to the head's end (the body follows).
   void end(std::size_t body_bytes) {
     field("bytes", std::uint64_t{body_bytes});
-    put('}');
+    if (!compact()) put('}');
     out_->resize(used_);
     const auto n = static_cast<std::uint32_t>(used_ - begin_ - 4);
     char* length = out_->data() + begin_;
@@ -67,11 +89,12 @@ class record_writer {
   }
 
  private:
+  bool compact() const { return format_ == header_format::compact; }
   void start() {
     begin_ = out_->size();
     used_ = begin_ + 4;  // the length, written by end()
     out_->resize(used_ + 156);
-    put('{');
+    put(compact() ? static_cast<char>(compact::marker) : '{');
   }
   /// `n` bytes to write at the cursor, which moves past them.
   char* room(std::size_t n) {
@@ -84,16 +107,48 @@ class record_writer {
   void put(std::string_view s) {
     if (!s.empty()) std::memcpy(room(s.size()), s.data(), s.size());
   }
-  void key_(std::string_view key) {
+  void key_(record_key key) {
+    if (compact()) return compact_key(key);
     const bool first = used_ == begin_ + 5;  // only the length and '{' so far
-    char* p = room(key.size() + (first ? 3 : 4));
+    char* p = room(key.name.size() + (first ? 3 : 4));
     if (!first) *p++ = ',';
     *p++ = '"';
-    p = std::copy(key.begin(), key.end(), p);  // literals: nothing to escape
+    p = std::copy(key.name.begin(), key.name.end(), p);  // literals: nothing to escape
     *p++ = '"', *p = ':';
   }
+  void compact_key(record_key key) {
+    if (key.code != 0) return put(static_cast<char>(key.code));
+    put('\0');
+    varint(key.name.size());
+    put(key.name);
+  }
+  void varint(std::uint64_t v) {
+    char* at = room(compact::varint_bytes_max);
+    used_ -= static_cast<std::size_t>(at + compact::varint_bytes_max - compact::put_varint(at, v));
+  }
+  /// A compact string or JSON value: tag, length, bytes as they are.
+  record_writer& counted(record_key key, compact::tag t, std::string_view bytes) {
+    compact_key(key);
+    put(static_cast<char>(t));
+    varint(bytes.size());
+    put(bytes);
+    return *this;
+  }
   template <class Integer>
-  record_writer& number(std::string_view key, Integer v) {
+  record_writer& number(record_key key, Integer v) {
+    if (compact()) {
+      compact_key(key);
+      if constexpr (std::is_signed_v<Integer>) {
+        if (v < 0) {
+          put(static_cast<char>(compact::tag::negative));
+          varint(std::uint64_t{0} - static_cast<std::uint64_t>(v));
+          return *this;
+        }
+      }
+      put(static_cast<char>(compact::tag::uint));
+      varint(static_cast<std::uint64_t>(v));
+      return *this;
+    }
     key_(key);
     char* at = room(20);  // the most a uint64's digits or an int64's sign and digits take
     auto [end, ec] = std::to_chars(at, at + 20, v);
@@ -125,6 +180,7 @@ class record_writer {
   std::string* out_;
   std::size_t begin_ = 0;  // where the head's length prefix is
   std::size_t used_ = 0;   // the cursor
+  header_format format_;
 };
 
 }  // namespace drover::net

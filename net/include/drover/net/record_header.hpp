@@ -1,18 +1,20 @@
 #pragma once
-// The JSON header of a binary record (binary_frame.hpp), read without
-// building a JSON document. Headers are flat objects of a few short fields
-// read once per task on every hop, so Boost.JSON's event parser fills a
-// small table of (key, value) views instead: a third of the cost of a
-// parsed `json::object` (docs/benchmarks.md). Nested values (a task's
-// `meta`, an outcome's `error`) are parsed as JSON when asked for.
+// The header of a binary record (binary_frame.hpp), read without building a
+// JSON document. Headers are flat objects of a few short fields read once
+// per task on every hop, so they fill a small table of (key, value) views
+// instead: a third of the cost of a parsed `json::object`
+// (docs/benchmarks.md). Nested values (a task's `meta`, an outcome's
+// `error`) are parsed as JSON when asked for.
 //
-// The headers drover writes are plain: printable ASCII keys and strings
-// without escapes, whole numbers, true/false/null, empty {} and []. read()
-// scans those itself (a third of the event parser's time, which was a fifth
-// of the gateway thread's under load) and hands anything else, valid or
-// not, to the event parser, which then decides; the scan accepts only what
-// the parser accepts and gives the same fields (record_header_test.cpp
-// compares the two on generated headers).
+// A header is JSON or compact (compact_header.hpp), told by its first
+// byte. A compact one is read field by field, each value's length known
+// before it. For JSON, the headers drover writes are plain: printable
+// ASCII keys and strings without escapes, whole numbers, true/false/null,
+// empty {} and []. read() scans those itself (a third of Boost.JSON's event
+// parser's time, which was a fifth of the gateway thread's under load) and
+// hands anything else, valid or not, to the event parser, which then
+// decides; the scan accepts only what the parser accepts and gives the same
+// fields (record_header_test.cpp compares the two on generated headers).
 #include <array>
 #include <cstdint>
 #include <forward_list>
@@ -35,8 +37,9 @@ class record_header {
   record_header(record_header&&) = default;
   record_header& operator=(record_header&&) = default;
 
-  /// Reads `text`, which must outlive this header; false if it is not a
-  /// JSON object.
+  /// Reads `text`, which must outlive this header: a JSON object, or a
+  /// compact header (compact_header.hpp, told by its first byte); false if
+  /// it is neither.
   bool read(std::string_view text);
   /// As read(), by Boost.JSON's event parser alone: what read() falls back
   /// to for any header its own scan does not take (tests compare the two).
@@ -65,7 +68,8 @@ class record_header {
   }
   /// A nested object or array (parsed on demand), or null if absent or flat.
   const boost::json::value* nested(std::string_view key) const;
-  /// The whole header as a JSON object (parsed on demand).
+  /// The whole header as a JSON object (parsed, or for a compact header
+  /// built, on demand).
   const boost::json::object& object() const;
   std::string_view text() const { return text_; }
 
@@ -76,7 +80,7 @@ class record_header {
   friend struct record_header_reader;
   struct field {
     std::string_view key;
-    std::string_view string;  // kind::string
+    std::string_view string;  // kind::string; a compact header's nested JSON text
     std::uint64_t bits = 0;   // uint, negative (two's complement), boolean; real as its bit pattern; nested: 1 = {}, 2 = []
     kind type = kind::null;
   };
@@ -116,12 +120,16 @@ class record_header {
   }
   void clear(std::string_view text);
   bool read_plain(std::string_view text);
+  bool read_compact(std::string_view text);
+  /// A field's value as JSON (a compact header's object() is built of them).
+  static boost::json::value value_of(kind type, std::uint64_t bits, std::string_view string);
 
   std::string_view text_;
   std::array<field, inline_fields> fields_;
   std::uint64_t keys_ = 0;  // key_bit of every inline field
   std::uint8_t count_ = 0;
   bool overflow_ = false;                  // more fields than fit inline
+  bool compact_ = false;                   // the compact form (compact_header.hpp), not JSON
   std::forward_list<std::string> owned_;   // keys and strings the parser unescaped
   mutable std::optional<boost::json::value> parsed_;
 };
