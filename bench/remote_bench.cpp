@@ -28,6 +28,7 @@
 
 #include "drover/net/binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
+#include "record_writer.hpp"
 
 namespace drover::bench {
 
@@ -144,12 +145,13 @@ double pct(std::vector<double>& v, double p) {
 struct producer {
   const workload& w;
   std::uint16_t port;
+  net::header_format headers;  // of the submits written, asked of the node for outcomes
   std::vector<std::int64_t> submit, start, done;
   std::uint64_t outstanding = 0, answered = 0, failed = 0;
   asio::steady_timer* writer_wait = nullptr;
   std::int64_t elapsed_ns = 0;
 
-  producer(const workload& wl, std::uint16_t p) : w(wl), port(p) {
+  producer(const workload& wl, std::uint16_t p, net::header_format f) : w(wl), port(p), headers(f) {
     const auto n = w.warmup + w.tasks;
     submit.assign(n, 0), start.assign(n, 0), done.assign(n, 0);
   }
@@ -196,10 +198,9 @@ struct producer {
 
   /// Appends one submit record (header with "bytes", 64-byte payload).
   void append_submit(std::string& message, std::uint64_t seq) {
-    const std::string header = R"({"type":"submit","channel":1,"queue":"bench","bytes":64,"ref":)" + std::to_string(seq) + "}";
-    const char length[4] = {0, 0, static_cast<char>(header.size() >> 8), static_cast<char>(header.size())};
-    message.append(length, 4);
-    message += header;
+    net::record_writer h(message, headers);
+    h.field("type", "submit").field("channel", std::uint64_t{1}).field("queue", "bench").field("ref", seq);
+    h.end(64);
     char payload[64] = {};
     const std::int64_t t = now_ns();
     std::memcpy(payload, &t, 8);
@@ -257,7 +258,8 @@ struct producer {
     if (cec) co_return;
     beast::get_lowest_layer(ws).socket().set_option(asio::ip::tcp::no_delay(true));
     ws.auto_fragment(false);  // a batch of submits is one frame, as protocol.md asks of clients
-    auto [hec] = co_await ws.async_handshake("127.0.0.1", "/v1/client?batch=true", tuple);
+    const std::string target = std::string("/v1/client?batch=true&headers=") + std::string(net::to_string(headers));
+    auto [hec] = co_await ws.async_handshake("127.0.0.1", target, tuple);
     if (hec) co_return;
     ws.text(true);
     const std::string open = R"({"type":"open","channel":1,"window":)" +
@@ -301,7 +303,8 @@ int run_remote(const remote_options& o) {
   for (std::uint32_t i = 0; i < o.runtimes; ++i) {
     runtimes.push_back(child::spawn({bin, "runtime", "--connect", connect, "--queue", "bench", "--capacity",
                                      std::to_string(w.capacity), "--handler", "bench", "--name",
-                                     "bench-" + std::to_string(i), "--connections", std::to_string(connections)}));
+                                     "bench-" + std::to_string(i), "--connections", std::to_string(connections),
+                                     "--headers", o.headers}));
     if (runtimes.back().line().find("serving") == std::string::npos) {
       std::fprintf(stderr, "drover bench remote: runtime %u did not connect\n", i);
       return 1;
@@ -329,7 +332,7 @@ int run_remote(const remote_options& o) {
     std::fflush(stdout);
     return 0;
   }
-  producer p(w, port);
+  producer p(w, port, *net::header_format_named(o.headers));
   const double cpu0 = total_cpu(), node0 = cpu_seconds(server.pid), producer0 = cpu_seconds(getpid()),
                runtimes0 = runtimes_cpu();
   {

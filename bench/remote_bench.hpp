@@ -16,6 +16,7 @@ struct remote_options {
   std::uint64_t tasks = 0;     // counted tasks; 0 = the workload's
   std::uint32_t connections = 0;  // per runtime process; 0 = 1 (idle: 500 / runtimes)
   std::uint32_t seconds = 20;     // idle: measured time
+  std::string headers = "compact";  // record headers of the producer and runtimes: json | compact
   bool json = true;
 };
 

@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
                           "100 fails for good, anything else is retried");
   runtime_cmd->add_option("--handler", runtime.handler, "echo | bench | exec (default: exec with --exec, else echo)")
       ->check(CLI::IsMember({"echo", "bench", "exec"}));
+  runtime_cmd->add_option("--headers", runtime.headers, "record headers asked of the node: compact (default) | json")
+      ->check(CLI::IsMember({"json", "compact"}));
 
   auto* bench = app.add_subcommand("bench", "run a benchmark; prints one JSON line per scenario");
   bench->require_subcommand(1);
@@ -67,6 +69,9 @@ int main(int argc, char** argv) {
   remote_cmd->add_option("--drover-bin", remote.drover_bin,
                          "the drover binary the node and runtimes run (default: this one): two builds, one benchmark")
       ->check(CLI::ExistingFile);
+  remote_cmd->add_option("--headers", remote.headers,
+                         "record headers of the producer and runtimes: compact (default) | json")
+      ->check(CLI::IsMember({"json", "compact"}));
   remote_cmd->add_flag("--json", remote.json, "JSON lines (the only format)");
 
   CLI11_PARSE(app, argc, argv);

@@ -178,6 +178,7 @@ int run_runtime(const runtime_options& o) {
   c.token = o.token;
   if (const char* env = std::getenv("DROVER_TOKEN"); c.token.empty() && env) c.token = env;
   c.name = o.name;
+  c.compact_headers = o.headers == "compact";
 
   std::signal(SIGPIPE, SIG_IGN);  // a command that exits early must not kill the runtime
   sigset_t stop_signals;

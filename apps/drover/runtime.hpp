@@ -14,6 +14,7 @@ struct runtime_options {
   std::string name = "drover-runtime";
   std::string handler;  // echo | bench | exec ("" = exec with --exec, else echo)
   std::string exec;     // shell command run per task: payload on stdin, result from stdout
+  std::string headers = "compact";  // record headers asked of the node: json | compact
 };
 
 /// `drover runtime`: a remote runtime process serving queues of a node

@@ -197,6 +197,7 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
       std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(timeout).count()));
   task.payload = std::move(spec.payload);
   task.observer = std::move(observer);
+  task.observer_follows_states = task.observer && task.observer->follows_states();
   if (!o.meta.empty()) task.ensure_extras().meta = std::make_shared<const meta_map>(std::move(o.meta));
   if (o.backoff) task.ensure_extras().backoff = o.backoff;
   if (!key_slot.empty()) {
@@ -267,7 +268,7 @@ void broker_core::set_state(task_record& task, task_state next) {
 }
 
 void broker_core::notify_state(const task_record& task) {
-  if (task.observer) task.observer->on_state(task.state, task.attempt);
+  if (task.observer_follows_states) task.observer->on_state(task.state, task.attempt);
   if (task.extras)
     for (const auto& o : task.extras->more_observers) o->on_state(task.state, task.attempt);
 }

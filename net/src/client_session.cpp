@@ -163,6 +163,7 @@ class submit_observer final : public core::task_observer {
     if (tell_accepted_) put([&](completion_box& b) { b.accepted.push_back(acceptance{channel_, ref_, id.value, duplicate}); });
   }
   void on_state(core::task_state, std::uint16_t) override {}
+  bool follows_states() const override { return false; }
   // `kept_` is the gateway's: touched only while the gateway runs (a task
   // may end after its gateway is gone).
   void on_outcome(const core::task_outcome& outcome) override {
@@ -375,6 +376,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   state->writer.wake = &wake;
   state->batch = ctx.batch;
   state->outbox.merge_records(ctx.batch);
+  state->outbox.write_headers(ctx.headers);
   auto poster = ctx.make_poster();
   state->box->state = state;
   state->box->poster = poster;

@@ -13,6 +13,8 @@
 
 #include "drover/net/gateway.hpp"
 
+#include "record_writer.hpp"
+
 namespace drover::net {
 
 class io_poster;
@@ -29,6 +31,7 @@ struct client_session_context {
   /// may end after its gateway is gone; the session's own poster closes
   /// with the connection, which is when keeping matters most).
   std::shared_ptr<io_poster> gateway_open;
+  header_format headers = header_format::json;  // `?headers=compact`: how outcome records' heads are written
 };
 
 boost::asio::awaitable<void> run_client_session(client_session_context ctx, boost::beast::tcp_stream stream,

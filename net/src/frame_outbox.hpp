@@ -30,6 +30,9 @@ class frame_outbox {
     open_ = false;
   }
 
+  /// How record heads are written from now on (the peer's `headers`).
+  void write_headers(header_format f) { format_ = f; }
+
   /// A frame as it is: a text frame, or a binary frame of one record (or
   /// of records already merged); a small record joins the open message.
   void push(out_frame f) {
@@ -54,7 +57,7 @@ class frame_outbox {
   template <class WriteHead>
   void push_record(WriteHead&& write_head, const core::bytes& body) {
     if (!merge_ || body.size() >= merged_message_bytes_max) {
-      record_writer h;
+      record_writer h(format_);
       write_head(h);
       return push(out_frame{true, std::move(h).finish(body.size()), body});
     }
@@ -64,7 +67,7 @@ class frame_outbox {
     }
     auto& m = open_message();
     const std::size_t mark = m.size();
-    record_writer h(m);
+    record_writer h(m, format_);
     write_head(h);
     h.end(body.size());
     m.append(body.view());
@@ -109,6 +112,7 @@ class frame_outbox {
 
   std::deque<out_frame> frames_;
   bool merge_ = false;
+  header_format format_ = header_format::json;
   bool open_ = false;  // frames_.back() is a message of records that takes more
 };
 

@@ -683,15 +683,23 @@ struct gateway::impl {
           }
           const auto* batch = target->param("batch");
           const auto* accepted = target->param("accepted");
+          const auto* headers = target->param("headers");
           if ((batch && *batch != "true" && *batch != "false") || (accepted && *accepted != "true" && *accepted != "false")) {
             co_await write_reply(stream, error_reply(http::status::bad_request, "invalid_argument",
                                                      "batch and accepted are true or false", req));
+            break;
+          }
+          const auto format = headers ? header_format_named(*headers) : header_format::json;
+          if (!format) {
+            co_await write_reply(stream, error_reply(http::status::bad_request, "invalid_argument",
+                                                     "headers is json or compact", req));
             break;
           }
           // A named context, moved in: g++ 12 destroys a temporary in a
           // co_await expression twice (a copied shared_ptr released twice).
           client_session_context context{n, config, [this] { return make_poster(); }, batch && *batch == "true",
                                          accepted && *accepted == "true", &kept, post_to_io};
+          context.headers = *format;
           co_await run_client_session(std::move(context), std::move(stream), std::move(req));
           co_return;
         }

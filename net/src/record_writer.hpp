@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -26,6 +27,15 @@ namespace drover::net {
 /// How a record's header is written: JSON, or compact (compact_header.hpp)
 /// for a peer that asked for it.
 enum class header_format : std::uint8_t { json, compact };
+
+/// The format's name in a hello, welcome or upgrade (`headers`).
+constexpr std::string_view to_string(header_format f) { return f == header_format::compact ? "compact" : "json"; }
+/// The format named `name`, if it is one.
+constexpr std::optional<header_format> header_format_named(std::string_view name) {
+  if (name == "json") return header_format::json;
+  if (name == "compact") return header_format::compact;
+  return std::nullopt;
+}
 
 /// A header key: the caller's literal, with its compact code found at
 /// compile time (0 for a name outside the table, written out in full).

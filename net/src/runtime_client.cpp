@@ -102,6 +102,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   asio::steady_timer* backoff_timer = nullptr;
   bool welcomed = false;
   bool merge_results = false;  // the node reads several results per message
+  header_format result_headers = header_format::json;  // as the welcome says
   bool stopping = false;
   std::uint64_t heard = 0;  // messages and control frames from the node (the watchdog's measure)
   bool top_up_posted = false;
@@ -170,7 +171,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
 
   void report(const runtime_task& t, core::attempt_result outcome) {
     if (outcome.ok) {
-      record_writer h;
+      record_writer h(result_headers);
       h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
       auto head = std::move(h).finish(outcome.value.size());
       send(frame_kind::report, out_frame{true, std::move(head), std::move(outcome.value)}, t.id().value, t.lease());
@@ -301,6 +302,10 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     welcomed = true;
     auto batch = w.if_contains("batch");
     merge_results = batch && batch->is_bool() && batch->as_bool();
+    // A node that does not say (an older one) gets JSON.
+    const auto* headers = w.if_contains("headers");
+    result_headers = headers && headers->is_string() ? header_format_named(headers->as_string()).value_or(header_format::json)
+                                                     : header_format::json;
     update_stats([&](runtime_client_stats& s) {
       s.connected = true, s.session = id, ++s.connects;
       if (kept) ++s.resumed;
@@ -312,7 +317,8 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     for (const auto& q : config.queues) queues.emplace_back(q);
     json::object h{{"type", "hello"},         {"runtime", config.name},           {"queues", std::move(queues)},
                    {"capacity", config.capacity}, {"resumable", config.resumable},
-                   {"batch", config.batch}};
+                   {"batch", config.batch},
+                   {"headers", to_string(config.compact_headers ? header_format::compact : header_format::json)}};
     if (!config.token.empty()) h["token"] = config.token;
     if (session != 0 && config.resumable) {
       h["session"] = session;

@@ -60,6 +60,7 @@ struct session_state : std::enable_shared_from_this<session_state> {
   std::vector<std::string> queues;
   bool resumable = false;
   bool batch = false;  // the runtime reads several task records per message
+  header_format headers = header_format::json;  // how its task records' heads are written
   std::int64_t lease_ttl_ms = 0, heartbeat_ms = 0;
   /// The consumer's link while the session lives (attached or parked).
   actors::remote_link* link = nullptr;
@@ -118,7 +119,8 @@ out_frame welcome_frame(const session_state& s, bool resumed, std::uint64_t gran
                                  {"granted", granted},
                                  {"lease_ttl_ms", s.resumable ? s.lease_ttl_ms : 0},
                                  {"heartbeat_ms", s.heartbeat_ms},
-                                 {"batch", s.batch}});
+                                 {"batch", s.batch},
+                                 {"headers", to_string(s.headers)}});
 }
 
 out_frame cancel_frame(std::uint64_t task, std::uint64_t lease) {
@@ -225,11 +227,22 @@ struct hello_result {
   std::uint32_t capacity = 0;
   bool resumable = false;
   bool batch = false;
+  header_format headers = header_format::json;
   std::optional<std::uint64_t> session;  // resume this one
   std::vector<held_lease> holding;       // leases the resuming runtime still works on
   websocket::close_code close = websocket::close_code::normal;  // != normal: refuse with this
   std::string code, message;
 };
+
+/// What the hello chose for the session, new or resumed: resumable, and
+/// how its task records are written.
+void take_hello_choices(session_state& s, const hello_result& h) {
+  s.resumable = h.resumable;
+  s.batch = h.batch;
+  s.outbox.merge_records(h.batch);
+  s.headers = h.headers;
+  s.outbox.write_headers(h.headers);
+}
 
 hello_result parse_hello(std::string_view text, const gateway_config& config) {
   hello_result h;
@@ -270,6 +283,11 @@ hello_result parse_hello(std::string_view text, const gateway_config& config) {
   if (auto b = o.if_contains("batch")) {
     if (!b->is_bool()) return refuse(websocket::close_code::bad_payload, "invalid_argument", "batch must be a boolean");
     h.batch = b->as_bool();
+  }
+  if (auto f = o.if_contains("headers")) {
+    const auto named = f->is_string() ? header_format_named(f->as_string()) : std::nullopt;
+    if (!named) return refuse(websocket::close_code::bad_payload, "invalid_argument", "headers must be \"json\" or \"compact\"");
+    h.headers = *named;
   }
   if (o.contains("session")) {
     h.session = uint_field(o, "session");
@@ -492,9 +510,13 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   auto buffer = asio::dynamic_buffer(first);
   auto [hello_ec, hello_n] = co_await ws.async_read(buffer, tuple);
   if (hello_ec) co_return;
-  hello_result hello = ws.got_binary() ? hello_result{{}, {}, 0, false, false, {}, {}, websocket::close_code::bad_payload,
-                                                      "expected_hello", "the first message must be a text hello"}
-                                       : parse_hello(first, ctx.config);
+  hello_result hello;
+  if (ws.got_binary()) {
+    hello.close = websocket::close_code::bad_payload;
+    hello.code = "expected_hello", hello.message = "the first message must be a text hello";
+  } else {
+    hello = parse_hello(first, ctx.config);
+  }
   if (hello.close != websocket::close_code::normal) {
     ws.text(true);
     const auto err = text_of(json::object{{"type", "error"}, {"code", hello.code}, {"message", hello.message}});
@@ -514,18 +536,14 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state = resumed->state, poster = resumed->poster, link = std::move(resumed->link);
     resumed.reset();
     state->attached = true, state->closing = false, state->writer.wake = &wake;
-    state->resumable = hello.resumable;
-    state->batch = hello.batch;
-    state->outbox.merge_records(hello.batch);
+    take_hello_choices(*state, hello);
     resume(*state, hello.holding, hello.capacity);
   } else {
     state = std::make_shared<session_state>();
     state->name = hello.name;
     state->book = actors::runtime_session_book(hello.capacity);
     state->queues = hello.queues;
-    state->resumable = hello.resumable;
-    state->batch = hello.batch;
-    state->outbox.merge_records(hello.batch);
+    take_hello_choices(*state, hello);
     state->lease_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.runtime_lease_ttl).count();
     state->heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.heartbeat_interval).count();
     state->writer.wake = &wake;

@@ -18,6 +18,8 @@ struct recorder : task_observer {
   void on_state(task_state s, std::uint16_t) override { states.push_back(s); }
   void on_outcome(const task_outcome& o) override { outcomes.push_back(o); }
   void on_rejected(const error&) override { ADD_FAILURE() << "rejected"; }
+  bool follows_states() const override { return follows; }
+  bool follows = true;
 };
 
 class broker_core_test : public ::testing::Test {
@@ -85,6 +87,20 @@ TEST_F(broker_core_test, success_runs_queued_leased_succeeded) {
   EXPECT_EQ(r->outcomes[0].value.view(), "ok");
   EXPECT_EQ(r->states, std::vector<task_state>{task_state::leased});
   EXPECT_EQ(broker.live_tasks(), 0u);
+}
+
+TEST_F(broker_core_test, an_observer_that_does_not_follow_states_hears_only_the_outcome) {
+  auto r = std::make_shared<recorder>();
+  r->follows = false;
+  ASSERT_TRUE(broker.submit(task_id{++next_id}, task_spec{"q", bytes::copy_from("p"), {}}, r, now));
+  auto following = submit();
+  join(1, 2);
+  for (const auto& item : dispatched_to(1))
+    ASSERT_TRUE(broker.report(consumer_id{1}, item.id, item.lease, attempt_result::success({}), now));
+  EXPECT_TRUE(r->states.empty());
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  EXPECT_EQ(r->outcomes[0].state, task_state::succeeded);
+  EXPECT_EQ(following->states, std::vector<task_state>{task_state::leased}) << "its neighbour still hears them";
 }
 
 TEST_F(broker_core_test, ended_tasks_hand_back_their_observer_and_payload) {

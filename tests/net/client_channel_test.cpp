@@ -11,6 +11,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include "support/gateway_fixture.hpp"
+#include "record_writer.hpp"
 #include "support/ws_client.hpp"
 
 using namespace drover;
@@ -214,6 +215,40 @@ TEST_F(client_channel_test, a_record_running_past_its_message_is_refused_after_t
 
 TEST_F(client_channel_test, a_bad_batch_parameter_is_refused_before_the_upgrade) {
   EXPECT_THROW(ws_client(port, "/v1/client?batch=maybe"), boost::system::system_error);
+}
+
+TEST_F(client_channel_test, with_compact_headers_outcomes_come_compact_and_submits_are_read_in_either_form) {
+  ws_client c(port, "/v1/client?batch=true&headers=compact");
+  std::string message;
+  for (std::uint64_t ref = 1; ref <= 3; ++ref) {
+    net::record_writer w(message, net::header_format::compact);
+    w.field("type", "submit").field("ref", ref).field("queue", "resize");
+    const std::string payload = ref == 3 ? "not a number" : "1";  // the handler throws on the third
+    w.end(payload.size());
+    message += payload;
+  }
+  message += record(4, "1");  // a JSON one in the same message
+  c.send_binary(message);
+  std::map<std::int64_t, ws_client::message> got;
+  while (got.size() < 4) {
+    auto records = c.read_records();
+    ASSERT_FALSE(records.front().error) << records.front().error.message();
+    for (auto& r : records) {
+      ASSERT_TRUE(r.binary) << json::serialize(r.header);
+      EXPECT_TRUE(r.compact) << "asked for compact headers";
+      got[r.header.at("ref").to_number<std::int64_t>()] = std::move(r);
+    }
+  }
+  for (std::int64_t ref : {1, 2, 4}) {
+    EXPECT_EQ(got[ref].header.at("state").as_string(), "succeeded") << ref;
+    EXPECT_EQ(got[ref].payload, "1") << ref;
+  }
+  EXPECT_EQ(got[3].header.at("state").as_string(), "dead") << "a handler that throws is retried, then buried";
+  EXPECT_FALSE(got[3].header.at("error").at("message").as_string().empty()) << "the error object travels as JSON inside";
+}
+
+TEST_F(client_channel_test, a_bad_headers_parameter_is_refused_before_the_upgrade) {
+  EXPECT_THROW(ws_client(port, "/v1/client?headers=xml"), boost::system::system_error);
 }
 
 // Not under valgrind (thousands of messages): its own suite name.

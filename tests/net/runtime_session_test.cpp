@@ -5,6 +5,9 @@
 #include <boost/beast/websocket.hpp>
 #include <future>
 
+#include <set>
+
+#include "record_writer.hpp"
 #include "support/gateway_fixture.hpp"
 #include "support/ws_client.hpp"
 
@@ -109,6 +112,48 @@ TEST_F(runtime_session_test, a_batch_runtime_gets_tasks_as_records_of_one_messag
   }
   rt.send_binary(results);  // six results, one message
   for (int i = 0; i < 6; ++i) EXPECT_EQ(outcome(hs[i])->value.view(), "thumb-img" + std::to_string(i));
+}
+
+TEST_F(runtime_session_test, a_compact_runtime_gets_compact_task_records_and_may_answer_in_either_form) {
+  std::vector<task_handle> hs;
+  for (int i = 0; i < 2; ++i) hs.push_back(*n->submit("resize", bytes::copy_from("img" + std::to_string(i))));
+  ws_runtime rt(port);
+  rt.send_text(R"({"type":"hello","runtime":"test","queues":["resize"],"capacity":8,"batch":true,"headers":"compact"})");
+  auto w = rt.read();
+  ASSERT_EQ(w.header.at("type").as_string(), "welcome");
+  EXPECT_EQ(w.header.at("headers").as_string(), "compact");
+  rt.send_text(R"({"type":"demand","n":2})");
+  std::vector<ws_runtime::message> tasks;
+  while (tasks.size() < 2)
+    for (auto& r : rt.read_records()) tasks.push_back(std::move(r));
+  for (const auto& t : tasks) {
+    EXPECT_TRUE(t.compact);
+    EXPECT_EQ(t.header.at("queue").as_string(), "resize");
+    EXPECT_EQ(t.header.at("attempt").to_number<int>(), 1);
+    EXPECT_TRUE(t.header.at("meta").as_object().empty());
+  }
+  // One result in the compact form, one in JSON, in one message.
+  std::string results;
+  net::record_writer compact(results, net::header_format::compact);
+  compact.field("type", "result").field("task", tasks[0].header.at("task").to_number<std::uint64_t>());
+  compact.field("lease", tasks[0].header.at("lease").to_number<std::uint64_t>());
+  compact.end(2);
+  results += "r0";
+  results += ws_runtime::frame(json::object{{"type", "result"}, {"task", tasks[1].header.at("task")},
+                                            {"lease", tasks[1].header.at("lease")}, {"bytes", 2}},
+                               "r1");
+  rt.send_binary(results);
+  std::set<std::string> values;
+  for (auto& h : hs) values.insert(outcome(h)->value.to_string());
+  EXPECT_EQ(values, (std::set<std::string>{"r0", "r1"}));
+}
+
+TEST_F(runtime_session_test, a_hello_asking_for_unknown_headers_is_refused_with_1007) {
+  ws_runtime rt(port);
+  rt.send_text(R"({"type":"hello","queues":["resize"],"capacity":1,"headers":"xml"})");
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "invalid_argument");
+  EXPECT_TRUE(rt.read().error);
+  EXPECT_EQ(rt.reason().code, websocket::close_code::bad_payload);
 }
 
 TEST_F(runtime_session_test, a_record_running_past_its_message_is_refused_after_those_before_it) {

@@ -1,14 +1,19 @@
 #pragma once
 // A blocking WebSocket client for loopback tests, written from docs/protocol.md:
-// text frames are JSON, binary frames are [u32 BE header length][JSON header][bytes].
+// text frames are JSON, binary frames are [u32 BE header length][header][bytes],
+// the header JSON or compact.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "drover/net/compact_header.hpp"
+#include "drover/net/record_header.hpp"
 
 namespace drover::test_support {
 
@@ -33,6 +38,7 @@ class ws_client {
     bool binary = false;
     boost::json::object header;  // text: the message; binary: the frame header
     std::string payload;         // binary: the bytes after the header
+    bool compact = false;        // binary: the header came in the compact form
     boost::system::error_code error;
   };
 
@@ -62,7 +68,7 @@ class ws_client {
       m.binary = true;
       const auto* p = reinterpret_cast<const unsigned char*>(data.data() + at);
       const std::size_t len = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-      m.header = boost::json::parse(data.substr(at + 4, len)).as_object();
+      m.header = header_object(data.substr(at + 4, len), m.compact);
       const std::size_t body = at + 4 + len;
       const auto* bytes = m.header.if_contains("bytes");
       const std::size_t size = split && bytes ? static_cast<std::size_t>(bytes->to_number<std::uint64_t>()) : data.size() - body;
@@ -71,6 +77,16 @@ class ws_client {
       out.push_back(std::move(m));
     }
     return out;
+  }
+
+  /// A record's header as a JSON object: JSON parsed as such, a compact
+  /// one (protocol.md, Compact headers) through the node's own reader.
+  static boost::json::object header_object(const std::string& text, bool& compact) {
+    compact = !text.empty() && static_cast<unsigned char>(text.front()) == net::compact::marker;
+    if (!compact) return boost::json::parse(text).as_object();
+    net::record_header h;
+    if (!h.read(text)) throw std::runtime_error("a compact header that does not read");
+    return h.object();
   }
 
   static std::string frame(const boost::json::object& header, const std::string& payload) {

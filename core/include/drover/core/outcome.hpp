@@ -27,6 +27,10 @@ class task_observer {
   /// when an idempotency key matched an existing task.
   virtual void on_accepted(task_id id, bool duplicate) = 0;
   virtual void on_state(task_state state, std::uint16_t attempt) = 0;
+  /// Asked once, when the task is submitted: false and on_state is never
+  /// called. A state call on an observer that ignores it still read the
+  /// observer's memory, cold by then: a cache miss on every lease.
+  virtual bool follows_states() const { return true; }
   virtual void on_outcome(const task_outcome& outcome) = 0;
   /// The submission was refused (unknown queue, invalid option, full node):
   /// no task exists and no other call follows.

@@ -38,6 +38,7 @@ struct task_record {
   std::uint16_t attempt = 0;  // attempts started so far
   std::uint16_t max_attempts = 1;
   bool delayed = false;  // queued but waiting for not_before (not in the ready list)
+  bool observer_follows_states = false;  // observer->follows_states(), asked at submit
   std::uint32_t timeout_ms = 0;  // longest one attempt may run (milliseconds keep the record small)
 
   duration timeout() const { return std::chrono::milliseconds(timeout_ms); }

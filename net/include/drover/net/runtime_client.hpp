@@ -50,6 +50,9 @@ struct runtime_client_config {
   /// Let the node send several tasks per message, and send several results
   /// per message (fewer messages per task under load; protocol.md, batch).
   bool batch = true;
+  /// Ask for compact record headers (protocol.md, Compact headers): tasks
+  /// and results cost less to write and read than with JSON headers.
+  bool compact_headers = true;
   /// Frames above this (a task with a huge payload) end the connection.
   std::size_t frame_bytes_max = (std::size_t{64} << 20) + 65'536;
   /// Seed of the reconnect jitter; 0 = drawn from the OS.
