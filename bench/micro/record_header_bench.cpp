@@ -1,7 +1,7 @@
 // Micro benchmarks of the per-record work every hop does (Google
-// Benchmark): reading a record's JSON header as the gateway and the runtime
-// client do (record_header, Boost.JSON's event parser) against a parsed
-// json::object (what they did before), and writing a task's head.
+// Benchmark): reading a record's header as the gateway and the runtime
+// client do (record_header) against a parsed json::object (what they did
+// before), and writing a task's head; /0 JSON headers, /1 compact ones.
 // build/bin/drover_micro --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -19,6 +19,23 @@ const std::string result_head = R"({"type":"result","task":1234567,"lease":76543
 const std::string task_head =
     R"({"type":"task","task":1234567,"lease":7654321,"slot":4242,"attempt":1,"queue":"bench","deadline_ms":29998,"meta":{},"bytes":64})";
 const std::string submit_head = R"({"type":"submit","channel":1,"queue":"bench","bytes":64,"ref":987654})";
+
+// The same two headers in the compact form (compact_header.hpp).
+std::string without_length(std::string head) { return head.substr(4); }
+const std::string compact_task_head = [] {
+  drover::net::record_writer w(drover::net::header_format::compact);
+  w.field("type", "task").field("task", std::uint64_t{1234567}).field("lease", std::uint64_t{7654321})
+      .field("slot", std::uint64_t{4242}).field("attempt", std::uint64_t{1}).field("queue", "bench")
+      .field("deadline_ms", std::uint64_t{29998}).raw("meta", "{}");
+  return without_length(std::move(w).finish(64));
+}();
+const std::string compact_submit_head = [] {
+  drover::net::record_writer w(drover::net::header_format::compact);
+  w.field("type", "submit").field("channel", std::uint64_t{1}).field("queue", "bench").field("ref", std::uint64_t{987654});
+  return without_length(std::move(w).finish(64));
+}();
+/// Argument 0: JSON headers; 1: compact.
+bool compact_arg(const benchmark::State& state) { return state.range(0) != 0; }
 
 void read_as_object(benchmark::State& state, const std::string& text, const char* key) {
   thread_local json::parser parser;
@@ -50,6 +67,7 @@ void BM_submit_header_record_header(benchmark::State& s) { read_as_record_header
 /// The lookups the gateway makes of a submit's header: its fields, then
 /// every option a submit may carry (absent here, as in most submits).
 void BM_submit_header_as_the_gateway_reads_it(benchmark::State& state) {
+  const std::string& submit_head = compact_arg(state) ? compact_submit_head : ::submit_head;
   drover::net::record_header h;
   constexpr const char* options[] = {"priority", "max_attempts", "timeout_ms", "delay_ms", "ttl_ms", "idempotency_key"};
   for (auto _ : state) {
@@ -65,6 +83,7 @@ void BM_submit_header_as_the_gateway_reads_it(benchmark::State& state) {
 
 /// The lookups a runtime makes of a task's header (read_record, then the task's fields).
 void BM_task_header_as_a_runtime_reads_it(benchmark::State& state) {
+  const std::string& task_head = compact_arg(state) ? compact_task_head : ::task_head;
   drover::net::record_header h;
   for (auto _ : state) {
     const bool ok = h.read(task_head);
@@ -119,7 +138,8 @@ void BM_task_records_written_into_a_message(benchmark::State& state) {
   for (auto _ : state) {
     message.clear();
     for (std::uint64_t i = 0; i < 256; ++i) {
-      drover::net::record_writer w(message);
+      drover::net::record_writer w(message, compact_arg(state) ? drover::net::header_format::compact
+                                                                : drover::net::header_format::json);
       w.field("type", "task").field("task", 1'234'567 + i).field("lease", 7'654'321 + i).field("slot", std::uint64_t{4242})
           .field("attempt", std::uint64_t{1}).field("queue", "bench").field("deadline_ms", std::uint64_t{29998})
           .raw("meta", "{}");
@@ -139,9 +159,9 @@ BENCHMARK(BM_task_header_json_object);
 BENCHMARK(BM_task_header_record_header);
 BENCHMARK(BM_submit_header_json_object);
 BENCHMARK(BM_submit_header_record_header);
-BENCHMARK(BM_submit_header_as_the_gateway_reads_it);
-BENCHMARK(BM_task_header_as_a_runtime_reads_it);
+BENCHMARK(BM_submit_header_as_the_gateway_reads_it)->Arg(0)->Arg(1);
+BENCHMARK(BM_task_header_as_a_runtime_reads_it)->Arg(0)->Arg(1);
 BENCHMARK(BM_message_of_256_results);
 BENCHMARK(BM_task_head_record_writer);
-BENCHMARK(BM_task_records_written_into_a_message);
+BENCHMARK(BM_task_records_written_into_a_message)->Arg(0)->Arg(1);
 BENCHMARK_MAIN();

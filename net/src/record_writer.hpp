@@ -118,7 +118,6 @@ class record_writer {
     if (!s.empty()) std::memcpy(room(s.size()), s.data(), s.size());
   }
   void key_(record_key key) {
-    if (compact()) return compact_key(key);
     const bool first = used_ == begin_ + 5;  // only the length and '{' so far
     char* p = room(key.name.size() + (first ? 3 : 4));
     if (!first) *p++ = ',';
@@ -126,37 +125,45 @@ class record_writer {
     p = std::copy(key.name.begin(), key.name.end(), p);  // literals: nothing to escape
     *p++ = '"', *p = ':';
   }
+  /// A key by code, or (outside the table) 0, its length and its name.
   void compact_key(record_key key) {
     if (key.code != 0) return put(static_cast<char>(key.code));
-    put('\0');
-    varint(key.name.size());
-    put(key.name);
-  }
-  void varint(std::uint64_t v) {
-    char* at = room(compact::varint_bytes_max);
-    used_ -= static_cast<std::size_t>(at + compact::varint_bytes_max - compact::put_varint(at, v));
+    char* p = room(1 + compact::varint_bytes_max + key.name.size());
+    char* end = p + 1 + compact::varint_bytes_max + key.name.size();
+    *p++ = '\0';
+    p = compact::put_varint(p, key.name.size());
+    std::memcpy(p, key.name.data(), key.name.size());
+    used_ -= static_cast<std::size_t>(end - (p + key.name.size()));
   }
   /// A compact string or JSON value: tag, length, bytes as they are.
   record_writer& counted(record_key key, compact::tag t, std::string_view bytes) {
-    compact_key(key);
-    put(static_cast<char>(t));
-    varint(bytes.size());
-    put(bytes);
+    char* p = compact_field(key, t, compact::varint_bytes_max + bytes.size());
+    p = compact::put_varint(p, bytes.size());
+    if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+    give_back(p + bytes.size());
     return *this;
   }
+  /// Room for a compact field's key and tag and up to `value_bytes` after
+  /// them, reserved at once (a call of room() per byte was slower than
+  /// printing JSON); the value is written at the pointer returned, and
+  /// give_back() returns what it did not use.
+  char* compact_field(record_key key, compact::tag t, std::size_t value_bytes) {
+    if (key.code == 0) compact_key(key);
+    char* p = room((key.code != 0 ? 2 : 1) + value_bytes);
+    reserved_end_ = p + (key.code != 0 ? 2 : 1) + value_bytes;
+    if (key.code != 0) *p++ = static_cast<char>(key.code);
+    *p++ = static_cast<char>(t);
+    return p;
+  }
+  void give_back(const char* written_end) { used_ -= static_cast<std::size_t>(reserved_end_ - written_end); }
   template <class Integer>
   record_writer& number(record_key key, Integer v) {
     if (compact()) {
-      compact_key(key);
-      if constexpr (std::is_signed_v<Integer>) {
-        if (v < 0) {
-          put(static_cast<char>(compact::tag::negative));
-          varint(std::uint64_t{0} - static_cast<std::uint64_t>(v));
-          return *this;
-        }
-      }
-      put(static_cast<char>(compact::tag::uint));
-      varint(static_cast<std::uint64_t>(v));
+      bool negative = false;
+      if constexpr (std::is_signed_v<Integer>) negative = v < 0;
+      const std::uint64_t magnitude = negative ? std::uint64_t{0} - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+      char* p = compact_field(key, negative ? compact::tag::negative : compact::tag::uint, compact::varint_bytes_max);
+      give_back(compact::put_varint(p, magnitude));
       return *this;
     }
     key_(key);
@@ -191,6 +198,7 @@ class record_writer {
   std::size_t begin_ = 0;  // where the head's length prefix is
   std::size_t used_ = 0;   // the cursor
   header_format format_;
+  const char* reserved_end_ = nullptr;  // compact_field()'s room, up to give_back()
 };
 
 }  // namespace drover::net

@@ -191,3 +191,13 @@ TEST(compact_header, key_codes_never_move) {
   EXPECT_EQ(compact::code_of("nope"), 0);
   EXPECT_EQ(compact::keys.size(), 21u);
 }
+
+TEST(compact_header, the_example_in_protocol_md_is_what_the_writer_writes) {
+  record_writer w(header_format::compact);
+  w.field("type", "task").field("task", std::uint64_t{300}).field("lease", std::uint64_t{7}).field("slot", std::uint64_t{2});
+  w.field("attempt", std::uint64_t{1}).field("queue", "q").field("deadline_ms", std::uint64_t{30'000}).raw("meta", "{}");
+  const std::string expected =
+      "\xc1\x01\x02\x04task\x02\x01\xac\x02\x03\x01\x07\x04\x01\x02\x05\x01\x01\x06\x02\x01q\x07\x01\xb0\xea\x01"
+      "\x08\x06\x02{}\x09\x01\x40";
+  EXPECT_EQ(header_of(std::move(w).finish(64)), expected);
+}
