@@ -1,5 +1,6 @@
 #include "drover/actors/broker_actor.hpp"
 
+#include <algorithm>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/policy/work_stealing.hpp>
@@ -153,7 +154,16 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
       [=](consumer_update_msg& m) {
         auto& core = *self->state.core;
         const auto now = actor_now(self);
-        for (auto& r : m.reports) {
+        auto& reports = m.reports;
+        // Records ahead of the one reported on are loaded in two steps
+        // (broker_core::prefetch_record): the record, then what it points at.
+        constexpr std::size_t record_ahead = 8, targets_ahead = 4;
+        for (std::size_t i = 0; i < std::min(record_ahead, reports.size()); ++i) core.prefetch_record(reports[i].slot);
+        for (std::size_t i = 0; i < reports.size(); ++i) {
+          if (i + record_ahead < reports.size()) core.prefetch_record(reports[i + record_ahead].slot);
+          if (i + targets_ahead < reports.size())
+            core.prefetch_record_targets(reports[i + targets_ahead].task, reports[i + targets_ahead].slot);
+          auto& r = reports[i];
           // A stale report is normal (cancelled, expired, or a lease the
           // consumer lost): the outcome was already decided elsewhere.
           if (!core.report(m.consumer, r.task, r.lease, std::move(r.result), now, r.slot)) ++self->state.stale_reports;

@@ -436,6 +436,13 @@ void broker_core::dispatch(time_point now) {
     queue.in_dispatch_list = false;
     if (queue.ready.empty() || queue.eligible.empty()) continue;
     task_record& task = *queue.ready.pop();
+    // Records and payloads went cold while their tasks waited: the next
+    // task's payload bookkeeping (its record is warm: the pop touched it)
+    // and the record after it start loading here, a turn or two ahead.
+    if (const task_record* next = queue.ready.front()) {
+      next->payload.prefetch();
+      if (next->next) __builtin_prefetch(next->next, 1);
+    }
     if (task.expires_at() <= now) {
       finish(task, task_state::expired, make_error(errc::expired, "time to live passed before dispatch"), {}, now);
     } else {
@@ -444,6 +451,13 @@ void broker_core::dispatch(time_point now) {
     }
     mark_dispatchable(queue_index);  // to the back: queues take turns
   }
+}
+
+void broker_core::prefetch_record_targets(task_id id, std::uint32_t slot) const {
+  const task_record* task = tasks_.find(id, slot);
+  if (!task) return;
+  if (task->observer) __builtin_prefetch(task->observer.get(), 1);
+  task->payload.prefetch();
 }
 
 std::vector<dispatch_batch> broker_core::take_dispatches() {

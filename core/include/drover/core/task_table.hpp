@@ -45,6 +45,16 @@ class task_table {
     task_record& record = at(slot);
     return record.id == id ? &record : nullptr;
   }
+  const task_record* find(task_id id, std::uint32_t slot) const { return const_cast<task_table*>(this)->find(id, slot); }
+
+  /// Starts loading the first two cache lines of the record in `slot`
+  /// (what finishing a task reads); nothing for a slot out of range.
+  void prefetch(std::uint32_t slot) const {
+    if (slot >= next_unused_) return;
+    const char* record = reinterpret_cast<const char*>(&chunks_[slot / chunk_size][slot % chunk_size]);
+    __builtin_prefetch(record, 1);
+    __builtin_prefetch(record + 64, 1);
+  }
 
   void erase(task_record& record) {
     assert(record.id.valid() && !record.prev && !record.next);
