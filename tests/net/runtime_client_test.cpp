@@ -12,10 +12,16 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
 
+#include "drover/net/binary_frame.hpp"
+#include "drover/net/compact_header.hpp"
 #include "drover/net/runtime_client.hpp"
 #include "support/gateway_fixture.hpp"
 #include "support/tcp_proxy.hpp"
+#include "support/ws_client.hpp"
 
 using namespace drover;
 using namespace drover::test_support;
@@ -549,4 +555,81 @@ TEST_F(runtime_client_test, task_events_stream_state_progress_logs_then_the_outc
   EXPECT_LT(at("event: progress"), at("event: outcome"));
   EXPECT_NE(body.find("succeeded", at("event: outcome")), std::string::npos) << body;
   EXPECT_EQ(call(port, http::verb::get, "/v1/tasks/9999/events").status, 404u);
+}
+
+namespace {
+
+/// A node scripted by hand: it answers the hello with a welcome that
+/// carries `headers` (or, empty, none: a node older than compact headers),
+/// sends one JSON task record once asked, and returns the first binary
+/// message the runtime sends back (its result). `asked` is the hello's ask.
+std::string result_from_scripted_node(const std::string& headers, std::string& asked) {
+  namespace websocket = boost::beast::websocket;
+  basio::io_context io;
+  basio::ip::tcp::acceptor acceptor(io, {basio::ip::make_address("127.0.0.1"), 0});
+  auto config = runtime_config(acceptor.local_endpoint().port(), 1);
+  config.resumable = false;
+  auto client = net::runtime_client::start(config, [](net::runtime_task& t) {
+    return core::attempt_result::success(core::bytes::copy_from(t.payload_view()));
+  });
+  websocket::stream<basio::ip::tcp::socket> ws(acceptor.accept());
+  ws.accept();
+  auto read_text = [&] {
+    boost::beast::flat_buffer b;
+    ws.read(b);
+    return json::parse(boost::beast::buffers_to_string(b.data())).as_object();
+  };
+  const auto hello = read_text();
+  asked = hello.contains("headers") ? std::string(hello.at("headers").as_string()) : "";
+  json::object welcome{{"type", "welcome"}, {"session", 1}, {"capacity", 1}, {"resumed", false}, {"granted", 0},
+                       {"lease_ttl_ms", 0}, {"heartbeat_ms", 5000}, {"batch", false}};
+  if (!headers.empty()) welcome["headers"] = headers;
+  ws.text(true);
+  ws.write(basio::buffer(json::serialize(welcome)));
+  while (read_text().at("type").as_string() != "demand") {
+  }
+  ws.binary(true);
+  ws.write(basio::buffer(ws_client::frame(json::object{{"type", "task"}, {"task", 5}, {"lease", 9}, {"slot", 0}, {"attempt", 1},
+                                                        {"queue", "resize"}, {"deadline_ms", 30000}, {"meta", json::object()}},
+                                          "payload")));
+  std::string result;
+  while (result.empty()) {
+    boost::beast::flat_buffer b;
+    ws.read(b);
+    if (ws.got_binary()) result = boost::beast::buffers_to_string(b.data());
+  }
+  // The client's close is answered by reading on until it ends.
+  std::thread stopper([&] { client->stop(); });
+  for (boost::system::error_code ec; !ec;) {
+    boost::beast::flat_buffer b;
+    ws.read(b, ec);
+  }
+  stopper.join();
+  return result;
+}
+
+/// The first byte of a message's first record's header.
+unsigned char header_start(const std::string& message) { return static_cast<unsigned char>(message.at(4)); }
+
+}  // namespace
+
+TEST(runtime_client_headers, results_go_compact_when_the_welcome_says_so_and_json_when_it_does_not) {
+  std::string asked;
+  const auto compact = result_from_scripted_node("compact", asked);
+  EXPECT_EQ(asked, "compact") << "the client asks for compact headers by default";
+  EXPECT_EQ(header_start(compact), net::compact::marker);
+  const auto older = result_from_scripted_node("", asked);
+  EXPECT_EQ(header_start(older), '{') << "a node that does not answer the ask gets JSON";
+  const auto json_node = result_from_scripted_node("json", asked);
+  EXPECT_EQ(header_start(json_node), '{');
+  // Either way the result is the task's, body as returned.
+  for (const auto* m : {&compact, &older, &json_node}) {
+    net::frame_record r;
+    const auto step = net::read_record(*m, 0, r);
+    ASSERT_FALSE(step.fault) << step.fault.message;
+    EXPECT_EQ(r.header.string("type"), "result");
+    EXPECT_EQ(r.header.uint("task"), 5u);
+    EXPECT_EQ(r.header.uint("lease"), 9u);
+    EXPECT_EQ(m->substr(r.body_offset, r.body_size), "payload");
+  }
 }
