@@ -148,6 +148,28 @@ TEST_F(runtime_session_test, a_compact_runtime_gets_compact_task_records_and_may
   EXPECT_EQ(values, (std::set<std::string>{"r0", "r1"}));
 }
 
+TEST_F(runtime_session_test, a_malformed_compact_record_is_refused_as_bad_json_after_those_before_it) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  ws_runtime rt(port);
+  welcome(rt);
+  rt.send_text(R"({"type":"demand","n":1})");
+  auto task = rt.read();
+  ASSERT_TRUE(task.binary);
+  std::string message;
+  net::record_writer good(message, net::header_format::compact);
+  good.field("type", "result").field("task", task.header.at("task").to_number<std::uint64_t>());
+  good.field("lease", task.header.at("lease").to_number<std::uint64_t>());
+  good.end(4);
+  message += "done";
+  const std::string broken = "\xc1\x02\x01\x80";  // task: a varint cut short
+  message += std::string{0, 0, 0, static_cast<char>(broken.size())} + broken;
+  rt.send_binary(message);
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "bad_json");
+  EXPECT_EQ(outcome(h)->value.view(), "done") << "the record before the broken one was taken";
+  rt.send_text(R"({"type":"heartbeat"})");
+  EXPECT_EQ(rt.read().header.at("type").as_string(), "heartbeat") << "the session goes on";
+}
+
 TEST_F(runtime_session_test, a_hello_asking_for_unknown_headers_is_refused_with_1007) {
   ws_runtime rt(port);
   rt.send_text(R"({"type":"hello","queues":["resize"],"capacity":1,"headers":"xml"})");
