@@ -47,6 +47,13 @@ class runtime_session_test : public gateway_fixture {
     return m;
   }
 
+  /// Welcomed with the defaults, a demand of one, and the task frame it brings.
+  ws_runtime::message lease_one(ws_runtime& rt) {
+    welcome(rt);
+    rt.send_text(R"({"type":"demand","n":1})");
+    return rt.read();
+  }
+
   completion outcome(const task_handle& h) {
     auto c = h.wait_for(10s);
     EXPECT_TRUE(c);
@@ -151,9 +158,7 @@ TEST_F(runtime_session_test, a_compact_runtime_gets_compact_task_records_and_may
 TEST_F(runtime_session_test, a_malformed_compact_record_is_refused_as_bad_json_after_those_before_it) {
   auto h = *n->submit("resize", bytes::copy_from("img"));
   ws_runtime rt(port);
-  welcome(rt);
-  rt.send_text(R"({"type":"demand","n":1})");
-  auto task = rt.read();
+  auto task = lease_one(rt);
   ASSERT_TRUE(task.binary);
   std::string message;
   net::record_writer good(message, net::header_format::compact);
@@ -181,9 +186,7 @@ TEST_F(runtime_session_test, a_hello_asking_for_unknown_headers_is_refused_with_
 TEST_F(runtime_session_test, a_record_running_past_its_message_is_refused_after_those_before_it) {
   auto h = *n->submit("resize", bytes::copy_from("img"));
   ws_runtime rt(port);
-  welcome(rt);
-  rt.send_text(R"({"type":"demand","n":1})");
-  auto task = rt.read();
+  auto task = lease_one(rt);
   ASSERT_TRUE(task.binary);
   const auto good = ws_runtime::frame(json::object{{"type", "result"}, {"task", task.header.at("task")},
                                                    {"lease", task.header.at("lease")}, {"bytes", 4}},
