@@ -125,9 +125,9 @@ class record_writer {
     p = std::copy(key.name.begin(), key.name.end(), p);  // literals: nothing to escape
     *p++ = '"', *p = ':';
   }
-  /// A key by code, or (outside the table) 0, its length and its name.
-  void compact_key(record_key key) {
-    if (key.code != 0) return put(static_cast<char>(key.code));
+  /// A key outside the table: 0, its length and its name.
+  void named_key(record_key key) {
+    assert(key.code == 0);
     char* p = room(1 + compact::varint_bytes_max + key.name.size());
     char* end = p + 1 + compact::varint_bytes_max + key.name.size();
     *p++ = '\0';
@@ -148,7 +148,7 @@ class record_writer {
   /// printing JSON); the value is written at the pointer returned, and
   /// give_back() returns what it did not use.
   char* compact_field(record_key key, compact::tag t, std::size_t value_bytes) {
-    if (key.code == 0) compact_key(key);
+    if (key.code == 0) named_key(key);
     char* p = room((key.code != 0 ? 2 : 1) + value_bytes);
     reserved_end_ = p + (key.code != 0 ? 2 : 1) + value_bytes;
     if (key.code != 0) *p++ = static_cast<char>(key.code);
