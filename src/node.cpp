@@ -306,11 +306,20 @@ namespace detail {
 /// every one when it stops, so a link kept past its node touches nothing.
 class remote_handle {
  public:
-  explicit remote_handle(caf::actor consumer) : consumer_(std::move(consumer)) {}
+  remote_handle(caf::actor consumer, caf::actor broker, core::consumer_id id)
+      : consumer_(std::move(consumer)), broker_(std::move(broker)), id_(id) {}
   template <class Message>
   void send(Message&& m) {
     std::lock_guard lock(mutex_);
     if (consumer_) caf::anon_send(consumer_, std::forward<Message>(m));
+  }
+  /// Reports and demand straight to the broker, as this consumer's.
+  void update(std::vector<actors::remote_report> reports, std::uint32_t demand) {
+    actors::consumer_update_msg m{id_, {}, demand, 0};
+    m.reports.reserve(reports.size());
+    for (auto& r : reports) m.reports.push_back(actors::report_item{r.task, r.lease, std::move(r.result), r.slot});
+    std::lock_guard lock(mutex_);
+    if (consumer_) caf::anon_send(broker_, std::move(m));
   }
   void close() {
     std::lock_guard lock(mutex_);
@@ -321,10 +330,14 @@ class remote_handle {
  private:
   std::mutex mutex_;
   caf::actor consumer_;
+  caf::actor broker_;
+  core::consumer_id id_;
 };
 }  // namespace detail
 
 namespace {
+/// Demand and results through the consumer actor, which checks each
+/// result's lease against the leases it saw dispatched.
 class actor_remote_link final : public actors::remote_link {
  public:
   explicit actor_remote_link(std::shared_ptr<detail::remote_handle> h) : handle_(std::move(h)) {}
@@ -338,20 +351,40 @@ class actor_remote_link final : public actors::remote_link {
  private:
   std::shared_ptr<detail::remote_handle> handle_;
 };
+
+/// Demand and results straight to the broker, for a session that keeps its
+/// runtime's leases (remote_consumer_config::session_keeps_leases).
+class direct_remote_link final : public actors::remote_link {
+ public:
+  explicit direct_remote_link(std::shared_ptr<detail::remote_handle> h) : handle_(std::move(h)) {}
+  ~direct_remote_link() override { close(); }
+  void demand(std::uint32_t n) override { handle_->update({}, n); }
+  void report(std::vector<actors::remote_report> reports) override { handle_->update(std::move(reports), 0); }
+  void update(std::vector<actors::remote_report> reports, std::uint32_t demand) override {
+    if (!reports.empty() || demand > 0) handle_->update(std::move(reports), demand);
+  }
+  void close() override { handle_->close(); }
+
+ private:
+  std::shared_ptr<detail::remote_handle> handle_;
+};
 }  // namespace
 
 std::unique_ptr<actors::remote_link> node::attach_remote(std::vector<std::string> queues,
-                                                         std::shared_ptr<actors::remote_sink> sink) {
+                                                         std::shared_ptr<actors::remote_sink> sink,
+                                                         bool session_keeps_leases) {
   const core::consumer_id id{impl_->last_consumer_id.fetch_add(1) + 1};
   for (const auto& q : queues) impl_->remember(q);  // submits to these queues pass the precheck
-  auto consumer = impl_->system->spawn(actors::remote_consumer_actor,
-                                       actors::remote_consumer_config{id, impl_->broker, std::move(queues), std::move(sink)});
-  auto handle = std::make_shared<detail::remote_handle>(std::move(consumer));
+  auto consumer = impl_->system->spawn(
+      actors::remote_consumer_actor,
+      actors::remote_consumer_config{id, impl_->broker, std::move(queues), std::move(sink), session_keeps_leases});
+  auto handle = std::make_shared<detail::remote_handle>(std::move(consumer), impl_->broker, id);
   {
     std::lock_guard lock(impl_->remotes_mutex);
     std::erase_if(impl_->remotes, [](const std::weak_ptr<detail::remote_handle>& w) { return w.expired(); });
     impl_->remotes.push_back(handle);
   }
+  if (session_keeps_leases) return std::make_unique<direct_remote_link>(std::move(handle));
   return std::make_unique<actor_remote_link>(std::move(handle));
 }
 

@@ -1,5 +1,7 @@
 #include "drover/actors/remote_consumer_actor.hpp"
 
+#include <cassert>
+
 namespace drover::actors {
 
 namespace {
@@ -53,6 +55,7 @@ caf::behavior remote_consumer_actor(remote_consumer_actor_type* self, remote_con
       },
       [=](remote_reports_msg& m) {
         auto& st = self->state;
+        assert(!st.config.session_keeps_leases && "such a session reports to the broker itself");
         consumer_update_msg update{st.config.id, {}, 0, 0};
         for (auto& r : m.reports) {
           auto it = st.held.find(r.lease);
@@ -74,7 +77,7 @@ caf::behavior remote_consumer_actor(remote_consumer_actor_type* self, remote_con
         std::vector<remote_task> tasks;
         tasks.reserve(m.items.size());
         for (auto& item : m.items) {
-          st.held.emplace(item.lease, item.id);
+          if (!st.config.session_keeps_leases) st.held.emplace(item.lease, item.id);
           const std::string& queue = item.queue < st.queue_names.size() ? st.queue_names[item.queue] : std::string();
           tasks.push_back(remote_task{std::move(item), queue});
         }
@@ -83,8 +86,12 @@ caf::behavior remote_consumer_actor(remote_consumer_actor_type* self, remote_con
       [=](const lease_cancel_msg& m) {
         auto& st = self->state;
         std::vector<core::cancel_notice> revoked;
-        for (const auto& n : m.notices)
-          if (st.held.erase(n.lease) > 0) revoked.push_back(n);
+        if (st.config.session_keeps_leases) {
+          revoked = m.notices;
+        } else {
+          for (const auto& n : m.notices)
+            if (st.held.erase(n.lease) > 0) revoked.push_back(n);
+        }
         if (!revoked.empty()) st.config.sink->revoke(std::move(revoked));
       },
   };

@@ -158,9 +158,13 @@ class node {
 
   /// Makes a remote runtime a consumer of this node's broker (the gateway
   /// calls this once per runtime connection). `sink` hears what the broker
-  /// sends; the returned link carries demand and results back.
+  /// sends; the returned link carries demand and results back. A session
+  /// that keeps its runtime's leases itself (`session_keeps_leases`:
+  /// refuses a result for a lease it does not hold, and drops a revoke for
+  /// one already gone) gets a link that reports straight to the broker.
   std::unique_ptr<actors::remote_link> attach_remote(std::vector<std::string> queues,
-                                                     std::shared_ptr<actors::remote_sink> sink);
+                                                     std::shared_ptr<actors::remote_sink> sink,
+                                                     bool session_keeps_leases = false);
 
   /// Asks the broker to cancel a task by id (the outcome tells whether it was in time).
   void cancel(task_id id);

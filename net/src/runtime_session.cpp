@@ -71,11 +71,15 @@ struct session_state : std::enable_shared_from_this<session_state> {
   std::uint32_t reads_since_post = 0;
   asio::any_io_executor executor;  // the gateway's (an executor, not an I/O object)
 
-  void flush_reports() {
-    if (!link || pending_reports.empty()) return;
-    link->report(std::exchange(pending_reports, {}));
+  /// The reports gathered so far and `demand` more, in one message to the broker.
+  void flush_reports(std::uint32_t demand = 0) {
+    if (!link || (pending_reports.empty() && demand == 0)) return;
+    link->update(std::exchange(pending_reports, {}), demand);
     expect_broker_reply();
   }
+  /// A result or failure for a lease the runtime does not hold (reported
+  /// already, revoked, or never its own): refused, the broker never hears it.
+  void refuse_report(std::uint64_t task, std::uint64_t lease);
 
   void send(out_frame f) {
     if (over || !attached) return;
@@ -107,6 +111,19 @@ out_frame text_frame(const json::object& o) { return out_frame{false, text_of(o)
 out_frame error_frame(std::string_view code, std::string_view message) {
   return text_frame(json::object{{"type", "error"}, {"code", code}, {"message", message}});
 }
+
+}  // namespace
+
+void session_state::refuse_report(std::uint64_t task, std::uint64_t lease) {
+  send(text_frame(json::object{{"type", "error"},
+                               {"code", "stale_lease"},
+                               {"message", "lease " + std::to_string(lease) + " of task " + std::to_string(task) +
+                                               " is not held by this runtime"},
+                               {"task", task},
+                               {"lease", lease}}));
+}
+
+namespace {
 
 /// `resent`: task frames that follow a resumed welcome. Each task frame
 /// fills one unit of the demand a runtime counts as asked for, so those are
@@ -173,17 +190,16 @@ class ws_sink final : public actors::remote_sink {
   }
   void revoke(std::vector<core::cancel_notice> notices) override {
     poster_->post([s = state_, notices = std::move(notices)] {
-      for (const auto& n : notices) {
-        s->book.ended(n.lease.value);
-        s->send(cancel_frame(n.task.value, n.lease.value));
-      }
+      // Every cancel comes here (the session keeps the leases): those for a
+      // lease the runtime already reported on are dropped.
+      for (const auto& n : notices)
+        if (s->book.ended(n.lease.value)) s->send(cancel_frame(n.task.value, n.lease.value));
     });
   }
-  void refused(core::task_id task, core::lease_id lease, core::error why) override {
-    poster_->post([s = state_, task, lease, why = std::move(why)] {
-      s->send(text_frame(json::object{{"type", "error"}, {"code", core::to_string(why.code)},
-                                      {"message", why.message}, {"task", task.value}, {"lease", lease.value}}));
-    });
+  /// Not called for this session: it keeps its leases and refuses stale
+  /// reports itself (session_state::refuse_report).
+  void refused(core::task_id task, core::lease_id lease, core::error) override {
+    poster_->post([s = state_, task, lease] { s->refuse_report(task.value, lease.value); });
   }
   void failed(core::error why) override {
     poster_->post([s = state_, why = std::move(why)] {
@@ -327,7 +343,7 @@ const actors::remote_task* held(const json::object& o, session_state& s, std::st
 }
 
 /// A text message after the hello.
-void on_text(std::string_view text, session_state& s, actors::remote_link& link, task_notes& notes) {
+void on_text(std::string_view text, session_state& s, task_notes& notes) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
   if (ec || !v.is_object()) return s.send(error_frame("bad_json", "messages must be JSON objects"));
@@ -340,9 +356,7 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
     if (!n || *n == 0 || *n > capacity_max) return s.send(error_frame("invalid_argument", "demand n must be 1 to 65535"));
     if (!s.book.demand(static_cast<std::uint32_t>(*n)))
       return s.send(error_frame("over_capacity", "demand beyond the capacity declared in hello"));
-    s.flush_reports();  // the broker hears of finished work before new demand
-    link.demand(static_cast<std::uint32_t>(*n));
-    expect_broker_reply();
+    s.flush_reports(static_cast<std::uint32_t>(*n));  // finished work first, then the new demand
     return;
   }
   if (t == "failure") {
@@ -352,7 +366,7 @@ void on_text(std::string_view text, session_state& s, actors::remote_link& link,
     auto retryable = o.if_contains("retryable");
     std::string why = message && message->is_string() ? std::string(message->as_string()) : "runtime reported failure";
     const bool retry = !(retryable && retryable->is_bool() && !retryable->as_bool());
-    s.book.ended(*lease);
+    if (!s.book.reported(*task, *lease)) return s.refuse_report(*task, *lease);
     const auto slot = uint_field(o, "slot").value_or(UINT32_MAX);
     s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
                                                       core::attempt_result::failure(std::move(why), retry),
@@ -379,7 +393,7 @@ void on_result(const frame_record& r, const core::bytes& message, session_state&
     return s.send(text_frame(json::object{{"type", "error"}, {"code", "too_large"}, {"message", "result bytes beyond the limit"},
                                           {"task", *task}, {"lease", *lease}}));
   const auto slot = static_cast<std::uint32_t>(o.uint("slot").value_or(UINT32_MAX));
-  s.book.ended(*lease);
+  if (!s.book.reported(*task, *lease)) return s.refuse_report(*task, *lease);
   // The result's bytes stay in the message's buffer: no copy.
   s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
                                                     core::attempt_result::success(message.slice(r.body_offset, r.body_size)),
@@ -548,7 +562,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.heartbeat_interval).count();
     state->writer.wake = &wake;
     poster = ctx.make_poster();
-    link = ctx.n.attach_remote(hello.queues, std::make_shared<ws_sink>(poster, state));
+    link = ctx.n.attach_remote(hello.queues, std::make_shared<ws_sink>(poster, state), true);
     ctx.registry.track(state);
   }
   // However the connection ends without being parked (close, error,
@@ -586,7 +600,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
       break;
     }
     if (ws.got_text()) {
-      on_text(message, *state, *link, ctx.notes);
+      on_text(message, *state, ctx.notes);
     } else {
       on_binary(std::move(message), *state, ctx.config.body_bytes_max);
     }

@@ -180,8 +180,7 @@ void world::node_claim(int runtime, std::uint64_t session, std::uint64_t max, co
     if (it == sessions_.end() || !it->second.alive) return answer(http_answer{404});
     s = &it->second;
   } else {
-    s = &new_session(runtimes_[static_cast<std::size_t>(runtime)]);
-    s->polling = true;
+    s = &new_session(runtimes_[static_cast<std::size_t>(runtime)], true);
     note(runtime_name(runtime) + " opens long-poll session " + std::to_string(s->id.value));
   }
   s->last_seen = now();

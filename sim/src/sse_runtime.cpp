@@ -112,8 +112,7 @@ void world::node_open_stream(sim_runtime& r, std::uint64_t session, std::uint64_
     note(runtime_name(r.index) + " resumes stream session " + std::to_string(session) + " after event " + std::to_string(last_event));
     fired("resume");
   } else {
-    s = &new_session(r);
-    s->polling = true;
+    s = &new_session(r, true);
     s->poll = actors::poll_session_book(r.capacity);
     const auto n = s->poll.open();
     checker_.demand_sent(s->id, n);

@@ -272,13 +272,17 @@ void world::connect(sim_runtime& r) {
   note(name + " connects: new session " + std::to_string(s.id.value));
 }
 
-node_session& world::new_session(const sim_runtime& r) {
+node_session& world::new_session(const sim_runtime& r, bool polling) {
   const core::consumer_id id{++next_consumer_};
   auto& s = sessions_[id.value];
   s.runtime = r.index;
   s.id = id;
+  s.polling = polling;
+  // As the gateway's sessions: a WebSocket one keeps its leases and reports
+  // to the broker itself; a polling one reports through the consumer actor.
   s.consumer = sys_.spawn(actors::remote_consumer_actor,
-                          actors::remote_consumer_config{id, broker_, r.queues, std::make_shared<sim_sink>(*this, id.value)});
+                          actors::remote_consumer_config{id, broker_, r.queues, std::make_shared<sim_sink>(*this, id.value),
+                                                         !polling});
   return s;
 }
 
@@ -361,7 +365,7 @@ void world::top_up(sim_runtime& r) {
       return;
     }
     checker_.demand_sent(s->id, n);
-    caf::anon_send(s->consumer, actors::remote_demand_msg{n});
+    caf::anon_send(broker_, actors::consumer_update_msg{s->id, {}, n, 0});
   }, false);  // TCP never duplicates; a duplicated demand would be the runtime asking twice
 }
 
@@ -401,9 +405,12 @@ void world::on_revoke(std::uint64_t session, std::vector<core::cancel_notice> no
   auto& s = sessions_[session];
   std::vector<std::uint64_t> leases;
   for (const auto& n : notices) {
-    if (s.polling) s.poll.revoked(n.lease);
-    else s.book.ended(n.lease.value);
-    leases.push_back(n.lease.value);
+    if (s.polling) {
+      s.poll.revoked(n.lease);
+      leases.push_back(n.lease.value);
+    } else if (s.book.ended(n.lease.value)) {  // every cancel comes: those for leases reported on are dropped
+      leases.push_back(n.lease.value);
+    }
   }
   if (s.polling) {
     // A waiting claim answers with the cancels; a stream sends them as events.
@@ -412,7 +419,7 @@ void world::on_revoke(std::uint64_t session, std::vector<core::cancel_notice> no
     if (s.streaming) send_events(s, {}, "cancels", std::nullopt);
     return;
   }
-  if (!s.attached) return;  // a resume's holding list brings the cancel
+  if (!s.attached || leases.empty()) return;  // a resume's holding list brings the cancel
   std::string text;
   for (const auto l : leases) text += " " + std::to_string(l);
   auto& r = runtimes_[static_cast<std::size_t>(s.runtime)];
@@ -465,9 +472,11 @@ void world::finish_attempt(sim_runtime& r, std::uint64_t process, std::uint64_t 
   auto report = [task, lease, slot, result, this](sim_runtime& rt) {
     auto* s = attached_session(rt);
     if (!s) return;
-    s->book.ended(lease);
-    caf::anon_send(s->consumer, actors::remote_reports_msg{{actors::remote_report{
-                                    core::task_id{task}, core::lease_id{lease}, result, slot}}});
+    // As the gateway does: a report for a lease the session no longer
+    // holds (a duplicate, or one revoked meanwhile) is refused there.
+    if (!s->book.reported(task, lease)) return note("refused task " + std::to_string(task) + " lease " + std::to_string(lease));
+    caf::anon_send(broker_, actors::consumer_update_msg{
+                                s->id, {actors::report_item{core::task_id{task}, core::lease_id{lease}, result, slot}}, 0, 0});
   };
   if (!r.connected || !r.joined) {
     r.unsent.push_back({task, lease, report});  // goes out after a resume (dropped if the session is new)

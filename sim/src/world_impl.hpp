@@ -301,7 +301,7 @@ class world {
   bool workload_done() const { return draining_ && checker_.ended_count() == checker_.accepted_count(); }
 
   /// A new session on the node for `r`: its remote-consumer actor joins the broker.
-  node_session& new_session(const sim_runtime& r);
+  node_session& new_session(const sim_runtime& r, bool polling = false);
 
   node_session* attached_session(const sim_runtime& r) {
     auto it = sessions_.find(r.attached_to);

@@ -37,6 +37,19 @@ TEST(runtime_session_book, a_lease_is_held_only_for_its_own_task) {
   EXPECT_EQ(b.held(1, 11), nullptr);
 }
 
+TEST(runtime_session_book, a_report_is_taken_once_and_only_for_its_own_task) {
+  runtime_session_book b(2);
+  ASSERT_TRUE(b.demand(2));
+  b.delivered(task(1, 10));
+  b.delivered(task(2, 11));
+  EXPECT_FALSE(b.reported(2, 10)) << "lease 10 is task 1's";
+  EXPECT_TRUE(b.reported(1, 10));
+  EXPECT_FALSE(b.reported(1, 10)) << "a second report of the same lease is stale";
+  EXPECT_EQ(b.in_flight(), 1u);
+  EXPECT_TRUE(b.ended(11)) << "a revoke of a held lease";
+  EXPECT_FALSE(b.ended(11)) << "a revoke of a lease already gone is dropped";
+}
+
 TEST(runtime_session_book, a_resume_resends_what_the_runtime_lost_cancels_what_it_no_longer_holds_and_counts_the_resends) {
   runtime_session_book b(4);
   ASSERT_TRUE(b.demand(4));

@@ -175,6 +175,19 @@ TEST_F(runtime_session_test, a_malformed_compact_record_is_refused_as_bad_json_a
   EXPECT_EQ(rt.read().header.at("type").as_string(), "heartbeat") << "the session goes on";
 }
 
+TEST_F(runtime_session_test, a_result_sent_twice_is_refused_the_second_time_and_the_first_counts) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  ws_runtime rt(port);
+  auto task = lease_one(rt);
+  ASSERT_TRUE(task.binary);
+  rt.result(task, "first");
+  rt.result(task, "second");
+  const auto refused = rt.read();
+  EXPECT_EQ(refused.header.at("code").as_string(), "stale_lease");
+  EXPECT_EQ(refused.header.at("lease"), task.header.at("lease"));
+  EXPECT_EQ(outcome(h)->value.view(), "first");
+}
+
 TEST_F(runtime_session_test, a_hello_asking_for_unknown_headers_is_refused_with_1007) {
   ws_runtime rt(port);
   rt.send_text(R"({"type":"hello","queues":["resize"],"capacity":1,"headers":"xml"})");

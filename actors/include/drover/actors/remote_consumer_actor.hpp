@@ -6,7 +6,9 @@
 //
 // The actor keeps the leases its runtime holds, so a result for a lease the
 // runtime does not hold is refused here with a precise reason before it
-// reaches the broker, and queue indices become names for the wire.
+// reaches the broker, and queue indices become names for the wire; unless
+// the session keeps them itself (`session_keeps_leases`, the WebSocket
+// session), which then reports to the broker without this actor.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,6 +30,13 @@ struct remote_consumer_config {
   caf::actor broker;
   std::vector<std::string> queues;
   std::shared_ptr<remote_sink> sink;
+  /// The session keeps the runtime's leases itself (runtime_session_book),
+  /// refuses reports for leases it does not hold, and sends reports and
+  /// demand to the broker directly (remote_link::update): this actor then
+  /// only joins, forwards dispatches, and forwards every cancel (the
+  /// session drops those for leases already gone). One actor hop and one
+  /// lease map fewer per task (docs/benchmarks.md).
+  bool session_keeps_leases = false;
 };
 
 /// From the session: the runtime can take `n` more tasks.

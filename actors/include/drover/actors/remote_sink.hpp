@@ -49,6 +49,12 @@ class remote_link {
   virtual ~remote_link() = default;
   virtual void demand(std::uint32_t n) = 0;
   virtual void report(std::vector<remote_report> reports) = 0;
+  /// Reports, then `demand` more (0: none), as one message where the link
+  /// can (a session that keeps its leases: straight to the broker).
+  virtual void update(std::vector<remote_report> reports, std::uint32_t demand) {
+    if (!reports.empty()) report(std::move(reports));
+    if (demand > 0) this->demand(demand);
+  }
   virtual void close() = 0;
 };
 

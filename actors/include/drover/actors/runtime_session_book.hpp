@@ -40,7 +40,17 @@ class runtime_session_book {
   }
 
   /// The lease ended: reported by the runtime, or revoked by the broker.
-  void ended(std::uint64_t lease) { leases_.erase(lease); }
+  /// False when the runtime did not hold it (already reported or revoked).
+  bool ended(std::uint64_t lease) { return leases_.erase(lease) > 0; }
+
+  /// The runtime reports on `lease`: true, and the lease is gone, if it
+  /// held it for `task`; false (a stale report, to be refused) if not.
+  bool reported(std::uint64_t task, std::uint64_t lease) {
+    auto it = leases_.find(lease);
+    if (it == leases_.end() || it->second.item.id.value != task) return false;
+    leases_.erase(it);
+    return true;
+  }
 
   /// The task held under `lease`, if the runtime holds that lease for `task`.
   const remote_task* held(std::uint64_t task, std::uint64_t lease) const {
