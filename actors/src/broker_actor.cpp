@@ -29,17 +29,7 @@ void ship_dispatches(broker_actor_type* self) {
   for (auto& batch : st.core->take_dispatches()) {
     auto it = st.consumers.find(batch.consumer);
     assert(it != st.consumers.end());
-    if (!it->second.sink) {
-      self->send(it->second.handle, dispatch_msg{std::move(batch.items)});
-      continue;
-    }
-    std::vector<remote_task> tasks;
-    tasks.reserve(batch.items.size());
-    for (auto& item : batch.items) {
-      const std::string& queue = st.core->queue_name(item.queue);
-      tasks.push_back(remote_task{std::move(item), queue});
-    }
-    it->second.sink->deliver(std::move(tasks));
+    self->send(it->second, dispatch_msg{std::move(batch.items)});
   }
 }
 
@@ -51,10 +41,8 @@ void ship_cancels(broker_actor_type* self) {
   for (auto& n : notices) by_consumer[n.consumer].push_back(n);
   for (auto& [consumer, list] : by_consumer) {
     // A consumer that left already lost its leases; nothing to tell it.
-    auto it = st.consumers.find(consumer);
-    if (it == st.consumers.end()) continue;
-    if (it->second.sink) it->second.sink->revoke(std::move(list));
-    else self->send(it->second.handle, lease_cancel_msg{std::move(list)});
+    if (auto it = st.consumers.find(consumer); it != st.consumers.end())
+      self->send(it->second, lease_cancel_msg{std::move(list)});
   }
 }
 
@@ -100,7 +88,7 @@ void consumer_left(broker_actor_type* self, core::consumer_id consumer) {
   auto& st = self->state;
   auto it = st.consumers.find(consumer);
   if (it == st.consumers.end()) return;
-  st.consumer_by_addr.erase(it->second.handle.address());
+  st.consumer_by_addr.erase(it->second.address());
   st.consumers.erase(it);
   (void)st.core->leave(consumer, actor_now(self));
 }
@@ -144,7 +132,7 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
         auto joined = self->state.core->join(m.consumer, {});
         if (!joined) return joined.err();
         self->monitor(m.handle);
-        self->state.consumers.emplace(m.consumer, consumer_endpoint{m.handle, m.sink});
+        self->state.consumers.emplace(m.consumer, m.handle);
         self->state.consumer_by_addr.emplace(m.handle.address(), m.consumer);
         return {};
       },

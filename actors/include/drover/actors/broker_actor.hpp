@@ -21,20 +21,13 @@
 
 namespace drover::actors {
 
-/// Where a joined consumer's dispatches and cancels go: its actor, or the
-/// sink it joined with (join_msg).
-struct consumer_endpoint {
-  caf::actor handle;
-  std::shared_ptr<remote_sink> sink;
-};
-
 struct broker_state {
   std::unique_ptr<core::broker_core> core;
   std::shared_ptr<submission_inbox> inbox;   // may be null (no embedded API)
   std::shared_ptr<admission_gate> admission;  // may be null
   std::size_t drained_tasks = 0;              // taken from the inbox this turn
   std::size_t drained_bytes = 0;
-  std::unordered_map<core::consumer_id, consumer_endpoint> consumers;
+  std::unordered_map<core::consumer_id, caf::actor> consumers;
   std::unordered_map<caf::actor_addr, core::consumer_id> consumer_by_addr;
   std::optional<core::time_point> timer_armed_for;
   std::uint64_t stale_reports = 0;

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <string>
 #include <functional>
-#include <memory>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -13,7 +12,6 @@
 #include <caf/atom.hpp>
 
 #include "drover/actors/handler.hpp"
-#include "drover/actors/remote_sink.hpp"
 #include "drover/core/broker_core.hpp"
 
 namespace drover::actors {
@@ -37,14 +35,10 @@ struct submit_msg {
   core::observer_ref observer;
 };
 
-/// A consumer joins the broker; the broker monitors `handle`. With `sink`
-/// (a remote runtime whose session keeps its leases), the broker hands that
-/// sink the consumer's dispatches and cancels itself instead of sending
-/// them to `handle`: one actor hop fewer per batch.
+/// A consumer joins the broker; the broker monitors `handle`.
 struct join_msg {
   core::consumer_id consumer;
   caf::actor handle;
-  std::shared_ptr<remote_sink> sink = nullptr;
 };
 
 /// A joined consumer also serves `queue`; the reply is the queue's index.

@@ -8,8 +8,7 @@
 // runtime does not hold is refused here with a precise reason before it
 // reaches the broker, and queue indices become names for the wire; unless
 // the session keeps them itself (`session_keeps_leases`, the WebSocket
-// session), which then trades tasks and results with the broker without
-// this actor: it stays for joining, and its exit still ends the consumer.
+// session), which then reports to the broker without this actor.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,10 +32,10 @@ struct remote_consumer_config {
   std::shared_ptr<remote_sink> sink;
   /// The session keeps the runtime's leases itself (runtime_session_book),
   /// refuses reports for leases it does not hold, and sends reports and
-  /// demand to the broker directly (remote_link::update); this actor then
-  /// only joins, with the sink, which the broker hands dispatches and every
-  /// cancel itself (the session drops cancels for leases already gone).
-  /// No actor hop and no second lease map per task (docs/benchmarks.md).
+  /// demand to the broker directly (remote_link::update): this actor then
+  /// only joins, forwards dispatches, and forwards every cancel (the
+  /// session drops those for leases already gone). One actor hop and one
+  /// lease map fewer per task (docs/benchmarks.md).
   bool session_keeps_leases = false;
 };
 
