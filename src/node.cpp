@@ -315,11 +315,8 @@ class remote_handle {
   }
   /// Reports and demand straight to the broker, as this consumer's.
   void update(std::vector<actors::remote_report> reports, std::uint32_t demand) {
-    actors::consumer_update_msg m{id_, {}, demand, 0};
-    m.reports.reserve(reports.size());
-    for (auto& r : reports) m.reports.push_back(actors::report_item{r.task, r.lease, std::move(r.result), r.slot});
     std::lock_guard lock(mutex_);
-    if (consumer_) caf::anon_send(broker_, std::move(m));
+    if (consumer_) caf::anon_send(broker_, actors::consumer_update_msg{id_, std::move(reports), demand, 0});
   }
   void close() {
     std::lock_guard lock(mutex_);

@@ -61,14 +61,11 @@ caf::behavior remote_consumer_actor(remote_consumer_actor_type* self, remote_con
           auto it = st.held.find(r.lease);
           if (it == st.held.end() || it->second != r.task) {
             ++st.refused;
-            st.config.sink->refused(r.task, r.lease,
-                                    core::make_error(core::errc::stale_lease,
-                                                     "lease " + std::to_string(r.lease.value) + " of task " +
-                                                         std::to_string(r.task.value) + " is not held by this runtime"));
+            st.config.sink->refused(r.task, r.lease, not_held(r.task, r.lease));
             continue;
           }
           st.held.erase(it);
-          update.reports.push_back(report_item{r.task, r.lease, std::move(r.result), r.slot});
+          update.reports.push_back(std::move(r));
         }
         if (!update.reports.empty()) self->send(st.config.broker, std::move(update));
       },

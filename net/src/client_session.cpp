@@ -89,9 +89,8 @@ struct client_state : std::enable_shared_from_this<client_state> {
   /// Outstanding follows: the broker holds each observer until its task
   /// ends; those still held when the connection ends are taken back.
   std::vector<std::pair<core::task_id, std::weak_ptr<core::task_observer>>> follows;
-  frame_outbox outbox;  // outcome records merged into messages when `batch`
+  frame_outbox outbox;  // outcome records merged into messages with `?batch=true`
   writer_link writer;
-  bool batch = false;  // the client reads several outcome records per message
   std::unordered_map<std::uint64_t, channel> channels;
   std::shared_ptr<completion_box> box = std::make_shared<completion_box>();
 
@@ -374,7 +373,6 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   state->channels.try_emplace(0, default_window, false);  // channel 0: open from the start, unordered
   asio::steady_timer wake(executor);
   state->writer.wake = &wake;
-  state->batch = ctx.batch;
   state->outbox.merge_records(ctx.batch);
   state->outbox.write_headers(ctx.headers);
   auto poster = ctx.make_poster();

@@ -77,9 +77,10 @@ struct session_state : std::enable_shared_from_this<session_state> {
     link->update(std::exchange(pending_reports, {}), demand);
     expect_broker_reply();
   }
-  /// A result or failure for a lease the runtime does not hold (reported
-  /// already, revoked, or never its own): refused, the broker never hears it.
-  void refuse_report(std::uint64_t task, std::uint64_t lease);
+  /// A result or failure refused, with why (a lease the runtime does not
+  /// hold: reported already, revoked, or never its own); the broker never
+  /// hears of it.
+  void refuse_report(core::task_id task, core::lease_id lease, const core::error& why);
 
   void send(out_frame f) {
     if (over || !attached) return;
@@ -114,13 +115,12 @@ out_frame error_frame(std::string_view code, std::string_view message) {
 
 }  // namespace
 
-void session_state::refuse_report(std::uint64_t task, std::uint64_t lease) {
+void session_state::refuse_report(core::task_id task, core::lease_id lease, const core::error& why) {
   send(text_frame(json::object{{"type", "error"},
-                               {"code", "stale_lease"},
-                               {"message", "lease " + std::to_string(lease) + " of task " + std::to_string(task) +
-                                               " is not held by this runtime"},
-                               {"task", task},
-                               {"lease", lease}}));
+                               {"code", core::to_string(why.code)},
+                               {"message", why.message},
+                               {"task", task.value},
+                               {"lease", lease.value}}));
 }
 
 namespace {
@@ -198,8 +198,8 @@ class ws_sink final : public actors::remote_sink {
   }
   /// Not called for this session: it keeps its leases and refuses stale
   /// reports itself (session_state::refuse_report).
-  void refused(core::task_id task, core::lease_id lease, core::error) override {
-    poster_->post([s = state_, task, lease] { s->refuse_report(task.value, lease.value); });
+  void refused(core::task_id task, core::lease_id lease, core::error why) override {
+    poster_->post([s = state_, task, lease, why = std::move(why)] { s->refuse_report(task, lease, why); });
   }
   void failed(core::error why) override {
     poster_->post([s = state_, why = std::move(why)] {
@@ -342,6 +342,11 @@ const actors::remote_task* held(const json::object& o, session_state& s, std::st
   return t;
 }
 
+/// A result or failure for a lease the runtime does not hold.
+void refuse_stale(session_state& s, std::uint64_t task, std::uint64_t lease) {
+  s.refuse_report(core::task_id{task}, core::lease_id{lease}, actors::not_held(core::task_id{task}, core::lease_id{lease}));
+}
+
 /// A text message after the hello.
 void on_text(std::string_view text, session_state& s, task_notes& notes) {
   boost::system::error_code ec;
@@ -366,7 +371,7 @@ void on_text(std::string_view text, session_state& s, task_notes& notes) {
     auto retryable = o.if_contains("retryable");
     std::string why = message && message->is_string() ? std::string(message->as_string()) : "runtime reported failure";
     const bool retry = !(retryable && retryable->is_bool() && !retryable->as_bool());
-    if (!s.book.reported(*task, *lease)) return s.refuse_report(*task, *lease);
+    if (!s.book.reported(*task, *lease)) return refuse_stale(s, *task, *lease);
     const auto slot = uint_field(o, "slot").value_or(UINT32_MAX);
     s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
                                                       core::attempt_result::failure(std::move(why), retry),
@@ -393,7 +398,7 @@ void on_result(const frame_record& r, const core::bytes& message, session_state&
     return s.send(text_frame(json::object{{"type", "error"}, {"code", "too_large"}, {"message", "result bytes beyond the limit"},
                                           {"task", *task}, {"lease", *lease}}));
   const auto slot = static_cast<std::uint32_t>(o.uint("slot").value_or(UINT32_MAX));
-  if (!s.book.reported(*task, *lease)) return s.refuse_report(*task, *lease);
+  if (!s.book.reported(*task, *lease)) return refuse_stale(s, *task, *lease);
   // The result's bytes stay in the message's buffer: no copy.
   s.pending_reports.push_back(actors::remote_report{core::task_id{*task}, core::lease_id{*lease},
                                                     core::attempt_result::success(message.slice(r.body_offset, r.body_size)),

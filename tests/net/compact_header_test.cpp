@@ -13,6 +13,7 @@
 #include "drover/net/compact_header.hpp"
 #include "drover/net/record_header.hpp"
 #include "record_writer.hpp"
+#include "support/same_fields.hpp"
 
 using namespace drover::net;
 namespace json = boost::json;
@@ -89,18 +90,7 @@ TEST(compact_header, generated_headers_read_back_as_their_json_twins) {
     record_header a, b;
     ASSERT_TRUE(a.read(json_text)) << json_text;
     ASSERT_TRUE(b.read(compact_text)) << json_text;
-    for (const auto& key : probe_keys) {
-      EXPECT_EQ(a.contains(key), b.contains(key)) << key << " in " << json_text;
-      EXPECT_EQ(a.uint(key), b.uint(key)) << key << " in " << json_text;
-      EXPECT_EQ(a.string(key), b.string(key)) << key << " in " << json_text;
-      EXPECT_EQ(a.boolean(key), b.boolean(key)) << key << " in " << json_text;
-      const auto* x = a.nested(key);
-      const auto* y = b.nested(key);
-      ASSERT_EQ(x == nullptr, y == nullptr) << key << " in " << json_text;
-      if (x) {
-        EXPECT_EQ(*x, *y) << key << " in " << json_text;
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(drover::test_support::expect_same_fields(a, b, probe_keys, json_text));
     EXPECT_EQ(a.object(), b.object()) << json_text;
   }
 }

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 
 #include "drover/net/record_header.hpp"
+#include "support/same_fields.hpp"
 
 using drover::net::record_header;
 namespace json = boost::json;
@@ -167,18 +168,7 @@ TEST(record_header, the_plain_scan_and_the_event_parser_agree_on_generated_heade
     ASSERT_EQ(ok, parser.read_with_parser(text)) << text;
     if (!ok) continue;
     ++accepted;
-    for (const auto& key : probe_keys) {
-      EXPECT_EQ(fast.contains(key), parser.contains(key)) << key << " in " << text;
-      EXPECT_EQ(fast.uint(key), parser.uint(key)) << key << " in " << text;
-      EXPECT_EQ(fast.string(key), parser.string(key)) << key << " in " << text;
-      EXPECT_EQ(fast.boolean(key), parser.boolean(key)) << key << " in " << text;
-      const auto* a = fast.nested(key);
-      const auto* b = parser.nested(key);
-      ASSERT_EQ(a == nullptr, b == nullptr) << key << " in " << text;
-      if (a) {
-        EXPECT_EQ(*a, *b) << key << " in " << text;
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(drover::test_support::expect_same_fields(fast, parser, probe_keys, text));
   }
   EXPECT_GT(accepted, 3'000u) << "the generator must give valid headers too";
 }

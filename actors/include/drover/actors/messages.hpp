@@ -12,6 +12,7 @@
 #include <caf/atom.hpp>
 
 #include "drover/actors/handler.hpp"
+#include "drover/actors/report_item.hpp"
 #include "drover/core/broker_core.hpp"
 
 namespace drover::actors {
@@ -55,12 +56,6 @@ struct declare_queue_msg {
   std::string queue;
 };
 
-struct report_item {
-  core::task_id task;
-  core::lease_id lease;
-  task_result result;
-  std::uint32_t slot = UINT32_MAX;  // from the dispatch item: a lookup without hashing
-};
 
 /// Everything a consumer tells the broker after one turn: the attempts it
 /// finished, demand it adds and unused demand it takes back.

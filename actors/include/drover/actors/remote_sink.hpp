@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "drover/actors/report_item.hpp"
 #include "drover/core/broker_core.hpp"
 
 namespace drover::actors {
@@ -17,13 +18,15 @@ struct remote_task {
   std::string queue;
 };
 
-/// An attempt the runtime finished.
-struct remote_report {
-  core::task_id task;
-  core::lease_id lease;
-  core::attempt_result result;
-  std::uint32_t slot = UINT32_MAX;
-};
+/// An attempt the runtime finished: the broker's own report item, so a
+/// session's batch becomes the broker's message as it is.
+using remote_report = report_item;
+
+/// Why a report for a lease the runtime does not hold is refused.
+inline core::error not_held(core::task_id task, core::lease_id lease) {
+  return core::make_error(core::errc::stale_lease, "lease " + std::to_string(lease.value) + " of task " +
+                                                       std::to_string(task.value) + " is not held by this runtime");
+}
 
 /// Implemented by the connection's session; called on a CAF thread, so an
 /// implementation hands work to its own I/O thread and returns.
