@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <thread>
+#include <vector>
+
 using namespace drover::core;
 
 TEST(bytes, copies_share_one_buffer) {
@@ -44,6 +48,31 @@ TEST(bytes, slices_share_the_buffer_and_keep_it_alive) {
   EXPECT_EQ(three.view(), "three]");
   EXPECT_TRUE(one.slice(3, 1).empty());
   EXPECT_TRUE(one.slice(0, 0).empty());
+}
+
+TEST(bytes, a_message_of_hundreds_of_records_slices_each_and_lives_while_any_slice_does) {
+  // 300 records cross every size of the message's slice chunks (4, 16, 64, 256).
+  constexpr std::size_t records = 300;
+  std::string message;
+  for (std::size_t i = 0; i < records; ++i) message += "r" + std::to_string(1000 + i);
+  std::vector<bytes> slices;
+  {
+    bytes whole = bytes::adopt(std::move(message));
+    for (std::size_t i = 0; i < records; ++i) slices.push_back(whole.slice(i * 5, 5));
+    EXPECT_EQ(whole.use_count(), records + 1);
+    // Copies share a slice; a slice of a slice still reads the right bytes.
+    bytes copy = slices[7];
+    EXPECT_TRUE(copy.same_buffer(slices[7]));
+    EXPECT_EQ(slices[7].slice(1, 4).view(), "1007");
+    EXPECT_EQ(whole.use_count(), records + 1);
+  }
+  // Released out of order, each still reading its own record until it goes.
+  for (std::size_t i = 0; i < records; i += 2) slices[i] = bytes();
+  for (std::size_t i = 1; i < records; i += 2) EXPECT_EQ(slices[i].view(), "r" + std::to_string(1000 + i));
+  std::thread elsewhere([&] {
+    for (std::size_t i = 1; i < records; i += 2) slices[i] = bytes();
+  });
+  elsewhere.join();
 }
 
 TEST(bytes, last_release_frees_and_moves_leave_empty) {

@@ -39,7 +39,10 @@ class bytes {
   static bytes adopt(std::string&& text, std::size_t offset);
   static bytes adopt(std::vector<std::byte>&& data);
   /// `size` bytes from `offset` on, sharing this buffer (several records of
-  /// one WebSocket message keep that message's buffer alive, uncopied).
+  /// one WebSocket message keep that message's buffer alive, uncopied). A
+  /// string adopted whole hands out its slices without an allocation each,
+  /// so slices of one such buffer are taken by one thread at a time (the
+  /// session that read it); the slices themselves go anywhere.
   bytes slice(std::size_t offset, std::size_t size) const;
 
   const std::byte* data() const { return block_ ? block_->data : nullptr; }
@@ -70,6 +73,9 @@ class bytes {
   };
   template <class Owner>
   struct owning_block;
+  struct message_block;
+  struct slice_block;
+  struct slice_chunk;
 
   explicit bytes(block* b) : block_(b) {}
   void retain() const {
