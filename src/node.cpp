@@ -252,9 +252,9 @@ core::result<std::vector<task_handle>> node::submit_batch(const std::string& que
   return handles;
 }
 
-core::result<task_id> node::submit_observed(const std::string& queue, bytes payload, task_options options, when_full full,
+core::result<task_id> node::submit_observed(std::string queue, bytes payload, task_options options, when_full full,
                                             std::shared_ptr<core::task_observer> observer) {
-  core::task_spec spec{queue, std::move(payload), std::move(options)};
+  core::task_spec spec{std::move(queue), std::move(payload), std::move(options)};
   if (auto ok = impl_->accept(spec, full); !ok) return ok.err();
   return impl_->enqueue(std::move(spec), std::move(observer));
 }

@@ -133,7 +133,7 @@ class node {
   /// states and the outcome, or a later rejection, on the broker's thread
   /// (keep it short: post the work elsewhere). No handle, no per-task lock
   /// or callback list; returns the task id. Checks as `submit` does.
-  core::result<task_id> submit_observed(const std::string& queue, bytes payload, task_options options, when_full full,
+  core::result<task_id> submit_observed(std::string queue, bytes payload, task_options options, when_full full,
                                         std::shared_ptr<core::task_observer> observer);
 
   /// Fire and forget: no handle, no outcome delivery; returns the task id.
