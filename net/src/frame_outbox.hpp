@@ -33,21 +33,9 @@ class frame_outbox {
   /// How record heads are written from now on (the peer's `headers`).
   void write_headers(header_format f) { format_ = f; }
 
-  /// A frame as it is: a text frame, or a binary frame of one record (or
-  /// of records already merged); a small record joins the open message.
+  /// A frame as it is (a text frame, or a record that goes alone); the
+  /// records after it start a new message.
   void push(out_frame f) {
-    const std::size_t size = f.head.size() + f.body.size();
-    if (merge_ && f.binary && size < merged_message_bytes_max) {
-      if (open_ && open_message().size() + size <= merged_message_bytes_max) {
-        auto& m = open_message();
-        m.append(f.head);
-        m.append(f.body.view());
-        return;
-      }
-      frames_.push_back(std::move(f));
-      open_ = true;
-      return;
-    }
     frames_.push_back(std::move(f));
     open_ = false;
   }
@@ -98,16 +86,11 @@ class frame_outbox {
   }
 
  private:
-  /// The last frame's buffer, holding whole records: a body queued apart
-  /// (a record pushed as a frame) is moved in behind its head first.
+  /// The last frame's buffer, holding whole records (push_record opens
+  /// it with no separate body).
   std::string& open_message() {
-    assert(open_ && !frames_.empty());
-    auto& f = frames_.back();
-    if (!f.body.empty()) {
-      f.head.append(f.body.view());
-      f.body = {};
-    }
-    return f.head;
+    assert(open_ && !frames_.empty() && frames_.back().body.empty());
+    return frames_.back().head;
   }
 
   std::deque<out_frame> frames_;

@@ -89,21 +89,25 @@ TEST(frame_outbox, a_message_of_records_stays_under_the_bound_and_the_next_recor
   EXPECT_EQ(next, count);
 }
 
-TEST(frame_outbox, a_record_frame_pushed_whole_joins_the_open_message_and_takes_records_after_it) {
+TEST(frame_outbox, a_record_past_the_bound_goes_alone_with_its_body_shared_and_the_next_starts_a_message) {
   frame_outbox o;
   o.merge_records(true);
-  record_writer h;
-  h.field("type", "task").field("n", std::uint64_t{0});
-  const auto body = bytes::copy_from(std::string_view("abc"));
-  o.push(out_frame{true, std::move(h).finish(body.size()), body});
-  push_numbered(o, 1, body);
+  const auto small = bytes::copy_from(std::string_view("abc"));
+  const auto big = bytes::copy_from(std::string(merged_message_bytes_max, 'x'));
+  push_numbered(o, 0, small);
+  push_numbered(o, 1, big);
+  push_numbered(o, 2, small);
+  push_numbered(o, 3, small);
   const auto frames = drain(o);
-  ASSERT_EQ(frames.size(), 1u);
-  const auto records = records_of(frames[0]);
-  ASSERT_EQ(records.size(), 2u);
-  EXPECT_EQ(records[0].n, 0u);
-  EXPECT_EQ(records[0].body, "abc");
-  EXPECT_EQ(records[1].n, 1u);
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_EQ(records_of(frames[0]).at(0).n, 0u);
+  EXPECT_TRUE(frames[1].body.same_buffer(big));
+  EXPECT_EQ(records_of(frames[1]).at(0).n, 1u);
+  const auto last = records_of(frames[2]);
+  ASSERT_EQ(last.size(), 2u);
+  EXPECT_EQ(last[0].n, 2u);
+  EXPECT_EQ(last[1].n, 3u);
+  EXPECT_EQ(last[1].body, "abc");
 }
 
 TEST(frame_outbox, without_merging_each_record_is_a_frame_with_its_body_shared_not_copied) {
