@@ -48,7 +48,7 @@ void read_as_object(benchmark::State& state, const std::string& text, const char
   }
 }
 
-void read_as_record_header(benchmark::State& state, const std::string& text, const char* key) {
+void read_as_record_header(benchmark::State& state, const std::string& text, drover::net::record_key key) {
   drover::net::record_header h;
   for (auto _ : state) {
     const bool ok = h.read(text);
@@ -69,7 +69,7 @@ void BM_submit_header_record_header(benchmark::State& s) { read_as_record_header
 void BM_submit_header_as_the_gateway_reads_it(benchmark::State& state) {
   const std::string& submit_head = compact_arg(state) ? compact_submit_head : ::submit_head;
   drover::net::record_header h;
-  constexpr const char* options[] = {"priority", "max_attempts", "timeout_ms", "delay_ms", "ttl_ms", "idempotency_key"};
+  constexpr drover::net::record_key options[] = {"priority", "max_attempts", "timeout_ms", "delay_ms", "ttl_ms", "idempotency_key"};
   for (auto _ : state) {
     const bool ok = h.read(submit_head);
     benchmark::DoNotOptimize(ok);
@@ -77,7 +77,7 @@ void BM_submit_header_as_the_gateway_reads_it(benchmark::State& state) {
     benchmark::DoNotOptimize(h.uint("channel"));
     benchmark::DoNotOptimize(h.uint("ref"));
     benchmark::DoNotOptimize(h.string("queue"));
-    for (const char* o : options) benchmark::DoNotOptimize(h.contains(o));
+    for (const auto& o : options) benchmark::DoNotOptimize(h.contains(o));
   }
 }
 

@@ -219,8 +219,9 @@ void drain_box(const std::shared_ptr<client_state>& s) {
 
 std::optional<core::task_options> options_of(const record_header& h, std::string& bad) {
   auto o = read_submit_options([&](const char* name, std::uint64_t max, std::uint64_t& out) {
-    if (!h.contains(name)) return true;
-    auto v = h.uint(name);
+    const auto key = record_key::named(name);
+    if (!h.contains(key)) return true;
+    auto v = h.uint(key);
     if (!v || *v > max) {
       bad = std::string(name) + " must be a whole number from 0 to " + std::to_string(max);
       return false;

@@ -56,7 +56,7 @@ struct record_header_reader {
       h->overflow_ = true;
       return;
     }
-    h->push_field(key, type, bits, string);
+    h->push_field(key, compact::code_of_name(key), type, bits, string);
   }
 
   /// An empty nested value (a task's `"meta":{}`) needs no parse to be given out.
@@ -280,33 +280,34 @@ class compact_scan {
     using compact::tag;
     while (p_ != end_) {
       std::string_view key, s;
+      std::uint8_t code = 0;
       std::uint64_t v = 0;
-      if (!read_key(key) || p_ == end_) return false;
+      if (!read_key(key, code) || p_ == end_) return false;
       switch (static_cast<tag>(*p_++)) {
         case tag::uint:
           if (!varint(v)) return false;
-          add(key, kind::uint, v, {});
+          add(key, code, kind::uint, v, {});
           break;
         case tag::negative:  // magnitude 1 .. 2^63
           if (!varint(v) || v == 0 || v > (std::uint64_t{1} << 63)) return false;
-          add(key, kind::negative, std::uint64_t{0} - v, {});
+          add(key, code, kind::negative, std::uint64_t{0} - v, {});
           break;
         case tag::string:
           if (!counted(s) || !valid_utf8(s)) return false;
-          add(key, kind::string, 0, s);
+          add(key, code, kind::string, 0, s);
           break;
         case tag::true_:
-          add(key, kind::boolean, 1, {});
+          add(key, code, kind::boolean, 1, {});
           break;
         case tag::false_:
-          add(key, kind::boolean, 0, {});
+          add(key, code, kind::boolean, 0, {});
           break;
         case tag::null:
-          add(key, kind::null, 0, {});
+          add(key, code, kind::null, 0, {});
           break;
         case tag::json:
           if (!counted(s) || !nested_json(s, v)) return false;
-          add(key, kind::nested, v, s);
+          add(key, code, kind::nested, v, s);
           break;
         default:
           return false;
@@ -334,14 +335,16 @@ class compact_scan {
     p_ += n;
     return true;
   }
-  bool read_key(std::string_view& out) {
-    const unsigned char code = *p_++;
+  bool read_key(std::string_view& out, std::uint8_t& code) {
+    code = *p_++;
     if (code != 0) {
       if (code >= compact::keys.size()) return false;
       out = compact::keys[code];
       return true;
     }
-    return counted(out) && valid_utf8(out);
+    if (!counted(out) || !valid_utf8(out)) return false;
+    code = compact::code_of_name(out);  // a table name written out in full is still that key
+    return true;
   }
   /// A nested value's text must be a JSON object or array; an empty one is
   /// marked as such (`bits`) and needs no parse when asked for.
@@ -364,6 +367,7 @@ void record_header::clear(std::string_view text) {
   text_ = text;
   count_ = 0;
   keys_ = 0;
+  by_code_.fill(0);
   overflow_ = false;
   compact_ = false;
   owned_.clear();
@@ -373,7 +377,7 @@ void record_header::clear(std::string_view text) {
 bool record_header::read_plain(std::string_view text) {
   auto add = [this](std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
     if (count_ == inline_fields) return false;  // the parser's overflow path
-    push_field(key, type, bits, string);
+    push_field(key, compact::code_of_name(key), type, bits, string);
     return true;
   };
   return plain_scan(text).object(add);
@@ -390,12 +394,12 @@ bool record_header::read_compact(std::string_view text) {
   compact_ = true;
   // Past the table the scan goes on (the rest must be well formed too);
   // those fields are found through object(), which scans again.
-  auto add = [this](std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
+  auto add = [this](std::string_view key, std::uint8_t code, kind type, std::uint64_t bits, std::string_view string) {
     if (count_ == inline_fields) {
       overflow_ = true;
       return;
     }
-    push_field(key, type, bits, string);
+    push_field(key, code, type, bits, string);
   };
   return compact_scan(text).fields(add);
 }
@@ -417,7 +421,7 @@ bool record_header::read_with_parser(std::string_view text) {
 }
 
 std::optional<record_header::field> record_header::find(std::string_view key) const {
-  if (const field* f = inline_field(key)) return *f;
+  if (const field* f = inline_field_named(key)) return *f;
   if (!overflow_) return std::nullopt;
   const auto* v = object().if_contains(key);
   if (!v) return std::nullopt;
@@ -465,19 +469,19 @@ json::value record_header::value_of(kind type, std::uint64_t bits, std::string_v
   return json::parse(string);  // a compact header's nested text, checked by its read
 }
 
-const json::value* record_header::nested(std::string_view key) const {
+const json::value* record_header::nested(record_key key) const {
   static const json::value empty_object_value = json::object(), empty_array_value = json::array();
-  const auto f = find(key);
+  const auto f = find(key.name);
   if (!f || f->type != kind::nested) return nullptr;
   if (f->bits == empty_object) return &empty_object_value;
   if (f->bits == empty_array) return &empty_array_value;
-  return object().if_contains(key);
+  return object().if_contains(key.name);
 }
 
 const json::object& record_header::object() const {
   if (!parsed_ && compact_) {
     json::object o;
-    compact_scan(text_).fields([&](std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
+    compact_scan(text_).fields([&](std::string_view key, std::uint8_t, kind type, std::uint64_t bits, std::string_view string) {
       o[key] = value_of(type, bits, string);
     });
     parsed_ = std::move(o);

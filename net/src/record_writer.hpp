@@ -37,16 +37,6 @@ constexpr std::optional<header_format> header_format_named(std::string_view name
   return std::nullopt;
 }
 
-/// A header key: the caller's literal, with its compact code found at
-/// compile time (0 for a name outside the table, written out in full).
-struct record_key {
-  template <std::size_t N>
-  consteval record_key(const char (&literal)[N])  // NOLINT: literals convert implicitly
-      : name(literal, N - 1), code(compact::code_of(std::string_view(literal, N - 1))) {}
-  std::string_view name;
-  std::uint8_t code;
-};
-
 class record_writer {
  public:
   /// A head of its own, which finish() hands over.

@@ -182,6 +182,32 @@ TEST(compact_header, key_codes_never_move) {
   EXPECT_EQ(compact::keys.size(), 21u);
 }
 
+TEST(compact_header, every_name_in_the_table_is_found_by_its_code_at_run_time_and_no_other_name_is) {
+  for (std::size_t code = 1; code < compact::keys.size(); ++code) {
+    EXPECT_EQ(compact::code_of_name(compact::keys[code]), code) << compact::keys[code];
+    EXPECT_EQ(record_key::named(compact::keys[code]).code, code);
+  }
+  for (std::string_view other : {"", "t", "tasks", "Task", "lease ", "my_own_key", "idempotency_kez"})
+    EXPECT_EQ(compact::code_of_name(other), 0) << other;
+  constexpr record_key literal = "deadline_ms";
+  EXPECT_EQ(literal.code, compact::code_of("deadline_ms"));
+}
+
+TEST(compact_header, a_table_name_written_out_in_full_is_that_key) {
+  // Code 0 and the name: legal, if longer; lookups by the key's code find it.
+  std::string fields;
+  fields += char(0), fields += char(5), fields += "lease", fields += char(compact::tag::uint), fields += char(7);
+  fields += char(compact::code_of("type")), fields += char(compact::tag::string), fields += char(6), fields += "result";
+  fields += char(0), fields += char(4), fields += "type", fields += char(compact::tag::string), fields += char(4),
+      fields += "task";  // the last of a name wins, written either way
+  const std::string text = compact_text(fields);  // outlives the header, which views it
+  record_header h;
+  ASSERT_TRUE(h.read(text));
+  EXPECT_EQ(h.uint("lease"), 7u);
+  EXPECT_EQ(h.string("type"), "task");
+  EXPECT_EQ(h.object().at("type"), "task");
+}
+
 TEST(compact_header, the_example_in_protocol_md_is_what_the_writer_writes) {
   record_writer w(header_format::compact);
   w.field("type", "task").field("task", std::uint64_t{300}).field("lease", std::uint64_t{7}).field("slot", std::uint64_t{2});

@@ -10,20 +10,22 @@
 
 namespace drover::test_support {
 
-/// Every key in `keys` reads the same from `a` and `b`, whatever its type;
-/// `text` names the header in a failure.
+/// Every key in `keys` reads the same from `a` and `b`, whatever its type
+/// (a name from the compact table looked up by its code, any other by
+/// name); `text` names the header in a failure.
 inline void expect_same_fields(const net::record_header& a, const net::record_header& b,
                                const std::vector<std::string>& keys, const std::string& text) {
-  for (const auto& key : keys) {
-    EXPECT_EQ(a.contains(key), b.contains(key)) << key << " in " << text;
-    EXPECT_EQ(a.uint(key), b.uint(key)) << key << " in " << text;
-    EXPECT_EQ(a.string(key), b.string(key)) << key << " in " << text;
-    EXPECT_EQ(a.boolean(key), b.boolean(key)) << key << " in " << text;
+  for (const auto& name : keys) {
+    const auto key = net::record_key::named(name);
+    EXPECT_EQ(a.contains(key), b.contains(key)) << name << " in " << text;
+    EXPECT_EQ(a.uint(key), b.uint(key)) << name << " in " << text;
+    EXPECT_EQ(a.string(key), b.string(key)) << name << " in " << text;
+    EXPECT_EQ(a.boolean(key), b.boolean(key)) << name << " in " << text;
     const auto* x = a.nested(key);
     const auto* y = b.nested(key);
-    ASSERT_EQ(x == nullptr, y == nullptr) << key << " in " << text;
+    ASSERT_EQ(x == nullptr, y == nullptr) << name << " in " << text;
     if (x) {
-      EXPECT_EQ(*x, *y) << key << " in " << text;
+      EXPECT_EQ(*x, *y) << name << " in " << text;
     }
   }
 }

@@ -49,6 +49,30 @@ constexpr std::uint8_t code_of(std::string_view name) {
   return 0;
 }
 
+/// A slot for a non-empty name, collision-free over the table (checked
+/// below): what a JSON header's reader finds each key's code by.
+constexpr std::size_t key_slot(std::string_view name) {
+  const auto first = static_cast<unsigned char>(name.front()), last = static_cast<unsigned char>(name.back());
+  return (name.size() + first * 2u + last * 16u) & 63u;
+}
+inline constexpr std::array<std::uint8_t, 64> code_by_slot = [] {
+  std::array<std::uint8_t, 64> table{};
+  for (std::size_t i = 1; i < keys.size(); ++i) {
+    // A name added to the table that shares a slot stops the build here:
+    // pick other factors in key_slot.
+    if (table[key_slot(keys[i])] != 0) throw "compact::key_slot: two names share a slot";
+    table[key_slot(keys[i])] = static_cast<std::uint8_t>(i);
+  }
+  return table;
+}();
+
+/// code_of() at run time: one slot and one comparison.
+inline std::uint8_t code_of_name(std::string_view name) {
+  if (name.empty()) return 0;
+  const std::uint8_t code = code_by_slot[key_slot(name)];
+  return code != 0 && keys[code] == name ? code : 0;
+}
+
 /// The most bytes a uint64's varint takes.
 constexpr std::size_t varint_bytes_max = 10;
 
@@ -63,3 +87,24 @@ inline char* put_varint(char* out, std::uint64_t v) {
 }
 
 }  // namespace drover::net::compact
+
+namespace drover::net {
+
+/// A header key: the caller's literal, with its compact code found at
+/// compile time (0 for a name outside the table): how record_writer writes
+/// a key and how record_header looks one up (by code, without comparing
+/// names, for a name in the table).
+struct record_key {
+  template <std::size_t N>
+  consteval record_key(const char (&literal)[N])  // NOLINT: literals convert implicitly
+      : name(literal, N - 1), code(compact::code_of(std::string_view(literal, N - 1))) {}
+  /// A name known only at run time.
+  static record_key named(std::string_view name) { return record_key(name, compact::code_of_name(name)); }
+  std::string_view name;
+  std::uint8_t code;
+
+ private:
+  constexpr record_key(std::string_view n, std::uint8_t c) : name(n), code(c) {}
+};
+
+}  // namespace drover::net

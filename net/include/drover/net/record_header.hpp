@@ -24,6 +24,8 @@
 
 #include <boost/json/value.hpp>
 
+#include "drover/net/compact_header.hpp"
+
 namespace drover::net {
 
 class record_header {
@@ -47,27 +49,26 @@ class record_header {
 
   // The accessors read every record's fields on every hop: inline here for
   // a header whose fields all fit the table, the rest out of line (find).
-  bool contains(std::string_view key) const {
-    return overflow_ ? find(key).has_value() : inline_field(key) != nullptr;
-  }
+  // A key from the compact table is found by its code, no names compared.
+  bool contains(record_key key) const { return overflow_ ? find(key.name).has_value() : inline_field(key) != nullptr; }
   /// A non-negative whole number (as `uint_field` reads a JSON object).
-  std::optional<std::uint64_t> uint(std::string_view key) const {
+  std::optional<std::uint64_t> uint(record_key key) const {
     std::optional<field> beyond;
     const field* f = typed(key, kind::uint, beyond);
     return f ? std::optional<std::uint64_t>(f->bits) : std::nullopt;
   }
-  std::optional<std::string_view> string(std::string_view key) const {
+  std::optional<std::string_view> string(record_key key) const {
     std::optional<field> beyond;
     const field* f = typed(key, kind::string, beyond);
     return f ? std::optional<std::string_view>(f->string) : std::nullopt;
   }
-  std::optional<bool> boolean(std::string_view key) const {
+  std::optional<bool> boolean(record_key key) const {
     std::optional<field> beyond;
     const field* f = typed(key, kind::boolean, beyond);
     return f ? std::optional<bool>(f->bits != 0) : std::nullopt;
   }
   /// A nested object or array (parsed on demand), or null if absent or flat.
-  const boost::json::value* nested(std::string_view key) const;
+  const boost::json::value* nested(record_key key) const;
   /// The whole header as a JSON object (parsed, or for a compact header
   /// built, on demand).
   const boost::json::object& object() const;
@@ -89,14 +90,18 @@ class record_header {
   std::optional<field> find(std::string_view key) const;
   /// The field named `key` if it has this type, or null; a field from beyond
   /// the table is kept in `beyond`.
-  const field* typed(std::string_view key, kind type, std::optional<field>& beyond) const {
-    const field* f = overflow_ ? found_beyond(key, beyond) : inline_field(key);
+  const field* typed(record_key key, kind type, std::optional<field>& beyond) const {
+    const field* f = overflow_ ? found_beyond(key.name, beyond) : inline_field(key);
     return f && f->type == type ? f : nullptr;
   }
   /// find(), kept in `beyond`: out of line, for headers past their table.
   const field* found_beyond(std::string_view key, std::optional<field>& beyond) const;
   /// The last field named `key` in the table, or null.
-  const field* inline_field(std::string_view key) const {
+  const field* inline_field(record_key key) const {
+    if (key.code != 0) return by_code_[key.code] != 0 ? &fields_[by_code_[key.code] - 1] : nullptr;
+    return inline_field_named(key.name);
+  }
+  const field* inline_field_named(std::string_view key) const {
     if (!(keys_ & key_bit(key))) return nullptr;
     for (std::size_t i = count_; i-- > 0;) {
       const auto& k = fields_[i].key;
@@ -113,10 +118,11 @@ class record_header {
   }
   /// Member by member: a whole `field` built on the stack and copied was
   /// read back before its bytes were all stored (a stalled load per field).
-  void push_field(std::string_view key, kind type, std::uint64_t bits, std::string_view string) {
+  void push_field(std::string_view key, std::uint8_t code, kind type, std::uint64_t bits, std::string_view string) {
     keys_ |= key_bit(key);
     auto& f = fields_[count_++];
     f.key = key, f.string = string, f.bits = bits, f.type = type;
+    by_code_[code] = count_;  // the last of a name wins, as in a JSON object
   }
   void clear(std::string_view text);
   bool read_plain(std::string_view text);
@@ -127,6 +133,9 @@ class record_header {
   std::string_view text_;
   std::array<field, inline_fields> fields_;
   std::uint64_t keys_ = 0;  // key_bit of every inline field
+  // 1 + the index in fields_ of the last field with each code (0: none;
+  // [0] collects names outside the table and is never read).
+  std::array<std::uint8_t, compact::keys.size()> by_code_{};
   std::uint8_t count_ = 0;
   bool overflow_ = false;                  // more fields than fit inline
   bool compact_ = false;                   // the compact form (compact_header.hpp), not JSON
