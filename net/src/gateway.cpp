@@ -121,13 +121,14 @@ struct unfollow {
 
 /// Reads the submit options from the query string; nothing = a 400 was built.
 std::optional<core::task_options> submit_options(const http_target& t, const request& req, reply& bad) {
-  auto o = read_submit_options([&](const char* name, std::uint64_t max, std::uint64_t& out) {
+  auto o = read_submit_options([&](record_key key, std::uint64_t max, std::uint64_t& out) {
+    const std::string_view name = key.name;
     const std::string* text = t.param(name);
     if (!text) return true;
     auto v = parse_number<std::uint64_t>(*text, 0, max);
     if (!v) {
       bad = error_reply(http::status::bad_request, "invalid_argument",
-                        std::string("query parameter '") + name + "' must be a whole number from 0 to " +
+                        std::string("query parameter '").append(name) + "' must be a whole number from 0 to " +
                             std::to_string(max),
                         req);
       return false;

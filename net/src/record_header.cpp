@@ -368,6 +368,7 @@ void record_header::clear(std::string_view text) {
   count_ = 0;
   keys_ = 0;
   by_code_.fill(0);
+  codes_ = 0;
   overflow_ = false;
   compact_ = false;
   owned_.clear();

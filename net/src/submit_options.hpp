@@ -7,12 +7,14 @@
 #include <optional>
 
 #include "drover/core/task_spec.hpp"
+#include "drover/net/compact_header.hpp"
 
 namespace drover::net {
 
-/// `number(name, max, out)` stores the option `name` (0..max) in `out` and
-/// returns true, leaves `out` alone when the option is absent, or returns
-/// false (having recorded why) when it is malformed.
+/// `number(key, max, out)` stores the option `key` (a record_key: its name,
+/// and its code for a record header's lookup) (0..max) in `out` and returns
+/// true, leaves `out` alone when the option is absent, or returns false
+/// (having recorded why) when it is malformed.
 template <class Number>
 std::optional<core::task_options> read_submit_options(Number&& number) {
   core::task_options o;

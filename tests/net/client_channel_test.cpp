@@ -117,6 +117,35 @@ TEST_F(client_channel_test, bad_input_gets_precise_errors_and_the_connection_goe
   EXPECT_EQ(c.read().header.at("state").as_string(), "succeeded");
 }
 
+TEST_F(client_channel_test, a_submits_options_take_effect_in_either_header_form) {
+  for (const auto format : {net::header_format::json, net::header_format::compact}) {
+    SCOPED_TRACE(net::to_string(format));
+    ws_client c(port, "/v1/client?accepted=true");
+    const std::string key = std::string("same-key-") + std::string(net::to_string(format));
+    auto submit_with = [&](std::uint64_t ref, std::uint64_t delay_ms) {
+      net::record_writer w(format);
+      w.field("type", "submit").field("ref", ref).field("queue", "resize").field("idempotency_key", std::string_view(key));
+      if (delay_ms > 0) w.field("delay_ms", delay_ms);
+      return std::move(w).finish(1) + "0";
+    };
+    const auto sent = std::chrono::steady_clock::now();
+    c.send_binary(submit_with(1, 300));
+    const auto first = c.read();
+    ASSERT_EQ(first.header.at("type").as_string(), "accepted");
+    c.send_binary(submit_with(2, 0));  // the same key: the first task again
+    const auto second = c.read();
+    ASSERT_EQ(second.header.at("type").as_string(), "accepted");
+    EXPECT_TRUE(second.header.at("duplicate").as_bool());
+    EXPECT_EQ(second.header.at("task"), first.header.at("task"));
+    for (int outcomes = 0; outcomes < 2; ++outcomes) {
+      const auto m = c.read();
+      ASSERT_TRUE(m.binary) << m.header;
+      EXPECT_EQ(m.header.at("state").as_string(), "succeeded");
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - sent, 300ms) << "delay_ms was read";
+  }
+}
+
 TEST_F(client_channel_test, with_accepted_each_submit_is_acknowledged_with_its_task_id_before_its_outcome) {
   ws_client c(port, "/v1/client?accepted=true");
   c.send_binary(submit(0, 7, "resize", "20"));

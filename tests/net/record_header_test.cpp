@@ -85,6 +85,20 @@ TEST(record_header, the_last_of_repeated_keys_wins) {
   EXPECT_EQ(json::parse(text).at("task").as_int64(), 2) << "as in a parsed object";
 }
 
+TEST(record_header, a_set_of_absent_keys_is_ruled_out_at_once_unless_the_header_overflowed) {
+  const std::string text = R"({"type":"submit","ref":1,"queue":"q","priority":3})";
+  const auto h = read(text);
+  EXPECT_FALSE(h.may_contain_any(record_header::code_bit("ttl_ms") | record_header::code_bit("delay_ms")));
+  EXPECT_TRUE(h.may_contain_any(record_header::code_bit("ttl_ms") | record_header::code_bit("priority")));
+  json::object o;
+  for (std::size_t i = 0; i < record_header::inline_fields + 1; ++i) o["k" + std::to_string(i)] = i;
+  o["ttl_ms"] = 5;  // beyond the table: only the parsed object knows
+  const std::string past = json::serialize(o);
+  const auto big = read(past);
+  EXPECT_TRUE(big.may_contain_any(record_header::code_bit("ttl_ms")));
+  EXPECT_EQ(big.uint("ttl_ms"), 5u);
+}
+
 TEST(record_header, fields_beyond_the_inline_table_are_still_found) {
   json::object o;
   for (std::size_t i = 0; i < record_header::inline_fields + 5; ++i) o["k" + std::to_string(i)] = i;

@@ -67,6 +67,13 @@ class record_header {
     const field* f = typed(key, kind::boolean, beyond);
     return f ? std::optional<bool>(f->bits != 0) : std::nullopt;
   }
+  /// Whether any key of the compact table whose bit (1 << code) is in
+  /// `codes` may be here (always, for a header past its table): lets a
+  /// reader skip a set of keys that are usually absent (a submit's options)
+  /// at once.
+  bool may_contain_any(std::uint32_t codes) const { return overflow_ || (codes_ & codes) != 0; }
+  static constexpr std::uint32_t code_bit(record_key key) { return std::uint32_t{1} << key.code; }
+
   /// A nested object or array (parsed on demand), or null if absent or flat.
   const boost::json::value* nested(record_key key) const;
   /// The whole header as a JSON object (parsed, or for a compact header
@@ -123,6 +130,7 @@ class record_header {
     auto& f = fields_[count_++];
     f.key = key, f.string = string, f.bits = bits, f.type = type;
     by_code_[code] = count_;  // the last of a name wins, as in a JSON object
+    codes_ |= std::uint32_t{1} << code;
   }
   void clear(std::string_view text);
   bool read_plain(std::string_view text);
@@ -136,6 +144,8 @@ class record_header {
   // 1 + the index in fields_ of the last field with each code (0: none;
   // [0] collects names outside the table and is never read).
   std::array<std::uint8_t, compact::keys.size()> by_code_{};
+  std::uint32_t codes_ = 0;  // a bit per code present (bit 0: names outside the table)
+  static_assert(compact::keys.size() <= 32);
   std::uint8_t count_ = 0;
   bool overflow_ = false;                  // more fields than fit inline
   bool compact_ = false;                   // the compact form (compact_header.hpp), not JSON
