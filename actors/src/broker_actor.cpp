@@ -113,7 +113,13 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
         const auto now = actor_now(self);  // one reading for the batch
         if (auto& spin = self->state.spin)
           if (auto polls = spin->on_submits(batch.size(), now)) set_idle_spin(self->context(), *polls);
-        for (auto& s : batch) {
+        // Each new id goes into the id index at a scattered bucket: loaded ahead.
+        constexpr std::size_t index_ahead = 8;
+        auto& core = *self->state.core;
+        for (std::size_t i = 0; i < std::min(index_ahead, batch.size()); ++i) core.prefetch_submit(batch[i].id);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          if (i + index_ahead < batch.size()) core.prefetch_submit(batch[i + index_ahead].id);
+          auto& s = batch[i];
           ++self->state.drained_tasks;
           self->state.drained_bytes += s.spec.payload.size();
           submit_one(self, now, s.id, std::move(s.spec), std::move(s.observer));

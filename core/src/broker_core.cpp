@@ -456,6 +456,7 @@ void broker_core::dispatch(time_point now) {
 void broker_core::prefetch_record_targets(task_id id, std::uint32_t slot) const {
   const task_record* task = tasks_.find(id, slot);
   if (!task) return;
+  tasks_.prefetch_index(id);  // finishing erases the id from the index
   if (task->observer) __builtin_prefetch(task->observer.get(), 1);
   task->payload.prefetch();
 }

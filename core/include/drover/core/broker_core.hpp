@@ -144,6 +144,9 @@ class broker_core {
   /// overlap instead of stalling one report at a time (docs/benchmarks.md).
   void prefetch_record(std::uint32_t slot) const { tasks_.prefetch(slot); }
   void prefetch_record_targets(task_id task, std::uint32_t slot) const;
+  /// A hint for a batch of submits: the id index's bucket of a task about
+  /// to be submitted.
+  void prefetch_submit(task_id task) const { tasks_.prefetch_index(task); }
   result<void> cancel(task_id task, time_point now);
   result<task_status> status(task_id task) const;
   /// Adds an observer to a live task: it hears the task's state at once,

@@ -6,6 +6,7 @@
 #include <cassert>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "drover/core/id_index.hpp"
@@ -56,12 +57,20 @@ class task_table {
     __builtin_prefetch(record + 64, 1);
   }
 
+  /// Starts loading the index bucket of `id` (inserted at submit, erased
+  /// when the task ends).
+  void prefetch_index(task_id id) const { index_.prefetch(id); }
+
   void erase(task_record& record) {
     assert(record.id.valid() && !record.prev && !record.next);
     assert(record.timer.slot == UINT32_MAX && "a freed task must not keep a timer");
     index_.erase(record.id);
     const std::uint32_t slot = record.slot;
-    record = task_record{};  // releases payload, extras and observer
+    // Releases payload, extras and observer, then each member back to its
+    // initializer: assigning a value-initialized record zeroed all 128
+    // bytes with `rep stos` first, a seventh of finishing a task.
+    record.~task_record();
+    ::new (static_cast<void*>(&record)) task_record;
     free_slots_.push_back(slot);
   }
 
