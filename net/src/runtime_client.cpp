@@ -23,6 +23,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/json.hpp>
 
 #include "drover/net/binary_frame.hpp"
@@ -47,9 +48,16 @@ namespace {
 
 enum class frame_kind : std::uint8_t { demand, report, other };
 
+struct held_lease {
+  std::uint64_t task = 0, lease = 0;
+};
+
 struct queued_frame : out_frame {
   frame_kind kind = frame_kind::other;
-  std::uint64_t task = 0, lease = 0;  // a report's: listed as held on resume until it is sent
+  // A report frame's leases (a message of results has several): listed as
+  // held on resume until the frame is sent.
+  boost::container::small_vector<held_lease, 1> reports;
+  bool open = false;  // a message of results that takes more while it is the outbox's last
 };
 
 /// A task in the hands of a handler; its coroutine's completion handler
@@ -135,7 +143,29 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   }
 
   void send(frame_kind kind, out_frame f, std::uint64_t task = 0, std::uint64_t lease = 0) {
-    outbox.push_back(queued_frame{std::move(f), kind, task, lease});
+    queued_frame q{std::move(f), kind, {}, false};
+    if (kind == frame_kind::report) q.reports.push_back({task, lease});
+    outbox.push_back(std::move(q));
+    if (wake) wake->cancel();
+  }
+
+  /// A result written straight into the open message of results at the
+  /// outbox's end (a node that reads several per message): no head of its
+  /// own to allocate, and one buffer per message for the writer.
+  void send_result(const runtime_task& t, const core::bytes& value) {
+    // A result's head is well under this; a message stays under the bound.
+    constexpr std::size_t head_bytes_max = 128;
+    queued_frame* open = !outbox.empty() && outbox.back().open ? &outbox.back() : nullptr;
+    if (open && open->head.size() + head_bytes_max + value.size() > merged_message_bytes_max) open->open = false, open = nullptr;
+    if (!open) {
+      outbox.push_back(queued_frame{out_frame{true, {}, {}}, frame_kind::report, {}, true});
+      open = &outbox.back();
+    }
+    record_writer h(open->head, result_headers);
+    h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
+    h.end(value.size());
+    open->head.append(value.view());
+    open->reports.push_back({t.id().value, t.lease()});
     if (wake) wake->cancel();
   }
   void send_text(frame_kind kind, const json::object& o) { send(kind, out_frame{false, json::serialize(o), {}}); }
@@ -170,7 +200,9 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   }
 
   void report(const runtime_task& t, core::attempt_result outcome) {
-    if (outcome.ok) {
+    if (outcome.ok && merge_results && outcome.value.size() < merged_message_bytes_max / 2) {
+      send_result(t, outcome.value);
+    } else if (outcome.ok) {
       record_writer h(result_headers);
       h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
       auto head = std::move(h).finish(outcome.value.size());
@@ -327,7 +359,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
         if (!r->abandoned) holding.push_back(json::object{{"task", r->task.id().value}, {"lease", lease}});
       // Finished, its report not sent yet: still ours, or the node would send it again to run twice.
       for (const auto& f : outbox)
-        if (f.kind == frame_kind::report) holding.push_back(json::object{{"task", f.task}, {"lease", f.lease}});
+        for (const auto& held : f.reports) holding.push_back(json::object{{"task", held.task}, {"lease", held.lease}});
       h["holding"] = std::move(holding);
     }
     return h;

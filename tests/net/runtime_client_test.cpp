@@ -560,14 +560,16 @@ TEST_F(runtime_client_test, task_events_stream_state_progress_logs_then_the_outc
 namespace {
 
 /// A node scripted by hand: it answers the hello with a welcome that
-/// carries `headers` (or, empty, none: a node older than compact headers),
-/// sends one JSON task record once asked, and returns the first binary
-/// message the runtime sends back (its result). `asked` is the hello's ask.
-std::string result_from_scripted_node(const std::string& headers, std::string& asked) {
+/// carries `headers` (or, empty, none: a node older than compact headers)
+/// and `batch`, sends `tasks` JSON task records (leases 9, 10, ...) in one
+/// message once asked, and returns the first binary message the runtime
+/// sends back (its results). `asked` is the hello's ask.
+std::string result_from_scripted_node(const std::string& headers, std::string& asked, bool batch = false,
+                                      std::uint32_t tasks = 1) {
   namespace websocket = boost::beast::websocket;
   basio::io_context io;
   basio::ip::tcp::acceptor acceptor(io, {basio::ip::make_address("127.0.0.1"), 0});
-  auto config = runtime_config(acceptor.local_endpoint().port(), 1);
+  auto config = runtime_config(acceptor.local_endpoint().port(), tasks);
   config.resumable = false;
   auto client = net::runtime_client::start(config, [](net::runtime_task& t) {
     return core::attempt_result::success(core::bytes::copy_from(t.payload_view()));
@@ -581,17 +583,22 @@ std::string result_from_scripted_node(const std::string& headers, std::string& a
   };
   const auto hello = read_text();
   asked = hello.contains("headers") ? std::string(hello.at("headers").as_string()) : "";
-  json::object welcome{{"type", "welcome"}, {"session", 1}, {"capacity", 1}, {"resumed", false}, {"granted", 0},
-                       {"lease_ttl_ms", 0}, {"heartbeat_ms", 5000}, {"batch", false}};
+  json::object welcome{{"type", "welcome"}, {"session", 1}, {"capacity", tasks}, {"resumed", false}, {"granted", 0},
+                       {"lease_ttl_ms", 0}, {"heartbeat_ms", 5000}, {"batch", batch}};
   if (!headers.empty()) welcome["headers"] = headers;
   ws.text(true);
   ws.write(basio::buffer(json::serialize(welcome)));
   while (read_text().at("type").as_string() != "demand") {
   }
   ws.binary(true);
-  ws.write(basio::buffer(ws_client::frame(json::object{{"type", "task"}, {"task", 5}, {"lease", 9}, {"slot", 0}, {"attempt", 1},
-                                                        {"queue", "resize"}, {"deadline_ms", 30000}, {"meta", json::object()}},
-                                          "payload")));
+  std::string message;
+  for (std::uint32_t i = 0; i < tasks; ++i) {
+    json::object task{{"type", "task"}, {"task", 5 + i}, {"lease", 9 + i}, {"slot", 0}, {"attempt", 1},
+                      {"queue", "resize"}, {"deadline_ms", 30000}, {"meta", json::object()}};
+    if (i + 1 < tasks) task["bytes"] = 7;
+    message += ws_client::frame(task, "payload");
+  }
+  ws.write(basio::buffer(message));
   std::string result;
   while (result.empty()) {
     boost::beast::flat_buffer b;
@@ -631,5 +638,21 @@ TEST(runtime_client_headers, results_go_compact_when_the_welcome_says_so_and_jso
     EXPECT_EQ(r.header.uint("task"), 5u);
     EXPECT_EQ(r.header.uint("lease"), 9u);
     EXPECT_EQ(m->substr(r.body_offset, r.body_size), "payload");
+  }
+}
+
+TEST(runtime_client_headers, with_batch_the_results_of_a_burst_share_one_message_in_order) {
+  std::string asked;
+  for (const auto* headers : {"compact", "json"}) {
+    const auto message = result_from_scripted_node(headers, asked, true, 3);
+    std::vector<std::uint64_t> leases;
+    const auto fault = net::for_each_record(message, [&](const net::frame_record& r) {
+      EXPECT_EQ(r.header.string("type"), "result");
+      EXPECT_EQ(r.header.uint("task"), r.header.uint("lease").value_or(0) - 4);
+      EXPECT_EQ(message.substr(r.body_offset, r.body_size), "payload");
+      leases.push_back(r.header.uint("lease").value_or(0));
+    });
+    ASSERT_FALSE(fault) << fault.message;
+    EXPECT_EQ(leases, (std::vector<std::uint64_t>{9, 10, 11})) << headers;
   }
 }
