@@ -160,6 +160,10 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     if (!open) {
       outbox.push_back(queued_frame{out_frame{true, {}, {}}, frame_kind::report, {}, true});
       open = &outbox.back();
+      // Room for a burst of the runtime's capacity at once, not grown in steps.
+      const std::size_t burst = std::max<std::size_t>(config.capacity, 1);
+      open->reports.reserve(burst);
+      open->head.reserve(std::min(burst * (head_bytes_max / 2 + value.size()), merged_message_bytes_max));
     }
     record_writer h(open->head, result_headers);
     h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
