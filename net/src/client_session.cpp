@@ -228,7 +228,7 @@ std::optional<core::task_options> options_of(const record_header& h, std::string
     if (!h.contains(key)) return true;
     auto v = h.uint(key);
     if (!v || *v > max) {
-      bad = std::string(key.name) + " must be a whole number from 0 to " + std::to_string(max);
+      bad = std::string(key.name()) + " must be a whole number from 0 to " + std::to_string(max);
       return false;
     }
     out = *v;

@@ -122,7 +122,7 @@ struct unfollow {
 /// Reads the submit options from the query string; nothing = a 400 was built.
 std::optional<core::task_options> submit_options(const http_target& t, const request& req, reply& bad) {
   auto o = read_submit_options([&](record_key key, std::uint64_t max, std::uint64_t& out) {
-    const std::string_view name = key.name;
+    const std::string_view name = key.name();
     const std::string* text = t.param(name);
     if (!text) return true;
     auto v = parse_number<std::uint64_t>(*text, 0, max);

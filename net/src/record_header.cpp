@@ -472,11 +472,11 @@ json::value record_header::value_of(kind type, std::uint64_t bits, std::string_v
 
 const json::value* record_header::nested(record_key key) const {
   static const json::value empty_object_value = json::object(), empty_array_value = json::array();
-  const auto f = find(key.name);
+  const auto f = find(key.name());
   if (!f || f->type != kind::nested) return nullptr;
   if (f->bits == empty_object) return &empty_object_value;
   if (f->bits == empty_array) return &empty_array_value;
-  return object().if_contains(key.name);
+  return object().if_contains(key.name());
 }
 
 const json::object& record_header::object() const {

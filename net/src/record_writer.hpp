@@ -109,21 +109,21 @@ class record_writer {
   }
   void key_(record_key key) {
     const bool first = used_ == begin_ + 5;  // only the length and '{' so far
-    char* p = room(key.name.size() + (first ? 3 : 4));
+    char* p = room(key.name().size() + (first ? 3 : 4));
     if (!first) *p++ = ',';
     *p++ = '"';
-    p = std::copy(key.name.begin(), key.name.end(), p);  // literals: nothing to escape
+    p = std::copy(key.name().begin(), key.name().end(), p);  // literals: nothing to escape
     *p++ = '"', *p = ':';
   }
   /// A key outside the table: 0, its length and its name.
   void named_key(record_key key) {
     assert(key.code == 0);
-    char* p = room(1 + compact::varint_bytes_max + key.name.size());
-    char* end = p + 1 + compact::varint_bytes_max + key.name.size();
+    char* p = room(1 + compact::varint_bytes_max + key.name().size());
+    char* end = p + 1 + compact::varint_bytes_max + key.name().size();
     *p++ = '\0';
-    p = compact::put_varint(p, key.name.size());
-    std::memcpy(p, key.name.data(), key.name.size());
-    used_ -= static_cast<std::size_t>(end - (p + key.name.size()));
+    p = compact::put_varint(p, key.name().size());
+    std::memcpy(p, key.name().data(), key.name().size());
+    used_ -= static_cast<std::size_t>(end - (p + key.name().size()));
   }
   /// A compact string or JSON value: tag, length, bytes as they are.
   record_writer& counted(record_key key, compact::tag t, std::string_view bytes) {

@@ -97,14 +97,24 @@ namespace drover::net {
 struct record_key {
   template <std::size_t N>
   consteval record_key(const char (&literal)[N])  // NOLINT: literals convert implicitly
-      : name(literal, N - 1), code(compact::code_of(std::string_view(literal, N - 1))) {}
+      : data_(literal), size_(static_cast<std::uint32_t>(N - 1)), code(compact::code_of(std::string_view(literal, N - 1))) {}
   /// A name known only at run time.
   static record_key named(std::string_view name) { return record_key(name, compact::code_of_name(name)); }
-  std::string_view name;
+  constexpr std::string_view name() const { return {data_, size_}; }
+
+ private:
+  // 16 bytes, so a key is passed in two registers: as a string_view and a
+  // code (24 bytes) it went through the stack, and reading it back right
+  // after its code byte was stored stalled every field a writer wrote.
+  const char* data_;
+  std::uint32_t size_;
+
+ public:
   std::uint8_t code;
 
  private:
-  constexpr record_key(std::string_view n, std::uint8_t c) : name(n), code(c) {}
+  constexpr record_key(std::string_view n, std::uint8_t c) : data_(n.data()), size_(static_cast<std::uint32_t>(n.size())), code(c) {}
 };
+static_assert(sizeof(record_key) == 16);
 
 }  // namespace drover::net

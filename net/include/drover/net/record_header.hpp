@@ -50,7 +50,7 @@ class record_header {
   // The accessors read every record's fields on every hop: inline here for
   // a header whose fields all fit the table, the rest out of line (find).
   // A key from the compact table is found by its code, no names compared.
-  bool contains(record_key key) const { return overflow_ ? find(key.name).has_value() : inline_field(key) != nullptr; }
+  bool contains(record_key key) const { return overflow_ ? find(key.name()).has_value() : inline_field(key) != nullptr; }
   /// A non-negative whole number (as `uint_field` reads a JSON object).
   std::optional<std::uint64_t> uint(record_key key) const {
     std::optional<field> beyond;
@@ -98,7 +98,7 @@ class record_header {
   /// The field named `key` if it has this type, or null; a field from beyond
   /// the table is kept in `beyond`.
   const field* typed(record_key key, kind type, std::optional<field>& beyond) const {
-    const field* f = overflow_ ? found_beyond(key.name, beyond) : inline_field(key);
+    const field* f = overflow_ ? found_beyond(key.name(), beyond) : inline_field(key);
     return f && f->type == type ? f : nullptr;
   }
   /// find(), kept in `beyond`: out of line, for headers past their table.
@@ -106,7 +106,7 @@ class record_header {
   /// The last field named `key` in the table, or null.
   const field* inline_field(record_key key) const {
     if (key.code != 0) return by_code_[key.code] != 0 ? &fields_[by_code_[key.code] - 1] : nullptr;
-    return inline_field_named(key.name);
+    return inline_field_named(key.name());
   }
   const field* inline_field_named(std::string_view key) const {
     if (!(keys_ & key_bit(key))) return nullptr;
