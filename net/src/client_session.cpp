@@ -96,7 +96,7 @@ struct client_state : std::enable_shared_from_this<client_state> {
 
   void send(out_frame f) {
     outbox.push(std::move(f));
-    request_write(shared_from_this(), writer, false);
+    request_write(*this, writer, false);
   }
   void send_outcome(const finished& f);
   void refuse(std::uint64_t ch, std::uint64_t ref, std::string_view code, std::string_view message) {
@@ -131,7 +131,7 @@ const core::bytes& outcome_body(const finished& f) {
 
 void client_state::send_outcome(const finished& f) {
   outbox.push_record([&](record_writer& h) { write_outcome_head(h, f); }, outcome_body(f));
-  request_write(shared_from_this(), writer, false);
+  request_write(*this, writer, false);
 }
 
 namespace {

@@ -85,7 +85,7 @@ struct session_state : std::enable_shared_from_this<session_state> {
   void send(out_frame f) {
     if (over || !attached) return;
     outbox.push(std::move(f));
-    request_write(shared_from_this(), writer, closing);
+    request_write(*this, writer, closing);
   }
   /// A task record, written straight into the message that carries it.
   void send_task(const actors::remote_task& t, std::chrono::steady_clock::duration now);
@@ -163,7 +163,7 @@ void write_task_head(record_writer& h, const actors::remote_task& t, std::chrono
 void session_state::send_task(const actors::remote_task& t, std::chrono::steady_clock::duration now) {
   if (over || !attached) return;
   outbox.push_record([&](record_writer& h) { write_task_head(h, t, now); }, t.item.payload);
-  request_write(shared_from_this(), writer, closing);
+  request_write(*this, writer, closing);
 }
 
 namespace {

@@ -5,13 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include <boost/asio/io_context.hpp>
 
 using namespace drover::net;
 
 namespace {
 
-struct session {
+struct session : std::enable_shared_from_this<session> {
   writer_link writer;
   int writes = 0;
 };
@@ -47,11 +49,11 @@ TEST(end_of_turn, runs_what_was_deferred_once_including_what_that_defers) {
 TEST(end_of_turn, frames_queued_in_a_turn_are_written_once_at_its_end) {
   loop_turn loop;
   auto s = attached_session();
-  for (int i = 0; i < 5; ++i) request_write(s, s->writer, false);
+  for (int i = 0; i < 5; ++i) request_write(*s, s->writer, false);
   EXPECT_EQ(s->writes, 0) << "nothing is written before the turn ends";
   loop.turn.run();
   EXPECT_EQ(s->writes, 1);
-  request_write(s, s->writer, false);
+  request_write(*s, s->writer, false);
   loop.turn.run();
   EXPECT_EQ(s->writes, 2) << "the next turn writes again";
 }
@@ -61,7 +63,7 @@ TEST(end_of_turn, a_session_gone_before_the_turn_ends_is_not_written) {
   auto s = attached_session();
   int writes_after = 0;
   s->writer.write_now = [&] { ++writes_after; };
-  request_write(s, s->writer, false);
+  request_write(*s, s->writer, false);
   s.reset();
   loop.turn.run();
   EXPECT_EQ(writes_after, 0);
@@ -70,7 +72,7 @@ TEST(end_of_turn, a_session_gone_before_the_turn_ends_is_not_written) {
 TEST(end_of_turn, a_connection_ended_before_the_turn_ends_is_not_written) {
   loop_turn loop;
   auto s = attached_session();
-  request_write(s, s->writer, false);
+  request_write(*s, s->writer, false);
   s->writer = {};  // the connection ended: no stream to write to
   loop.turn.run();
   EXPECT_EQ(s->writes, 0);
@@ -88,21 +90,21 @@ TEST(end_of_turn, the_writer_is_woken_off_the_loop_while_closing_or_without_a_co
   s->writer.wake = &wake;
 
   parked_writer();
-  request_write(s, s->writer, false);  // no end_of_turn on this thread: not the loop's
+  request_write(*s, s->writer, false);  // no end_of_turn on this thread: not the loop's
   io.run();
   EXPECT_EQ(woken, 1);
 
   loop_turn loop;
   parked_writer();
   io.restart();
-  request_write(s, s->writer, true);  // closing: the writer writes, then closes
+  request_write(*s, s->writer, true);  // closing: the writer writes, then closes
   io.run();
   EXPECT_EQ(woken, 2);
 
   parked_writer();
   io.restart();
   s->writer.write_now = nullptr;  // the connection does not let the loop write for it
-  request_write(s, s->writer, false);
+  request_write(*s, s->writer, false);
   io.run();
   EXPECT_EQ(woken, 3);
   loop.turn.run();
