@@ -135,7 +135,7 @@ bytes bytes::slice(std::size_t offset, std::size_t length) const {
   if (message_block::is(block_)) return static_cast<message_block*>(block_)->slice(offset, length);
   auto* b = new owning_block<bytes>(bytes(*this));
   b->data += offset;
-  b->size = std::min(length, size() - offset);
+  b->size = length;
   return bytes(b);
 }
 

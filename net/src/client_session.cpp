@@ -219,11 +219,7 @@ void drain_box(const std::shared_ptr<client_state>& s) {
 
 std::optional<core::task_options> options_of(const record_header& h, std::string& bad) {
   // Most submits carry none: one test instead of six lookups.
-  constexpr std::uint32_t option_codes =
-      record_header::code_bit("priority") | record_header::code_bit("max_attempts") |
-      record_header::code_bit("timeout_ms") | record_header::code_bit("delay_ms") | record_header::code_bit("ttl_ms") |
-      record_header::code_bit("idempotency_key");
-  if (!h.may_contain_any(option_codes)) return core::task_options{};
+  if (!h.may_contain_any(submit_option_codes)) return core::task_options{};
   auto o = read_submit_options([&](record_key key, std::uint64_t max, std::uint64_t& out) {
     if (!h.contains(key)) return true;
     auto v = h.uint(key);
@@ -235,8 +231,8 @@ std::optional<core::task_options> options_of(const record_header& h, std::string
     return true;
   });
   if (!o) return std::nullopt;
-  if (h.contains("idempotency_key")) {
-    auto key = h.string("idempotency_key");
+  if (h.contains(submit_option::idempotency_key)) {
+    auto key = h.string(submit_option::idempotency_key);
     if (!key) {
       bad = "idempotency_key must be a string";
       return std::nullopt;

@@ -149,6 +149,11 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     if (wake) wake->cancel();
   }
 
+  /// A result record's header fields (the writer adds `bytes`).
+  static void write_result_head(record_writer& h, const runtime_task& t) {
+    h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
+  }
+
   /// A result written straight into the open message of results at the
   /// outbox's end (a node that reads several per message): no head of its
   /// own to allocate, and one buffer per message for the writer.
@@ -166,7 +171,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
       open->head.reserve(std::min(burst * (head_bytes_max / 2 + value.size()), merged_message_bytes_max));
     }
     record_writer h(open->head, result_headers);
-    h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
+    write_result_head(h, t);
     h.end(value.size());
     open->head.append(value.view());
     open->reports.push_back({t.id().value, t.lease()});
@@ -208,7 +213,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
       send_result(t, outcome.value);
     } else if (outcome.ok) {
       record_writer h(result_headers);
-      h.field("type", "result").field("task", t.id().value).field("lease", t.lease()).field("slot", runtime_task::access::slot(t));
+      write_result_head(h, t);
       auto head = std::move(h).finish(outcome.value.size());
       send(frame_kind::report, out_frame{true, std::move(head), std::move(outcome.value)}, t.id().value, t.lease());
     } else {

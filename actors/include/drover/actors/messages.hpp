@@ -56,7 +56,6 @@ struct declare_queue_msg {
   std::string queue;
 };
 
-
 /// Everything a consumer tells the broker after one turn: the attempts it
 /// finished, demand it adds and unused demand it takes back.
 struct consumer_update_msg {
