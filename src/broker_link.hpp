@@ -24,7 +24,7 @@ class broker_link {
       return;
     }
     lock.unlock();
-    if (!stop) observer->on_rejected(core::make_error(core::errc::shutting_down, "the node is stopping"));
+    if (!stop) observer.rejected(core::make_error(core::errc::shutting_down, "the node is stopping"));
   }
 
   /// Sends `m` unless the node is stopping (then it is dropped, with what it holds).

@@ -253,10 +253,10 @@ core::result<std::vector<task_handle>> node::submit_batch(const std::string& que
 }
 
 core::result<task_id> node::submit_observed(std::string queue, bytes payload, task_options options, when_full full,
-                                            std::shared_ptr<core::task_observer> observer) {
+                                            std::shared_ptr<core::task_observer> observer, core::observer_tag tag) {
   core::task_spec spec{std::move(queue), std::move(payload), std::move(options)};
   if (auto ok = impl_->accept(spec, full); !ok) return ok.err();
-  return impl_->enqueue(std::move(spec), std::move(observer));
+  return impl_->enqueue(std::move(spec), core::observer_ref(std::move(observer), tag));
 }
 
 core::result<task_id> node::post(const std::string& queue, bytes payload, task_options options, when_full full) {
@@ -293,8 +293,8 @@ core::result<core::task_status> node::status(task_id id) const {
 
 void node::cancel(task_id id) { impl_->link->cancel(id); }
 
-void node::watch(task_id id, std::shared_ptr<core::task_observer> observer) {
-  impl_->link->watch(id, std::move(observer), false);
+void node::watch(task_id id, std::shared_ptr<core::task_observer> observer, core::observer_tag tag) {
+  impl_->link->watch(id, core::observer_ref(std::move(observer), tag), false);
 }
 
 void node::unwatch(task_id id, std::shared_ptr<core::task_observer> observer) {

@@ -26,13 +26,13 @@ class task_cell final : public core::task_observer {
   bool done() const { return done_.load(std::memory_order_acquire); }
   void cancel() { link_->cancel(id()); }
 
-  void on_accepted(task_id id, bool) override { id_.store(id.value, std::memory_order_release); }
-  void on_state(task_state s, std::uint16_t) override { state_.store(s, std::memory_order_release); }
-  void on_outcome(const task_outcome& outcome) override {
+  void on_accepted(task_id id, bool, core::observer_tag) override { id_.store(id.value, std::memory_order_release); }
+  void on_state(task_state s, std::uint16_t, core::observer_tag) override { state_.store(s, std::memory_order_release); }
+  void on_outcome(const task_outcome& outcome, core::observer_tag) override {
     state_.store(outcome.state, std::memory_order_release);
     complete(completion(outcome));
   }
-  void on_rejected(const core::error& why) override { complete(completion(why)); }
+  void on_rejected(const core::error& why, core::observer_tag) override { complete(completion(why)); }
 
   void subscribe(callback fn) {
     {

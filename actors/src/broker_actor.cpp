@@ -73,9 +73,9 @@ void flush(broker_actor_type* self) {
 
 void submit_one(broker_actor_type* self, core::time_point now, core::task_id id, core::task_spec&& spec,
                 core::observer_ref observer) {
-  auto observer_copy = observer;
+  // A refused submit leaves the observer with us (no copy per submit).
   auto ack = self->state.core->submit(id, std::move(spec), std::move(observer), now);
-  if (!ack && observer_copy) observer_copy->on_rejected(ack.err());
+  if (!ack && observer) observer.rejected(ack.err());
 }
 
 std::vector<core::queue_stats> queue_stats_of(const core::broker_core& core) {
@@ -185,8 +185,8 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
       },
       [=](watch_msg& m) {
         auto& core = *self->state.core;
-        if (m.stop) return core.unwatch(m.task, m.observer.get());
-        if (auto ok = core.watch(m.task, m.observer); !ok) m.observer->on_rejected(ok.err());
+        if (m.stop) return core.unwatch(m.task, m.observer.target.get());
+        if (auto ok = core.watch(m.task, m.observer); !ok) m.observer.rejected(ok.err());
       },
       [=](const status_msg& m) -> caf::result<core::task_status> {
         auto status = self->state.core->status(m.task);

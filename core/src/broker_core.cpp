@@ -158,7 +158,7 @@ result<void> validate(const task_spec& spec, std::size_t payload_bytes_max) {
   return ok();
 }
 
-result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_ref observer, time_point now) {
+result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_ref&& observer, time_point now) {
   const auto queue = find_queue(spec.queue);
   if (!queue) return make_error(errc::unknown_queue, "queue '" + spec.queue + "' has no consumer and was not declared");
   if (auto valid = validate(spec, config_.payload_bytes_max); !valid) return valid.err();
@@ -170,13 +170,13 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
     if (auto it = idempotency_.find(key_slot); it != idempotency_.end()) {
       const task_id original = it->second.id;
       if (observer) {
-        observer->on_accepted(original, true);
+        observer.accepted(original, true);
         if (it->second.outcome) {
-          observer->on_outcome(*it->second.outcome);
+          observer.outcome(*it->second.outcome);
         } else {
           task_record* task = find_task(original);
           assert(task);
-          observer->on_state(task->state, task->attempt);
+          observer.state(task->state, task->attempt);
           task->ensure_extras().more_observers.push_back(std::move(observer));
         }
       }
@@ -196,7 +196,8 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
   task.timeout_ms = static_cast<std::uint32_t>(
       std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(timeout).count()));
   task.payload = std::move(spec.payload);
-  task.observer = std::move(observer);
+  task.observer = std::move(observer.target);
+  task.tag_for_observer = observer.tag;
   task.observer_follows_states = task.observer && task.observer->follows_states();
   if (!o.meta.empty()) task.ensure_extras().meta = std::make_shared<const meta_map>(std::move(o.meta));
   if (o.backoff) task.ensure_extras().backoff = o.backoff;
@@ -206,7 +207,7 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
   }
   live_bytes_ += task.payload.size();
   ++queues_[task.queue]->counters.submitted;
-  if (task.observer) task.observer->on_accepted(id, false);
+  if (task.observer) task.observed_by().accepted(id, false);
 
   if (o.ttl.count() > 0) {
     task.ensure_extras().expires_at = now + o.ttl;
@@ -268,9 +269,9 @@ void broker_core::set_state(task_record& task, task_state next) {
 }
 
 void broker_core::notify_state(const task_record& task) {
-  if (task.observer_follows_states) task.observer->on_state(task.state, task.attempt);
+  if (task.observer_follows_states) task.observed_by().state(task.state, task.attempt);
   if (task.extras)
-    for (const auto& o : task.extras->more_observers) o->on_state(task.state, task.attempt);
+    for (const auto& o : task.extras->more_observers) o.state(task.state, task.attempt);
 }
 
 void broker_core::make_ready(task_record& task) {
@@ -360,7 +361,7 @@ void broker_core::finish(task_record& task, task_state terminal, error why, byte
     dead_letters_.add(dead_letter{task.id, queues_[task.queue]->name, task.payload, outcome.err, task.attempt});
   }
   live_bytes_ -= task.payload.size();
-  observer_ref observer = std::move(task.observer);
+  observer_ref observer(std::move(task.observer), task.tag_for_observer);
   std::unique_ptr<task_extras> extras = std::move(task.extras);
   if (!task.payload.empty()) retired_.payloads.push_back(std::move(task.payload));
   tasks_.erase(task);  // `task` is a free slot from here on
@@ -374,18 +375,18 @@ void broker_core::finish(task_record& task, task_state terminal, error why, byte
     }
   }
   if (observer) {
-    observer->on_outcome(outcome);
-    retired_.observers.push_back(std::move(observer));
+    observer.outcome(outcome);
+    retired_.observers.push_back(std::move(observer.target));
   }
   if (extras)
-    for (const auto& o : extras->more_observers) o->on_outcome(outcome);
+    for (const auto& o : extras->more_observers) o.outcome(outcome);
 }
 
 result<void> broker_core::watch(task_id id, observer_ref observer) {
   assert(observer);
   task_record* task = find_task(id);
   if (!task) return make_error(errc::unknown_task, "task " + std::to_string(id.value) + " is unknown or has ended");
-  observer->on_state(task->state, task->attempt);
+  observer.state(task->state, task->attempt);
   task->ensure_extras().more_observers.push_back(std::move(observer));
   return ok();
 }
@@ -394,7 +395,7 @@ void broker_core::unwatch(task_id id, const task_observer* observer) {
   task_record* task = find_task(id);
   if (!task || !task->extras) return;
   auto& list = task->extras->more_observers;
-  std::erase_if(list, [&](const observer_ref& o) { return o.get() == observer; });
+  std::erase_if(list, [&](const observer_ref& o) { return o.target.get() == observer; });
 }
 
 retired_refs broker_core::take_retired() { return std::exchange(retired_, {}); }

@@ -132,9 +132,10 @@ class node {
   /// For gateways: `observer` (not a task handle) hears the acceptance, the
   /// states and the outcome, or a later rejection, on the broker's thread
   /// (keep it short: post the work elsewhere). No handle, no per-task lock
-  /// or callback list; returns the task id. Checks as `submit` does.
+  /// or callback list; returns the task id. Checks as `submit` does. One
+  /// observer may follow many tasks: each call carries the task's `tag`.
   core::result<task_id> submit_observed(std::string queue, bytes payload, task_options options, when_full full,
-                                        std::shared_ptr<core::task_observer> observer);
+                                        std::shared_ptr<core::task_observer> observer, core::observer_tag tag = 0);
 
   /// Fire and forget: no handle, no outcome delivery; returns the task id.
   core::result<task_id> post(const std::string& queue, bytes payload, task_options options, when_full full);
@@ -173,7 +174,7 @@ class node {
   /// at once, then each change and the outcome, on the broker's thread
   /// (keep it short); or only on_rejected (unknown_task) when the broker no
   /// longer knows the task. It never hears on_accepted.
-  void watch(task_id id, std::shared_ptr<core::task_observer> observer);
+  void watch(task_id id, std::shared_ptr<core::task_observer> observer, core::observer_tag tag = 0);
   /// Lets go of a watcher before its task ends (it hears nothing more).
   void unwatch(task_id id, std::shared_ptr<core::task_observer> observer);
 

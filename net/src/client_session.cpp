@@ -27,6 +27,7 @@
 #include "read_buffer.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
+#include "pending_submits.hpp"
 #include "submit_options.hpp"
 
 namespace drover::net {
@@ -62,20 +63,26 @@ using channel = actors::client_channel<finished>;
 
 /// A submit the broker accepted, for a client that asked to hear of it.
 struct acceptance {
-  std::uint64_t channel = 0, ref = 0, task = 0;
+  core::observer_tag submit = 0;  // its entry in pending_submits
+  std::uint64_t task = 0;
   bool duplicate = false;
+};
+
+/// A submit's (or follow's) outcome, on its way to the I/O thread.
+struct ended {
+  core::observer_tag submit = 0;
+  completion outcome;
 };
 
 struct client_state;
 
 /// Outcomes (and acceptances) arrive on broker threads; they are batched
 /// here and handed to the I/O thread with one post per batch. One per
-/// connection, with the way back to it: an observer holds only the box (one
-/// shared pointer copied per submit, not three).
+/// connection, with the way back to it.
 struct completion_box {
   std::mutex mutex;
   std::vector<acceptance> accepted;
-  std::vector<finished> items;
+  std::vector<ended> items;
   std::weak_ptr<client_state> state;  // set once, before the first submit
   std::shared_ptr<io_poster> poster;
   bool empty() const { return accepted.empty() && items.empty(); }
@@ -93,6 +100,8 @@ struct client_state : std::enable_shared_from_this<client_state> {
   writer_link writer;
   std::unordered_map<std::uint64_t, channel> channels;
   std::shared_ptr<completion_box> box = std::make_shared<completion_box>();
+  pending_submits pending;  // the tags the observers' calls carry
+  std::shared_ptr<core::task_observer> observer;  // of every submit on this connection
 
   void send(out_frame f) {
     outbox.push(std::move(f));
@@ -145,40 +154,33 @@ void deliver(client_state& s, finished f) {
 
 void drain_box(const std::shared_ptr<client_state>& s);
 
-/// One submit's observer: its outcome (or late rejection) joins the box of
-/// finished submits, and the first in a batch wakes the I/O thread. Runs on
-/// the broker's thread; no task handle (no per-task lock or callback list).
-class submit_observer final : public core::task_observer {
+/// The observer of a connection's submits (one for them all) or of one
+/// follow: an outcome (or late rejection) joins the box of finished tasks
+/// with its tag, and the first in a batch wakes the I/O thread, which finds
+/// the submit by the tag. Runs on the broker's thread; no task handle (no
+/// per-task lock or callback list).
+class outcome_observer final : public core::task_observer {
  public:
-  /// `kept`: with acknowledgements asked for, where the outcome is kept too.
-  /// A follow's observer (`follows`) looks there when the broker no longer
-  /// knows its task (it may have ended as the follow arrived).
-  submit_observer(std::shared_ptr<completion_box> box, std::uint64_t channel, std::uint64_t ref, std::uint64_t seq,
-                  bool tell_accepted, kept_outcomes* kept, std::shared_ptr<io_poster> gateway_open,
-                  std::optional<core::task_id> follows)
-      : box_(std::move(box)), channel_(channel), ref_(ref), seq_(seq), tell_accepted_(tell_accepted), kept_(kept),
-        gateway_open_(std::move(gateway_open)), follows_(follows) {}
-  void on_accepted(core::task_id id, bool duplicate) override {
-    if (tell_accepted_) put([&](completion_box& b) { b.accepted.push_back(acceptance{channel_, ref_, id.value, duplicate}); });
+  /// `kept`: with acknowledgements asked for, where the outcome is kept too
+  /// (for a later follow); `kept` is the gateway's, touched only while the
+  /// gateway runs (a task may end after its gateway is gone).
+  outcome_observer(std::shared_ptr<completion_box> box, bool tell_accepted, kept_outcomes* kept,
+                   std::shared_ptr<io_poster> gateway_open)
+      : box_(std::move(box)), tell_accepted_(tell_accepted), kept_(kept), gateway_open_(std::move(gateway_open)) {}
+  void on_accepted(core::task_id id, bool duplicate, core::observer_tag tag) override {
+    if (tell_accepted_) put([&](completion_box& b) { b.accepted.push_back(acceptance{tag, id.value, duplicate}); });
   }
-  void on_state(core::task_state, std::uint16_t) override {}
+  void on_state(core::task_state, std::uint16_t, core::observer_tag) override {}
   bool follows_states() const override { return false; }
-  // `kept_` is the gateway's: touched only while the gateway runs (a task
-  // may end after its gateway is gone).
-  void on_outcome(const core::task_outcome& outcome) override {
-    if (kept_ && tell_accepted_) gateway_open_->run_if_open([&] { kept_->add(outcome); });
-    finish(completion(outcome));
+  void on_outcome(const core::task_outcome& outcome, core::observer_tag tag) override {
+    if (kept_) gateway_open_->run_if_open([&] { kept_->add(outcome); });
+    finish(tag, completion(outcome));
   }
-  void on_rejected(const core::error& why) override {
-    std::optional<core::task_outcome> kept;
-    if (follows_ && kept_) gateway_open_->run_if_open([&] { kept = kept_->find(follows_->value); });
-    if (kept) return finish(completion(*kept));
-    finish(completion(why));
-  }
+  void on_rejected(const core::error& why, core::observer_tag tag) override { finish(tag, completion(why)); }
 
  private:
-  void finish(completion c) {
-    put([&](completion_box& b) { b.items.push_back(finished{channel_, ref_, seq_, std::move(c)}); });
+  void finish(core::observer_tag tag, completion c) {
+    put([&](completion_box& b) { b.items.push_back(ended{tag, std::move(c)}); });
   }
   template <class F>
   void put(F&& add) {
@@ -195,26 +197,34 @@ class submit_observer final : public core::task_observer {
   }
 
   std::shared_ptr<completion_box> box_;
-  std::uint64_t channel_, ref_, seq_;
   bool tell_accepted_;
-  kept_outcomes* kept_;  // null unless the submit was acknowledged or this is a follow
+  kept_outcomes* kept_;  // null unless submits are acknowledged
   std::shared_ptr<io_poster> gateway_open_;
-  std::optional<core::task_id> follows_;
 };
 
 void drain_box(const std::shared_ptr<client_state>& s) {
   std::vector<acceptance> accepted;
-  std::vector<finished> items;
+  std::vector<ended> items;
   {
     std::lock_guard lock(s->box->mutex);
     accepted.swap(s->box->accepted);
     items.swap(s->box->items);
   }
-  // Acceptances first: the broker accepts a task before it ends.
-  for (const auto& a : accepted)
-    s->send(text_frame(json::object{{"type", "accepted"}, {"channel", a.channel}, {"ref", a.ref}, {"task", a.task},
+  // Acceptances first: the broker accepts a task before it ends (and its
+  // entry is still pending here).
+  for (const auto& a : accepted) {
+    const auto& p = s->pending[a.submit];
+    s->send(text_frame(json::object{{"type", "accepted"}, {"channel", p.channel}, {"ref", p.ref}, {"task", a.task},
                                     {"duplicate", a.duplicate}}));
-  for (auto& f : items) deliver(*s, std::move(f));
+  }
+  for (auto& e : items) {
+    const auto p = s->pending.take(e.submit);
+    // A followed task the broker no longer knows may have ended as the
+    // follow arrived: its outcome may have been kept.
+    if (p.follows && !e.outcome && s->kept)
+      if (auto kept = s->kept->find(p.follows)) e.outcome = completion(*kept);
+    deliver(*s, finished{p.channel, p.ref, p.seq, std::move(e.outcome)});
+  }
 }
 
 std::optional<core::task_options> options_of(const record_header& h, std::string& bad) {
@@ -263,15 +273,14 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   // The payload stays in the message's buffer: no copy.
   auto payload = message.slice(r.body_offset, r.body_size);
   // The outcome may reach the observer (on the broker's thread) before the
-  // submit returns here: it carries its sequence number from the start.
-  // Only an acknowledged submit's outcome is kept (no shared pointer copied for the others).
-  const bool acks = s->tell_accepted;
-  auto observer = std::make_shared<submit_observer>(s->box, ch_id, *ref, ch.next_seq(), acks,
-                                                    acks ? s->kept : nullptr, acks ? s->gateway_open : nullptr,
-                                                    std::nullopt);
+  // submit returns here: its entry has its sequence number from the start.
+  const auto tag = s->pending.add(pending_submit{ch_id, *ref, ch.next_seq(), 0});
   auto id = n.submit_observed(std::string(*queue), std::move(payload), std::move(*options), when_full::fail,
-                              std::move(observer));
-  if (!id) return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
+                              s->observer, tag);
+  if (!id) {
+    s->pending.take(tag);
+    return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);
+  }
   expect_broker_reply();
   note_submits(1);
   ch.submitted();
@@ -302,11 +311,12 @@ void on_follow(const json::object& o, const std::shared_ptr<client_state>& s, no
   const auto seq = ch.submitted();
   if (s->kept)
     if (auto o = s->kept->find(*task)) return deliver(*s, finished{ch_id, *ref, seq, completion(*o)});  // ended, kept
-  // A task the broker no longer knows (and nobody kept) comes back as a rejected outcome (unknown_task).
-  auto observer =
-      std::make_shared<submit_observer>(s->box, ch_id, *ref, seq, false, s->kept, s->gateway_open, core::task_id{*task});
+  // A task the broker no longer knows (and nobody kept) comes back as a
+  // rejected outcome (unknown_task). An observer of its own, so that it can
+  // be taken back when the connection ends.
+  auto observer = std::make_shared<outcome_observer>(s->box, false, nullptr, nullptr);
   s->follows.emplace_back(core::task_id{*task}, observer);
-  n.watch(core::task_id{*task}, std::move(observer));
+  n.watch(core::task_id{*task}, std::move(observer), s->pending.add(pending_submit{ch_id, *ref, seq, *task}));
 }
 
 void on_text(std::string_view text, const std::shared_ptr<client_state>& state, node& n) {
@@ -380,6 +390,9 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   auto poster = ctx.make_poster();
   state->box->state = state;
   state->box->poster = poster;
+  // Only an acknowledged submit's outcome is kept (no lock taken for the others).
+  state->observer = std::make_shared<outcome_observer>(state->box, ctx.accepted, ctx.accepted ? ctx.kept : nullptr,
+                                                       ctx.accepted ? ctx.gateway_open : nullptr);
   struct end {
     std::shared_ptr<client_state>& s;
     std::shared_ptr<io_poster>& p;

@@ -37,14 +37,14 @@ class task_follower final : public core::task_observer {
   explicit task_follower(std::shared_ptr<io_poster> poster) : poster_(std::move(poster)) {}
   const std::shared_ptr<task_news>& news() const { return news_; }
 
-  void on_accepted(core::task_id, bool) override {}
-  void on_state(core::task_state s, std::uint16_t attempt) override {
+  void on_accepted(core::task_id, bool, core::observer_tag) override {}
+  void on_state(core::task_state s, std::uint16_t attempt, core::observer_tag) override {
     tell([s, attempt](task_news& n) { n.state = s, n.attempt = attempt; });
   }
-  void on_outcome(const core::task_outcome& o) override {
+  void on_outcome(const core::task_outcome& o, core::observer_tag) override {
     tell([o](task_news& n) { n.state = o.state, n.outcome = o; });
   }
-  void on_rejected(const core::error& why) override {
+  void on_rejected(const core::error& why, core::observer_tag) override {
     tell([why](task_news& n) { n.rejected = why; });
   }
 

@@ -12,24 +12,24 @@ void sim_sink::refused(core::task_id task, core::lease_id lease, core::error) {
 }
 void sim_sink::failed(core::error why) { w_.note("consumer failed: " + why.message); }
 
-void sim_watcher::on_accepted(core::task_id, bool) {
+void sim_watcher::on_accepted(core::task_id, bool, core::observer_tag) {
   w_.note("a watcher was told of acceptance");  // never: shows in the trace if it happens
 }
-void sim_watcher::on_outcome(const core::task_outcome& outcome) {
+void sim_watcher::on_outcome(const core::task_outcome& outcome, core::observer_tag) {
   told_ = true;
   w_.on_watch_outcome(outcome);
 }
-void sim_watcher::on_rejected(const core::error&) { w_.on_watch_refused(task_); }
+void sim_watcher::on_rejected(const core::error&, core::observer_tag) { w_.on_watch_refused(task_); }
 
-void sim_observer::on_accepted(core::task_id id, bool duplicate) {
+void sim_observer::on_accepted(core::task_id id, bool duplicate, core::observer_tag) {
   duplicate_ = duplicate;
   w_.on_accepted(id, duplicate, earliest_start_);
 }
-void sim_observer::on_outcome(const core::task_outcome& outcome) {
+void sim_observer::on_outcome(const core::task_outcome& outcome, core::observer_tag) {
   w_.on_outcome(outcome, duplicate_);
   if (ended_) ended_();
 }
-void sim_observer::on_rejected(const core::error& why) {
+void sim_observer::on_rejected(const core::error& why, core::observer_tag) {
   w_.on_rejected(why);
   if (ended_) ended_();
 }

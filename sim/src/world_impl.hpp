@@ -170,10 +170,10 @@ class sim_sink final : public actors::remote_sink {
 class sim_watcher final : public core::task_observer {
  public:
   sim_watcher(world& w, core::task_id task) : w_(w), task_(task) {}
-  void on_accepted(core::task_id, bool) override;
-  void on_state(core::task_state, std::uint16_t) override { taken_ = true; }
-  void on_outcome(const core::task_outcome& outcome) override;
-  void on_rejected(const core::error& why) override;
+  void on_accepted(core::task_id, bool, core::observer_tag) override;
+  void on_state(core::task_state, std::uint16_t, core::observer_tag) override { taken_ = true; }
+  void on_outcome(const core::task_outcome& outcome, core::observer_tag) override;
+  void on_rejected(const core::error& why, core::observer_tag) override;
   core::task_id task() const { return task_; }
   bool taken() const { return taken_; }
   bool told() const { return told_; }
@@ -190,10 +190,10 @@ class sim_observer final : public core::task_observer {
   /// `ended` (optional) hears the submit's end: an outcome or a rejection.
   sim_observer(world& w, time_point earliest_start, std::function<void()> ended = {})
       : w_(w), earliest_start_(earliest_start), ended_(std::move(ended)) {}
-  void on_accepted(core::task_id id, bool duplicate) override;
-  void on_state(core::task_state, std::uint16_t) override {}
-  void on_outcome(const core::task_outcome& outcome) override;
-  void on_rejected(const core::error& why) override;
+  void on_accepted(core::task_id id, bool duplicate, core::observer_tag) override;
+  void on_state(core::task_state, std::uint16_t, core::observer_tag) override {}
+  void on_outcome(const core::task_outcome& outcome, core::observer_tag) override;
+  void on_rejected(const core::error& why, core::observer_tag) override;
 
  private:
   world& w_;

@@ -295,10 +295,10 @@ namespace {
 /// Records what a gateway's observer hears.
 class recording_observer final : public core::task_observer {
  public:
-  void on_accepted(task_id id, bool) override { accepted = id; }
-  void on_state(task_state, std::uint16_t) override {}
-  void on_outcome(const task_outcome& o) override { outcome.set_value(o); }
-  void on_rejected(const core::error& why) override { outcome.set_exception(std::make_exception_ptr(std::runtime_error(why.message))); }
+  void on_accepted(task_id id, bool, core::observer_tag) override { accepted = id; }
+  void on_state(task_state, std::uint16_t, core::observer_tag) override {}
+  void on_outcome(const task_outcome& o, core::observer_tag) override { outcome.set_value(o); }
+  void on_rejected(const core::error& why, core::observer_tag) override { outcome.set_exception(std::make_exception_ptr(std::runtime_error(why.message))); }
   std::atomic<task_id> accepted{};
   std::promise<task_outcome> outcome;
 };
@@ -334,13 +334,13 @@ struct watch_recorder : core::task_observer {
   std::vector<task_state> states;
   std::promise<std::optional<task_outcome>> ended;  // the outcome, or nothing when rejected
   std::optional<errc> rejected;
-  void on_accepted(task_id, bool) override { ADD_FAILURE() << "a watcher is not told of acceptance"; }
-  void on_state(task_state s, std::uint16_t) override {
+  void on_accepted(task_id, bool, core::observer_tag) override { ADD_FAILURE() << "a watcher is not told of acceptance"; }
+  void on_state(task_state s, std::uint16_t, core::observer_tag) override {
     std::lock_guard lock(mutex);
     states.push_back(s);
   }
-  void on_outcome(const task_outcome& o) override { ended.set_value(o); }
-  void on_rejected(const core::error& why) override {
+  void on_outcome(const task_outcome& o, core::observer_tag) override { ended.set_value(o); }
+  void on_rejected(const core::error& why, core::observer_tag) override {
     rejected = why.code;
     ended.set_value(std::nullopt);
   }

@@ -14,10 +14,10 @@ struct recorder : task_observer {
   bool duplicate = false;
   std::vector<task_state> states;
   std::vector<task_outcome> outcomes;
-  void on_accepted(task_id id, bool dup) override { accepted = id, duplicate = dup; }
-  void on_state(task_state s, std::uint16_t) override { states.push_back(s); }
-  void on_outcome(const task_outcome& o) override { outcomes.push_back(o); }
-  void on_rejected(const error&) override { ADD_FAILURE() << "rejected"; }
+  void on_accepted(task_id id, bool dup, observer_tag) override { accepted = id, duplicate = dup; }
+  void on_state(task_state s, std::uint16_t, observer_tag) override { states.push_back(s); }
+  void on_outcome(const task_outcome& o, observer_tag) override { outcomes.push_back(o); }
+  void on_rejected(const error&, observer_tag) override { ADD_FAILURE() << "rejected"; }
   bool follows_states() const override { return follows; }
   bool follows = true;
 };
@@ -101,6 +101,48 @@ TEST_F(broker_core_test, an_observer_that_does_not_follow_states_hears_only_the_
   ASSERT_EQ(r->outcomes.size(), 1u);
   EXPECT_EQ(r->outcomes[0].state, task_state::succeeded);
   EXPECT_EQ(following->states, std::vector<task_state>{task_state::leased}) << "its neighbour still hears them";
+}
+
+TEST_F(broker_core_test, one_observer_of_many_tasks_hears_each_call_with_that_tasks_tag) {
+  struct tagged : task_observer {
+    std::vector<std::pair<observer_tag, std::string>> heard;
+    void on_accepted(task_id id, bool dup, observer_tag t) override {
+      heard.emplace_back(t, "accepted " + std::to_string(id.value) + (dup ? " dup" : ""));
+    }
+    void on_state(task_state s, std::uint16_t, observer_tag t) override { heard.emplace_back(t, std::string(to_string(s))); }
+    void on_outcome(const task_outcome& o, observer_tag t) override {
+      heard.emplace_back(t, "outcome " + std::to_string(o.id.value) + " " + std::string(o.value.view()));
+    }
+    void on_rejected(const error&, observer_tag t) override { heard.emplace_back(t, "rejected"); }
+  };
+  auto o = std::make_shared<tagged>();
+  ASSERT_TRUE(broker.submit(task_id{1}, task_spec{"q", bytes::copy_from("a"), {}}, observer_ref(o, 7), now));
+  ASSERT_TRUE(broker.submit(task_id{2}, task_spec{"q", bytes::copy_from("b"), {.idempotency_key = "k"}},
+                            observer_ref(o, 9), now));
+  // A duplicate joins task 2 under a tag of its own.
+  ASSERT_TRUE(broker.submit(task_id{3}, task_spec{"q", bytes::copy_from("b"), {.idempotency_key = "k"}},
+                            observer_ref(o, 11), now));
+  // Refused: the observer is left with the caller, and hears nothing.
+  observer_ref refused(o, 13);
+  EXPECT_FALSE(broker.submit(task_id{4}, task_spec{"nope", {}, {}}, std::move(refused), now));
+  EXPECT_EQ(refused.target, o);
+  join(1, 2);
+  auto items = dispatched_to(1);
+  ASSERT_EQ(items.size(), 2u);
+  for (const auto& item : items)
+    ASSERT_TRUE(broker.report(consumer_id{1}, item.id, item.lease,
+                              attempt_result::success(bytes::copy_from(item.id.value == 1 ? "x" : "y")), now));
+  using heard = std::vector<std::pair<observer_tag, std::string>>;
+  EXPECT_EQ(o->heard, (heard{{7, "accepted 1"},
+                             {9, "accepted 2"},
+                             {11, "accepted 2 dup"},
+                             {11, "queued"},
+                             {7, "leased"},
+                             {9, "leased"},
+                             {11, "leased"},
+                             {7, "outcome 1 x"},
+                             {9, "outcome 2 y"},
+                             {11, "outcome 2 y"}}));
 }
 
 TEST_F(broker_core_test, ended_tasks_hand_back_their_observer_and_payload) {

@@ -15,10 +15,10 @@ struct recorder : core::task_observer {
   std::optional<core::task_outcome> outcome;
   std::optional<core::error> rejected;
 
-  void on_accepted(core::task_id id, bool dup) override { accepted = id, duplicate = dup; }
-  void on_state(core::task_state s, std::uint16_t) override { states.push_back(s); }
-  void on_outcome(const core::task_outcome& o) override { outcome = o; }
-  void on_rejected(const core::error& why) override { rejected = why; }
+  void on_accepted(core::task_id id, bool dup, core::observer_tag) override { accepted = id, duplicate = dup; }
+  void on_state(core::task_state s, std::uint16_t, core::observer_tag) override { states.push_back(s); }
+  void on_outcome(const core::task_outcome& o, core::observer_tag) override { outcome = o; }
+  void on_rejected(const core::error& why, core::observer_tag) override { rejected = why; }
 };
 
 }  // namespace drover::test_support

@@ -102,7 +102,7 @@ struct queue_stats {
 /// buffer is freed by the thread that allocated it (glibc's per-thread caches
 /// then reuse it instead of taking an arena lock).
 struct retired_refs {
-  std::vector<observer_ref> observers;
+  std::vector<std::shared_ptr<task_observer>> observers;
   std::vector<bytes> payloads;
   bool empty() const { return observers.empty() && payloads.empty(); }
 };
@@ -133,7 +133,8 @@ class broker_core {
   result<std::uint32_t> revoke_demand(consumer_id consumer, std::uint32_t n);
 
   // --- tasks ---------------------------------------------------------
-  result<submit_ack> submit(task_id id, task_spec&& spec, observer_ref observer, time_point now);
+  /// A refused submit leaves `observer` as it was (the caller tells it why).
+  result<submit_ack> submit(task_id id, task_spec&& spec, observer_ref&& observer, time_point now);
   /// `slot` is the dispatch item's slot (a hint; any value works, slower).
   result<void> report(consumer_id consumer, task_id task, lease_id lease, attempt_result&& outcome, time_point now,
                       std::uint32_t slot = UINT32_MAX);

@@ -45,11 +45,14 @@ struct task_record {
   time_point expires_at() const { return extras ? extras->expires_at : time_never; }
   bytes payload;
   std::unique_ptr<task_extras> extras;
-  observer_ref observer;
+  std::shared_ptr<task_observer> observer;
 
   // Lease, valid while state == leased.
   lease_id lease;
   std::uint32_t owner = 0;  // consumer index
+  observer_tag tag_for_observer = 0;  // fits the padding after `owner`: the record stays 128 bytes
+
+  observer_ref observed_by() const { return observer_ref(observer, tag_for_observer); }
 
   // The one timer a task needs at a time: not_before while delayed, the
   // lease deadline while leased (never both).
