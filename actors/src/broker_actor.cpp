@@ -24,12 +24,26 @@ bool set_idle_spin(caf::execution_unit* where, std::size_t polls) {
 
 namespace {
 
+std::vector<remote_task> remote_tasks(const core::broker_core& core, std::vector<core::dispatch_item>&& items) {
+  std::vector<remote_task> tasks;
+  tasks.reserve(items.size());
+  for (auto& item : items) {
+    const auto queue = item.queue;
+    tasks.push_back(remote_task{std::move(item), core.queue_name(queue)});
+  }
+  return tasks;
+}
+
 void ship_dispatches(broker_actor_type* self) {
   auto& st = self->state;
   for (auto& batch : st.core->take_dispatches()) {
     auto it = st.consumers.find(batch.consumer);
     assert(it != st.consumers.end());
-    self->send(it->second, dispatch_msg{std::move(batch.items)});
+    if (const auto& sink = it->second.sink) {
+      sink->deliver(remote_tasks(*st.core, std::move(batch.items)));
+      continue;
+    }
+    self->send(it->second.handle, dispatch_msg{std::move(batch.items)});
   }
 }
 
@@ -42,7 +56,7 @@ void ship_cancels(broker_actor_type* self) {
   for (auto& [consumer, list] : by_consumer) {
     // A consumer that left already lost its leases; nothing to tell it.
     if (auto it = st.consumers.find(consumer); it != st.consumers.end())
-      self->send(it->second, lease_cancel_msg{std::move(list)});
+      self->send(it->second.handle, lease_cancel_msg{std::move(list)});
   }
 }
 
@@ -88,7 +102,7 @@ void consumer_left(broker_actor_type* self, core::consumer_id consumer) {
   auto& st = self->state;
   auto it = st.consumers.find(consumer);
   if (it == st.consumers.end()) return;
-  st.consumer_by_addr.erase(it->second.address());
+  st.consumer_by_addr.erase(it->second.handle.address());
   st.consumers.erase(it);
   (void)st.core->leave(consumer, actor_now(self));
 }
@@ -138,7 +152,7 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
         auto joined = self->state.core->join(m.consumer, {});
         if (!joined) return joined.err();
         self->monitor(m.handle);
-        self->state.consumers.emplace(m.consumer, m.handle);
+        self->state.consumers.emplace(m.consumer, broker_state::joined_consumer{m.handle, m.sink});
         self->state.consumer_by_addr.emplace(m.handle.address(), m.consumer);
         return {};
       },

@@ -39,7 +39,8 @@ caf::behavior remote_consumer_actor(remote_consumer_actor_type* self, remote_con
   assert(config.sink);
   self->state.config = std::move(config);
   self->request(self->state.config.broker, caf::infinite,
-                join_msg{self->state.config.id, caf::actor_cast<caf::actor>(self)})
+                join_msg{self->state.config.id, caf::actor_cast<caf::actor>(self),
+                         self->state.config.session_keeps_leases ? self->state.config.sink : nullptr})
       .then([=](const core::error& err) {
         if (err) {
           self->state.config.sink->failed(err);

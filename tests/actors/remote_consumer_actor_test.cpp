@@ -1,5 +1,7 @@
 #include "drover/actors/remote_consumer_actor.hpp"
 
+#include <map>
+
 #include "drover/actors/broker_actor.hpp"
 #include "support/caf_fixture.hpp"
 #include "support/recorder.hpp"
@@ -117,4 +119,28 @@ TEST_F(remote_consumer_test, a_cancelled_lease_is_revoked_and_its_late_result_re
   EXPECT_EQ(sink->refusals.size(), 1u);
   EXPECT_EQ(r->outcome->state, core::task_state::cancelled);
   shutdown({runtime, broker});
+}
+
+TEST_F(remote_consumer_test, a_consumer_that_joins_with_a_sink_gets_its_tasks_from_the_broker_directly) {
+  // Stands in for the consumer's actor: it must see no dispatch_msg.
+  auto dispatches = std::make_shared<int>(0);
+  auto handle = sys.spawn([dispatches]() -> caf::behavior {
+    return {[dispatches](dispatch_msg&) { ++*dispatches; }, [](lease_cancel_msg&) {}};
+  });
+  const core::consumer_id id{9};
+  caf::anon_send(broker, join_msg{id, handle, sink});
+  sched.run();
+  for (const auto* queue : {"a", "b"}) {
+    caf::anon_send(broker, subscribe_msg{id, queue});
+    sched.run();
+  }
+  submit("b", "1");
+  submit("a", "2");
+  caf::anon_send(broker, consumer_update_msg{id, {}, 2, 0});
+  sched.run();
+  shutdown({handle, broker});  // first: a failed ASSERT would leave the system waiting for them
+  std::map<std::string, std::string> by_queue;
+  for (const auto& t : sink->delivered) by_queue[t.queue] = std::string(t.item.payload.view());
+  EXPECT_EQ(by_queue, (std::map<std::string, std::string>{{"a", "2"}, {"b", "1"}})) << "each task named with its queue";
+  EXPECT_EQ(*dispatches, 0) << "nothing went through the consumer's actor";
 }

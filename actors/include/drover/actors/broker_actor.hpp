@@ -27,7 +27,11 @@ struct broker_state {
   std::shared_ptr<admission_gate> admission;  // may be null
   std::size_t drained_tasks = 0;              // taken from the inbox this turn
   std::size_t drained_bytes = 0;
-  std::unordered_map<core::consumer_id, caf::actor> consumers;
+  struct joined_consumer {
+    caf::actor handle;
+    std::shared_ptr<remote_sink> sink;  // tasks go straight here when set (join_msg)
+  };
+  std::unordered_map<core::consumer_id, joined_consumer> consumers;
   std::unordered_map<caf::actor_addr, core::consumer_id> consumer_by_addr;
   std::optional<core::time_point> timer_armed_for;
   std::uint64_t stale_reports = 0;

@@ -32,10 +32,11 @@ struct remote_consumer_config {
   std::shared_ptr<remote_sink> sink;
   /// The session keeps the runtime's leases itself (runtime_session_book),
   /// refuses reports for leases it does not hold, and sends reports and
-  /// demand to the broker directly (remote_link::update): this actor then
-  /// only joins, forwards dispatches, and forwards every cancel (the
-  /// session drops those for leases already gone). One actor hop and one
-  /// lease map fewer per task (docs/benchmarks.md).
+  /// demand to the broker directly (remote_link::update), and the broker
+  /// hands it its tasks directly (join_msg::sink): this actor then only
+  /// joins and forwards every cancel (the session drops those for leases
+  /// already gone). Two actor hops and one lease map fewer per task
+  /// (docs/benchmarks.md).
   bool session_keeps_leases = false;
 };
 
