@@ -1,6 +1,7 @@
 #include "client_session.hpp"
 
 #include <array>
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
@@ -83,8 +84,15 @@ struct completion_box {
   std::mutex mutex;
   std::vector<acceptance> accepted;
   std::vector<ended> items;
+  /// Set while the box holds anything: read without the lock by an
+  /// observer on the connection's own loop, which delivers straight away
+  /// only while nothing waits here (what waits goes first).
+  std::atomic<bool> holding{false};
   std::weak_ptr<client_state> state;  // set once, before the first submit
   std::shared_ptr<io_poster> poster;
+  /// The session while it runs (I/O thread only: set at its start, cleared
+  /// at its end, read only on its loop).
+  client_state* running = nullptr;
   bool empty() const { return accepted.empty() && items.empty(); }
 };
 
@@ -153,6 +161,7 @@ void deliver(client_state& s, finished f) {
 }
 
 void drain_box(const std::shared_ptr<client_state>& s);
+void deliver_ended(client_state& s, ended e);
 
 /// The observer of a connection's submits (one for them all) or of one
 /// follow: an outcome (or late rejection) joins the box of finished tasks
@@ -180,7 +189,14 @@ class outcome_observer final : public core::task_observer {
 
  private:
   void finish(core::observer_tag tag, completion c) {
+    // The broker's turn hosted by this connection's own loop (drover
+    // serve): the outcome is written now, with no lock, box or post.
+    if (auto* s = here()) return deliver_ended(*s, ended{tag, std::move(c)});
     put([&](completion_box& b) { b.items.push_back(ended{tag, std::move(c)}); });
+  }
+  client_state* here() const {
+    if (!box_->poster->on_own_loop() || box_->holding.load(std::memory_order_acquire)) return nullptr;
+    return box_->running;
   }
   template <class F>
   void put(F&& add) {
@@ -189,6 +205,7 @@ class outcome_observer final : public core::task_observer {
       std::lock_guard lock(box_->mutex);
       first = box_->empty();
       add(*box_);
+      box_->holding.store(true, std::memory_order_release);
     }
     if (first)
       box_->poster->post([state = box_->state] {
@@ -209,6 +226,7 @@ void drain_box(const std::shared_ptr<client_state>& s) {
     std::lock_guard lock(s->box->mutex);
     accepted.swap(s->box->accepted);
     items.swap(s->box->items);
+    s->box->holding.store(false, std::memory_order_release);
   }
   // Acceptances first: the broker accepts a task before it ends (and its
   // entry is still pending here).
@@ -217,14 +235,17 @@ void drain_box(const std::shared_ptr<client_state>& s) {
     s->send(text_frame(json::object{{"type", "accepted"}, {"channel", p.channel}, {"ref", p.ref}, {"task", a.task},
                                     {"duplicate", a.duplicate}}));
   }
-  for (auto& e : items) {
-    const auto p = s->pending.take(e.submit);
-    // A followed task the broker no longer knows may have ended as the
-    // follow arrived: its outcome may have been kept.
-    if (p.follows && !e.outcome && s->kept)
-      if (auto kept = s->kept->find(p.follows)) e.outcome = completion(*kept);
-    deliver(*s, finished{p.channel, p.ref, p.seq, std::move(e.outcome)});
-  }
+  for (auto& e : items) deliver_ended(*s, std::move(e));
+}
+
+/// On the I/O thread: the submit (or follow) `e` is about is found by its tag.
+void deliver_ended(client_state& s, ended e) {
+  const auto p = s.pending.take(e.submit);
+  // A followed task the broker no longer knows may have ended as the
+  // follow arrived: its outcome may have been kept.
+  if (p.follows && !e.outcome && s.kept)
+    if (auto kept = s.kept->find(p.follows)) e.outcome = completion(*kept);
+  deliver(s, finished{p.channel, p.ref, p.seq, std::move(e.outcome)});
 }
 
 std::optional<core::task_options> options_of(const record_header& h, std::string& bad) {
@@ -390,6 +411,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   auto poster = ctx.make_poster();
   state->box->state = state;
   state->box->poster = poster;
+  state->box->running = state.get();
   // Only an acknowledged submit's outcome is kept (no lock taken for the others).
   state->observer = std::make_shared<outcome_observer>(state->box, ctx.accepted, ctx.accepted ? ctx.kept : nullptr,
                                                        ctx.accepted ? ctx.gateway_open : nullptr);
@@ -398,6 +420,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
     std::shared_ptr<io_poster>& p;
     node& n;
     ~end() {
+      s->box->running = nullptr;
       p->close();  // outcomes still to come are dropped; the tasks themselves go on
       s->writer = {};
       for (const auto& [task, follower] : s->follows)  // the broker need not keep them for nobody

@@ -20,6 +20,9 @@ class io_poster {
   /// The loop whose thread this is (set by the gateway's I/O loop).
   static inline thread_local const void* current_loop = nullptr;
 
+  /// Whether the caller runs on the executor's own thread.
+  bool on_own_loop() const { return current_loop == loop_; }
+
   /// On the executor's own thread (an actor turn that the gateway's I/O
   /// loop hosts): runs `f` now, saving a trip through the loop's queue;
   /// from any other thread: posts it. Callers on one thread see their
