@@ -160,6 +160,30 @@ TEST_F(client_channel_test, with_accepted_each_submit_is_acknowledged_with_its_t
   EXPECT_THROW(ws_client(port, "/v1/client?accepted=maybe"), boost::system::system_error) << "refused before the upgrade";
 }
 
+TEST_F(client_channel_test, a_duplicate_of_an_ended_task_is_acknowledged_before_the_outcome_that_comes_with_it) {
+  // The broker answers such a submit with its acceptance and its outcome in
+  // one turn: the outcome must not overtake the acceptance on its way out.
+  ws_client c(port, "/v1/client?accepted=true");
+  auto submit_with_key = [](std::uint64_t ref) {
+    return ws_client::frame(json::object{{"type", "submit"}, {"ref", ref}, {"queue", "resize"}, {"idempotency_key", "once"}}, "1");
+  };
+  c.send_binary(submit_with_key(1));
+  const auto accepted = c.read();
+  ASSERT_EQ(accepted.header.at("type").as_string(), "accepted");
+  ASSERT_EQ(c.read().header.at("state").as_string(), "succeeded");
+  for (std::uint64_t ref = 2; ref < 12; ++ref) {
+    c.send_binary(submit_with_key(ref));
+    const auto first = c.read();
+    ASSERT_EQ(first.header.at("type").as_string(), "accepted") << "ref " << ref << ": " << first.header;
+    EXPECT_TRUE(first.header.at("duplicate").as_bool());
+    EXPECT_EQ(first.header.at("task"), accepted.header.at("task"));
+    const auto outcome = c.read();
+    ASSERT_TRUE(outcome.binary) << outcome.header;
+    EXPECT_EQ(outcome.header.at("ref").as_int64(), static_cast<std::int64_t>(ref));
+    EXPECT_EQ(outcome.header.at("state").as_string(), "succeeded");
+  }
+}
+
 TEST_F(client_channel_test, a_client_that_reconnects_follows_its_tasks_by_id) {
   json::value task, quick;
   {
