@@ -223,3 +223,76 @@ TEST(coalescing_stream, synchronous_websocket_writes_of_whole_buffers_and_gather
   ASSERT_EQ(received.size(), std::size_t{count});
   for (int i = 0; i < count; ++i) ASSERT_EQ(received[i], message(i)) << "message " << i;
 }
+
+TEST(coalescing_stream, a_small_read_after_a_full_one_takes_the_whole_burst_in_one_receive) {
+  layer_and_peer lp;
+  auto& [io, layer, peer] = lp;
+  std::string sent(10'000, '\0');
+  for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>('a' + i % 26);
+  asio::write(peer, asio::buffer(sent));
+  auto& socket = beast::get_lowest_layer(layer).socket();
+  for (int i = 0; i < 100 && socket.available() < sent.size(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(socket.available(), sent.size());
+  std::string got;
+  std::vector<std::size_t> left_in_socket;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        std::array<char, 1536> buffer;  // Beast's frame buffer asks for this much
+        while (got.size() < sent.size()) {
+          const auto n = co_await layer.async_read_some(asio::buffer(buffer), asio::use_awaitable);
+          got.append(buffer.data(), n);
+          left_in_socket.push_back(socket.available());
+        }
+      },
+      asio::detached);
+  lp.run_a_while();
+  EXPECT_EQ(got, sent);
+  ASSERT_GE(left_in_socket.size(), 2u);
+  EXPECT_EQ(left_in_socket[0], sent.size() - 1536) << "the first read goes straight in";
+  EXPECT_EQ(left_in_socket[1], 0u) << "the second, after one that filled its buffer, takes the rest at once";
+}
+
+TEST(coalescing_stream, websocket_messages_of_every_size_read_through_the_layer_arrive_intact_and_in_order) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = acceptor.local_endpoint().port();
+  // Around Beast's 1536-byte frame buffer, and past the stash's 64 KiB.
+  const std::vector<std::size_t> sizes{1, 100, 1530, 1536, 1540, 3000, 7300, 8191, 8192, 20'000, 70'000, 200'000, 5};
+  auto body = [](std::size_t i, std::size_t size) {
+    std::string m(size, static_cast<char>('a' + i % 26));
+    m.replace(0, std::min<std::size_t>(size, 4), std::to_string(i % 10000).substr(0, std::min<std::size_t>(size, 4)));
+    return m;
+  };
+  std::thread writer([&] {
+    asio::io_context wio;
+    websocket::stream<tcp::socket> ws(wio);
+    ws.next_layer().connect(tcp::endpoint{asio::ip::make_address("127.0.0.1"), port});
+    ws.handshake("127.0.0.1", "/");
+    ws.binary(true);
+    for (int round = 0; round < 20; ++round)
+      for (std::size_t i = 0; i < sizes.size(); ++i) ws.write(asio::buffer(body(round * sizes.size() + i, sizes[i])));
+    ws.close(websocket::close_code::normal);
+  });
+  client_ws ws(io);
+  std::vector<std::string> received;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        beast::get_lowest_layer(ws).socket() = co_await acceptor.async_accept(asio::use_awaitable);
+        co_await ws.async_accept(asio::use_awaitable);
+        for (;;) {
+          beast::flat_buffer buffer;
+          auto [ec, n] = co_await ws.async_read(buffer, asio::as_tuple(asio::use_awaitable));
+          if (ec) break;
+          received.push_back(beast::buffers_to_string(buffer.data()));
+        }
+      },
+      asio::detached);
+  io.run();
+  writer.join();
+  ASSERT_EQ(received.size(), 20 * sizes.size());
+  for (int round = 0; round < 20; ++round)
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+      ASSERT_EQ(received[round * sizes.size() + i], body(round * sizes.size() + i, sizes[i])) << "round " << round << " message " << i;
+}

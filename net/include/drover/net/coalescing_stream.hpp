@@ -12,6 +12,16 @@
 // stays bounded by the protocols' own windows: a runtime holds at most its
 // capacity, a client channel at most its window; a few sent buffers (at
 // most 4 of up to 256 KiB) are kept for the next copied writes.
+//
+// Reads: Beast reads a frame's first bytes into a 1536-byte buffer of its
+// own and the rest of the payload into the message, so a message bigger
+// than that took two receives (and a third to find the socket empty). Once
+// a connection's receive has filled what it was given, a small read goes
+// into a stash of `stash_bytes` instead, and the reads after it are served
+// from there: one receive per burst. The stash is allocated for a receive
+// and freed once read out, so a connection holds one only while bytes
+// wait in it; one whose messages fit Beast's buffer (an idle runtime's
+// keepalives, capacity-1 tasks) never uses it.
 #include <array>
 #include <chrono>
 #include <memory>
@@ -72,9 +82,15 @@ class coalescing_stream {
   NextLayer& next_layer() noexcept { return next_; }
   const NextLayer& next_layer() const noexcept { return next_; }
 
+  /// A receive into the stash takes up to this much.
+  static constexpr std::size_t stash_bytes = 64 * 1024;
+  /// Reads asking for less than this may go through the stash.
+  static constexpr std::size_t stash_read_max = 8 * 1024;
+
   template <class MutableBuffers, class Handler>
   auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
-    return next_.async_read_some(buffers, std::forward<Handler>(handler));
+    return boost::asio::async_compose<Handler, void(boost::system::error_code, std::size_t)>(
+        read_op<MutableBuffers>{this, s_, buffers}, handler, next_);
   }
 
   /// A synchronous write only gathers (never blocks): the sessions' writers
@@ -101,10 +117,15 @@ class coalescing_stream {
   // nothing here reads synchronously, but the next layer can.
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& buffers, boost::system::error_code& ec) {
+    if (s_->stashed()) {
+      ec = {};
+      return s_->take_stashed(buffers);
+    }
     return next_.read_some(buffers, ec);
   }
   template <class MutableBuffers>
   std::size_t read_some(const MutableBuffers& buffers) {
+    if (s_->stashed()) return s_->take_stashed(buffers);
     return next_.read_some(buffers);
   }
 
@@ -127,6 +148,66 @@ class coalescing_stream {
     bool corked = false;
     bool alive = true;
     boost::system::error_code failed;
+
+    /// Received bytes not read yet: [stash_pos, stash_end) of `stash`.
+    std::unique_ptr<char[]> stash;
+    std::size_t stash_pos = 0, stash_end = 0;
+    /// A receive once filled the buffer it was given: more was waiting,
+    /// so the messages are bigger than Beast's first read.
+    bool bursty = false;
+
+    bool stashed() const { return stash_pos < stash_end; }
+    /// The stash is freed as soon as it is read out: a quiet connection
+    /// holds none, whatever it once received.
+    template <class MutableBuffers>
+    std::size_t take_stashed(const MutableBuffers& buffers) {
+      const std::size_t n =
+          boost::asio::buffer_copy(buffers, boost::asio::buffer(stash.get() + stash_pos, stash_end - stash_pos));
+      stash_pos += n;
+      if (!stashed()) stash.reset();
+      return n;
+    }
+  };
+
+  /// One async_read_some: from the stash (completing through the executor,
+  /// never inside the call), into the stash, or straight into `buffers`.
+  template <class MutableBuffers>
+  struct read_op {
+    coalescing_stream* stream;
+    std::shared_ptr<state> s;
+    MutableBuffers buffers;
+    enum class step { start, served, direct, stashing } at = step::start;
+    std::size_t served = 0;
+
+    template <class Self>
+    void operator()(Self& self, boost::system::error_code ec = {}, std::size_t n = 0) {
+      switch (at) {
+        case step::start:
+          if (s->stashed()) {
+            served = s->take_stashed(buffers);
+            at = step::served;
+            return boost::asio::post(stream->get_executor(), std::move(self));
+          }
+          if (s->bursty && boost::asio::buffer_size(buffers) < stash_read_max) {
+            s->stash = std::make_unique_for_overwrite<char[]>(stash_bytes);
+            at = step::stashing;
+            return stream->next_.async_read_some(boost::asio::buffer(s->stash.get(), stash_bytes), std::move(self));
+          }
+          at = step::direct;
+          return stream->next_.async_read_some(buffers, std::move(self));
+        case step::served:
+          return self.complete(ec, served);
+        case step::direct:
+          if (!ec && n == boost::asio::buffer_size(buffers)) s->bursty = true;
+          return self.complete(ec, n);
+        case step::stashing: {
+          s->stash_pos = 0;
+          s->stash_end = ec ? 0 : n;
+          const std::size_t given = s->take_stashed(buffers);
+          return self.complete(ec, given);
+        }
+      }
+    }
   };
 
   template <class ConstBuffers, class Handler>
@@ -271,3 +352,4 @@ void async_teardown(boost::beast::role_type role, coalescing_stream<NextLayer>& 
 }
 
 }  // namespace drover::net
+
