@@ -103,7 +103,9 @@ serve_config load(const serve_options& options) {
     std::int64_t poll_idle_ms = c.gateway.poll_session_idle.count(), wait_max_ms = c.gateway.wait_max.count();
     std::int64_t notes = static_cast<std::int64_t>(c.gateway.notes_retained);
     std::int64_t io_spin_us = c.gateway.io_spin.count(), quiet_spin_us = c.gateway.io_quiet_spin.count();
+    std::int64_t outcome_delay_us = c.gateway.busy_outcome_delay.count();
     read(t, "gateway", "io_spin_us", io_spin_us);
+    read(t, "gateway", "busy_outcome_delay_us", outcome_delay_us);
     read(t, "gateway", "quiet_spin_us", quiet_spin_us);
     read(t, "gateway", "idle_timeout_ms", idle_ms);
     read(t, "gateway", "results_retained", retained);
@@ -113,10 +115,11 @@ serve_config load(const serve_options& options) {
     read(t, "gateway", "wait_max_ms", wait_max_ms);
     read(t, "gateway", "notes_retained", notes);
     if (idle_ms < 1 || retained < 1 || heartbeat_ms < 1 || lease_ttl_ms < 0 || poll_idle_ms < 1 || wait_max_ms < 0 ||
-        notes < 1 || io_spin_us < 0 || io_spin_us > 1'000'000 || quiet_spin_us < 0 || quiet_spin_us > 1'000'000)
+        notes < 1 || io_spin_us < 0 || io_spin_us > 1'000'000 || quiet_spin_us < 0 || quiet_spin_us > 1'000'000 ||
+        outcome_delay_us < 0 || outcome_delay_us > 1'000'000)
       throw std::invalid_argument(
-          "[gateway] values must be positive (runtime_lease_ttl_ms, wait_max_ms, io_spin_us and quiet_spin_us may be 0; "
-          "the spins at most 1000000)");
+          "[gateway] values must be positive (runtime_lease_ttl_ms, wait_max_ms, io_spin_us, quiet_spin_us and "
+          "busy_outcome_delay_us may be 0; the spins and the delay at most 1000000)");
     c.gateway.idle_timeout = std::chrono::milliseconds(idle_ms);
     c.gateway.results_retained = static_cast<std::size_t>(retained);
     c.gateway.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
@@ -126,6 +129,7 @@ serve_config load(const serve_options& options) {
     c.gateway.notes_retained = static_cast<std::size_t>(notes);
     c.gateway.io_spin = std::chrono::microseconds(io_spin_us);
     c.gateway.io_quiet_spin = std::chrono::microseconds(quiet_spin_us);
+    c.gateway.busy_outcome_delay = std::chrono::microseconds(outcome_delay_us);
     c.gateway.body_bytes_max = c.node.payload_bytes_max;
     if (auto tokens = t["gateway"]["tokens"].as_array())
       for (auto& v : *tokens)

@@ -148,7 +148,7 @@ const core::bytes& outcome_body(const finished& f) {
 
 void client_state::send_outcome(const finished& f) {
   outbox.push_record([&](record_writer& h) { write_outcome_head(h, f); }, outcome_body(f));
-  request_write(*this, writer, false);
+  request_write(*this, writer, false, true);  // outcomes may gather while the loop is busy
 }
 
 namespace {

@@ -20,6 +20,16 @@ class end_of_turn {
   static inline thread_local end_of_turn* current = nullptr;
 
   void defer(std::function<void()> f) { due_.push_back(std::move(f)); }
+  /// Work that may wait while the loop is busy (run_io decides when).
+  void defer_lazily(std::function<void()> f) { lazy_.push_back(std::move(f)); }
+  bool has_lazy() const { return !lazy_.empty(); }
+  /// Runs the work deferred lazily, then what it deferred in turn.
+  void run_lazy() {
+    lazy_running_.swap(lazy_);
+    for (auto& f : lazy_running_) f();
+    lazy_running_.clear();
+    run();
+  }
 
   /// Runs what was deferred (and what that defers in turn); true if anything ran.
   bool run() {
@@ -35,6 +45,7 @@ class end_of_turn {
 
  private:
   std::vector<std::function<void()>> due_, running_;  // two, so that their capacity is kept
+  std::vector<std::function<void()>> lazy_, lazy_running_;
 };
 
 /// A session's way to its connection's writer: a queued frame is written at
@@ -47,23 +58,33 @@ struct writer_link {
   boost::asio::steady_timer* wake = nullptr;
   std::function<void()> write_now;
   bool write_due = false;
+  bool due_lazily = false;  // the write due may wait while the loop is busy
 };
 
 /// `session` owns `link` (a member): a deferred write holds the session
 /// only weakly and does nothing once its connection is gone.
 /// Called once per record queued: a write already due costs nothing more
 /// (no reference to the session taken, which was two atomic operations a
-/// record).
+/// record). `lazy`: the write may wait while the loop is busy
+/// (end_of_turn::defer_lazily); a later eager request makes it due at the
+/// end of this turn.
 template <class Session>
-void request_write(Session& session, writer_link& link, bool closing) {
+void request_write(Session& session, writer_link& link, bool closing, bool lazy = false) {
   if (link.write_now && !closing && end_of_turn::current) {
-    if (std::exchange(link.write_due, true)) return;
-    end_of_turn::current->defer([w = session.weak_from_this(), l = &link] {
+    if (link.write_due && (lazy || !link.due_lazily)) return;
+    link.write_due = true;
+    link.due_lazily = lazy;
+    auto write = [w = session.weak_from_this(), l = &link] {
       auto s = w.lock();
-      if (!s) return;
-      l->write_due = false;
+      if (!s || !l->write_due) return;  // written already (an eager request overtook a lazy one)
+      l->write_due = l->due_lazily = false;
       if (l->write_now) l->write_now();
-    });
+    };
+    if (lazy) {
+      end_of_turn::current->defer_lazily(std::move(write));
+    } else {
+      end_of_turn::current->defer(std::move(write));
+    }
     return;
   }
   if (link.wake) link.wake->cancel();

@@ -771,6 +771,17 @@ void run_io(asio::io_context& io, const gateway_config& config, const std::funct
     turn.run();
     return true;
   };
+  // Lazily deferred writes (clients' outcomes) leave once a turn finds
+  // nothing to read, or once the oldest has waited busy_outcome_delay.
+  constexpr auto none = clock::time_point::max();
+  auto lazy_since = none;
+  auto lazy_writes = [&](bool quiet, clock::time_point now) {
+    if (!turn.has_lazy()) return;
+    if (lazy_since == none) lazy_since = now;
+    if (!quiet && now - lazy_since < config.busy_outcome_delay) return;
+    lazy_since = none;
+    turn.run_lazy();
+  };
   while (!io.stopped()) {
     // While quiet, the actors run as soon as a handler asked for them
     // instead of after the poll's last, empty, look at the sockets: a lone
@@ -787,8 +798,9 @@ void run_io(asio::io_context& io, const gateway_config& config, const std::funct
       ran = io.poll();
     }
     turn.run();
-    if (actors_then_writes()) continue;
     auto now = clock::now();
+    lazy_writes(ran == 0, now);
+    if (actors_then_writes()) continue;
     const bool spinning = spin.count() > 0 && now < spin_until;
     if (ran == 0 && !spinning) ran = io.run_one(), now = clock::now();
     turn.run();

@@ -110,3 +110,35 @@ TEST(end_of_turn, the_writer_is_woken_off_the_loop_while_closing_or_without_a_co
   loop.turn.run();
   EXPECT_EQ(s->writes, 0);
 }
+
+TEST(end_of_turn, a_lazy_write_waits_for_run_lazy_and_happens_once) {
+  loop_turn loop;
+  auto s = attached_session();
+  request_write(*s, s->writer, false, true);
+  request_write(*s, s->writer, false, true);
+  EXPECT_FALSE(loop.turn.run()) << "nothing eager was deferred";
+  EXPECT_EQ(s->writes, 0);
+  ASSERT_TRUE(loop.turn.has_lazy());
+  loop.turn.run_lazy();
+  EXPECT_EQ(s->writes, 1) << "two requests, one write";
+  EXPECT_FALSE(loop.turn.has_lazy());
+  request_write(*s, s->writer, false, true);
+  loop.turn.run_lazy();
+  EXPECT_EQ(s->writes, 2) << "a write requested after the last one is due again";
+}
+
+TEST(end_of_turn, an_eager_request_makes_a_lazy_write_due_at_the_end_of_the_turn) {
+  loop_turn loop;
+  auto s = attached_session();
+  request_write(*s, s->writer, false, true);  // an outcome
+  request_write(*s, s->writer, false);        // an error frame: may not wait
+  loop.turn.run();
+  EXPECT_EQ(s->writes, 1) << "the eager write takes the waiting bytes along";
+  loop.turn.run_lazy();
+  EXPECT_EQ(s->writes, 1) << "the lazy write finds nothing left to do";
+  request_write(*s, s->writer, false);
+  request_write(*s, s->writer, false, true);  // already due at the end of the turn: stays so
+  loop.turn.run();
+  EXPECT_EQ(s->writes, 2);
+  EXPECT_FALSE(s->writer.write_due);
+}

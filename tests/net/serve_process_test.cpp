@@ -38,17 +38,20 @@ TEST(serve_process, serves_http_then_stops_cleanly_on_sigterm) {
 }
 
 TEST(serve_process, a_bad_config_file_is_refused_with_exit_code_2) {
-  const std::string path = ::testing::TempDir() + "bad_drover.toml";
-  FILE* f = std::fopen(path.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  std::fputs("[node]\nwork_limit = 0\n", f);
-  std::fclose(f);
-  auto child = child_process::spawn({DROVER_BIN, "serve", "--config", path});
-  int status = 0;
-  waitpid(child.pid, &status, 0);
-  child.pid = -1;
-  EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 2);
+  for (const char* bad : {"[node]\nwork_limit = 0\n", "[gateway]\nbusy_outcome_delay_us = -1\n"}) {
+    SCOPED_TRACE(bad);
+    const std::string path = ::testing::TempDir() + "bad_drover.toml";
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(bad, f);
+    std::fclose(f);
+    auto child = child_process::spawn({DROVER_BIN, "serve", "--config", path});
+    int status = 0;
+    waitpid(child.pid, &status, 0);
+    child.pid = -1;
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 2);
+  }
 }
 
 namespace {

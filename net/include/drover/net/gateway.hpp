@@ -50,6 +50,12 @@ struct gateway_config {
   /// has its own quiet spin. 0 = off.
   std::chrono::microseconds io_quiet_spin{0};
   double quiet_rate = 2'500;
+  /// While the I/O thread finds more to read every turn, a client's
+  /// outcomes wait up to this long to leave together: fewer, bigger sends
+  /// to a busy client (each send wakes it). When a turn finds nothing to
+  /// read they leave at once, so a quiet node adds no delay. 0 = at the end
+  /// of every turn.
+  std::chrono::microseconds busy_outcome_delay{500};
 };
 
 class gateway {
