@@ -1,6 +1,7 @@
 #include "drover/actors/remote_consumer_actor.hpp"
 
 #include <map>
+#include <set>
 
 #include "drover/actors/broker_actor.hpp"
 #include "support/caf_fixture.hpp"
@@ -143,4 +144,43 @@ TEST_F(remote_consumer_test, a_consumer_that_joins_with_a_sink_gets_its_tasks_fr
   for (const auto& t : sink->delivered) by_queue[t.queue] = std::string(t.item.payload.view());
   EXPECT_EQ(by_queue, (std::map<std::string, std::string>{{"a", "2"}, {"b", "1"}})) << "each task named with its queue";
   EXPECT_EQ(*dispatches, 0) << "nothing went through the consumer's actor";
+}
+
+TEST_F(remote_consumer_test, a_turn_that_feeds_more_consumers_than_it_hands_directly_reaches_every_one) {
+  // Beyond a turn's direct deliveries, tasks go through the consumers' actors.
+  constexpr int consumers = 150;
+  // All the tasks reach the broker in one turn: a batch through an inbox, as the node submits.
+  shutdown({broker});
+  caf::actor inboxed;
+  auto inbox = std::make_shared<submission_inbox>([&] { caf::anon_send(inboxed, drain_atom::value); });
+  inboxed = broker = sys.spawn(broker_actor, core::broker_config{}, inbox, nullptr);
+  std::vector<std::shared_ptr<recording_sink>> sinks;
+  std::vector<caf::actor> actors;
+  for (int i = 0; i < consumers; ++i) {
+    sinks.push_back(std::make_shared<recording_sink>());
+    actors.push_back(sys.spawn(remote_consumer_actor,
+                               remote_consumer_config{core::consumer_id{100u + i}, broker, {"q"}, sinks.back(), true}));
+  }
+  sched.run();
+  for (int i = 0; i < consumers; ++i) caf::anon_send(actors[i], remote_demand_msg{1});
+  sched.run();
+  std::vector<submission> batch;
+  for (int i = 0; i < consumers; ++i)
+    batch.push_back(submission{core::task_id{1000u + i}, core::task_spec{"q", core::bytes::copy_from("t"), {}}, nullptr});
+  inbox->push_many(std::move(batch));
+  sched.run();
+  std::set<std::uint64_t> tasks;
+  int fed = 0;
+  for (const auto& s : sinks) {
+    fed += s->delivered.size() == 1;
+    for (const auto& t : s->delivered) {
+      tasks.insert(t.item.id.value);
+      EXPECT_EQ(t.queue, "q");
+    }
+  }
+  actors.push_back(broker);
+  for (const auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  sched.run();
+  EXPECT_EQ(fed, consumers) << "every consumer got its one task";
+  EXPECT_EQ(tasks.size(), static_cast<std::size_t>(consumers));
 }
