@@ -38,7 +38,7 @@ std::vector<remote_task> remote_tasks(const core::broker_core& core, std::vector
 /// them, the tasks go through each consumer's actor. With thousands of
 /// consumers fed in one turn (capacity 1 each), delivering all of them
 /// inside the turn made the node write every task at once and the whole
-/// system move in lock-step waves: 10,000 consumers ran ~25 % slower. The
+/// system move in lock-step waves: 10,000 consumers ran ~20 % slower. The
 /// actors' turns are spread over the host loop's runs, reads in between.
 constexpr std::size_t direct_deliveries_per_turn = 64;
 

@@ -775,8 +775,9 @@ void run_io(asio::io_context& io, const gateway_config& config, const std::funct
   // nothing to read, or once the oldest has waited busy_outcome_delay.
   constexpr auto none = clock::time_point::max();
   auto lazy_since = none;
-  auto lazy_writes = [&](bool quiet, clock::time_point now) {
-    if (!turn.has_lazy()) return;
+  auto lazy_writes = [&](bool quiet) {
+    if (!turn.has_lazy()) return;  // the clock is read only while writes wait
+    const auto now = clock::now();
     if (lazy_since == none) lazy_since = now;
     if (!quiet && now - lazy_since < config.busy_outcome_delay) return;
     lazy_since = none;
@@ -798,9 +799,9 @@ void run_io(asio::io_context& io, const gateway_config& config, const std::funct
       ran = io.poll();
     }
     turn.run();
-    auto now = clock::now();
-    lazy_writes(ran == 0, now);
+    lazy_writes(ran == 0);
     if (actors_then_writes()) continue;
+    auto now = clock::now();
     const bool spinning = spin.count() > 0 && now < spin_until;
     if (ran == 0 && !spinning) ran = io.run_one(), now = clock::now();
     turn.run();

@@ -26,6 +26,7 @@
 #include <boost/container/small_vector.hpp>
 #include <boost/json.hpp>
 
+#include "drover/actors/held_lease.hpp"
 #include "drover/net/binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "json_fields.hpp"
@@ -48,9 +49,7 @@ namespace {
 
 enum class frame_kind : std::uint8_t { demand, report, other };
 
-struct held_lease {
-  std::uint64_t task = 0, lease = 0;
-};
+using actors::held_lease;
 
 struct queued_frame : out_frame {
   frame_kind kind = frame_kind::other;

@@ -11,14 +11,10 @@
 
 #include <boost/unordered/unordered_flat_map.hpp>
 
+#include "drover/actors/held_lease.hpp"
 #include "drover/actors/remote_sink.hpp"
 
 namespace drover::actors {
-
-/// A lease a resuming runtime says it still works on.
-struct held_lease {
-  std::uint64_t task = 0, lease = 0;
-};
 
 class runtime_session_book {
  public:

@@ -352,4 +352,3 @@ void async_teardown(boost::beast::role_type role, coalescing_stream<NextLayer>& 
 }
 
 }  // namespace drover::net
-
