@@ -26,8 +26,8 @@ class frame_outbox {
 
   /// Whether records share messages from now on.
   void merge_records(bool on) {
+    close_open();
     merge_ = on;
-    open_ = false;
   }
 
   /// How record heads are written from now on (the peer's `headers`).
@@ -36,8 +36,8 @@ class frame_outbox {
   /// A frame as it is (a text frame, or a record that goes alone); the
   /// records after it start a new message.
   void push(out_frame f) {
+    close_open();
     frames_.push_back(std::move(f));
-    open_ = false;
   }
 
   /// A record whose head `write_head(record_writer&)` writes (the writer
@@ -52,33 +52,40 @@ class frame_outbox {
     if (!open_) {
       frames_.push_back(out_frame{true, {}, {}});
       open_ = true;
+      open_used_ = 0;
     }
     auto& m = open_message();
-    const std::size_t mark = m.size();
-    record_writer h(m, format_);
+    const std::size_t mark = open_used_;
+    record_writer h(m, mark, format_);
     write_head(h);
     h.end(body.size());
-    m.append(body.view());
-    if (m.size() > merged_message_bytes_max && mark > 0) {
+    const std::size_t used = put_body_at(m, h.used(), body.view());
+    open_used_ = used;
+    if (used > merged_message_bytes_max && mark > 0) {
       // Past the message's bound: the record starts the next message.
-      std::string rest(m, mark);
+      std::string rest(m, mark, used - mark);
       m.resize(mark);
+      open_used_ = rest.size();
       frames_.push_back(out_frame{true, std::move(rest), {}});
     }
   }
 
   bool empty() const { return frames_.empty(); }
   std::size_t size() const { return frames_.size(); }
-  out_frame& front() { return frames_.front(); }
-  /// The writer takes frames from the front; the open message is the last.
+  /// The writer takes frames from the front (the open message, cut to its
+  /// records, once it is the only one).
+  out_frame& front() {
+    if (open_ && frames_.size() == 1) cut_open();
+    return frames_.front();
+  }
   void pop_front() {
     frames_.pop_front();
     if (frames_.empty()) open_ = false;
   }
   /// A frame a failed write gives back.
   void push_front(out_frame f) {
+    close_open();
     frames_.push_front(std::move(f));
-    open_ = false;
   }
   void clear() {
     frames_.clear();
@@ -87,16 +94,24 @@ class frame_outbox {
 
  private:
   /// The last frame's buffer, holding whole records (push_record opens
-  /// it with no separate body).
+  /// it with no separate body) and room after them.
   std::string& open_message() {
     assert(open_ && !frames_.empty() && frames_.back().body.empty());
     return frames_.back().head;
+  }
+  void cut_open() { open_message().resize(open_used_); }
+  /// The open message takes no more records.
+  void close_open() {
+    if (!open_) return;
+    cut_open();
+    open_ = false;
   }
 
   std::deque<out_frame> frames_;
   bool merge_ = false;
   header_format format_ = header_format::json;
   bool open_ = false;  // frames_.back() is a message of records that takes more
+  std::size_t open_used_ = 0;  // the open message's records end here; room follows
 };
 
 }  // namespace drover::net

@@ -43,6 +43,14 @@ class record_writer {
   explicit record_writer(header_format f = header_format::json) : out_(&own_), format_(f) { start(); }
   /// A head appended to `out`, completed there by end().
   explicit record_writer(std::string& out, header_format f = header_format::json) : out_(&out), format_(f) { start(); }
+  /// A head written at `at` in `out`, whose bytes from `at` on are room the
+  /// caller keeps track of (frame_outbox's open message): the string grows
+  /// only when the head needs more, and end() leaves it as long as it is;
+  /// used() is where the head ends. Cutting and regrowing the string per
+  /// record cost a resize and a fill of the head's room each time.
+  record_writer(std::string& out, std::size_t at, header_format f) : out_(&out), format_(f), cut_(false) {
+    start_at(at);
+  }
   record_writer(const record_writer&) = delete;
   record_writer& operator=(const record_writer&) = delete;
 
@@ -74,7 +82,7 @@ class record_writer {
   void end(std::size_t body_bytes) {
     field("bytes", std::uint64_t{body_bytes});
     if (!compact()) put('}');
-    out_->resize(used_);
+    if (cut_) out_->resize(used_);
     const auto n = static_cast<std::uint32_t>(used_ - begin_ - 4);
     char* length = out_->data() + begin_;
     length[0] = static_cast<char>(n >> 24), length[1] = static_cast<char>(n >> 16);
@@ -88,6 +96,9 @@ class record_writer {
     return std::move(own_);
   }
 
+  /// Where the head ends in the string (after end(), the body goes here).
+  std::size_t used() const { return used_; }
+
  private:
   bool compact() const { return format_ == header_format::compact; }
   void start() {
@@ -96,9 +107,19 @@ class record_writer {
     out_->resize(used_ + 156);
     put(compact() ? static_cast<char>(compact::marker) : '{');
   }
+  void start_at(std::size_t at) {
+    assert(at <= out_->size());
+    begin_ = at;
+    used_ = begin_ + 4;
+    grow_to(used_ + 156);
+    put(compact() ? static_cast<char>(compact::marker) : '{');
+  }
+  void grow_to(std::size_t n) {
+    if (n > out_->size()) out_->resize(std::max(out_->size() * 2, n));
+  }
   /// `n` bytes to write at the cursor, which moves past them.
   char* room(std::size_t n) {
-    if (used_ + n > out_->size()) out_->resize(std::max(out_->size() * 2, used_ + n));
+    grow_to(used_ + n);
     char* at = out_->data() + used_;
     used_ += n;
     return at;
@@ -188,7 +209,17 @@ class record_writer {
   std::size_t begin_ = 0;  // where the head's length prefix is
   std::size_t used_ = 0;   // the cursor
   header_format format_;
+  bool cut_ = true;  // end() cuts the string to the head's end
   const char* reserved_end_ = nullptr;  // compact_field()'s room, up to give_back()
 };
+
+/// A record's body written at `at` in a message with room past its records
+/// (record_writer's `at` form), the string grown if the room is short:
+/// where the record ends.
+inline std::size_t put_body_at(std::string& message, std::size_t at, std::string_view body) {
+  if (at + body.size() > message.size()) message.resize(std::max(message.size() * 2, at + body.size()));
+  if (!body.empty()) std::memcpy(message.data() + at, body.data(), body.size());
+  return at + body.size();
+}
 
 }  // namespace drover::net

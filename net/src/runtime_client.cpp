@@ -57,6 +57,7 @@ struct queued_frame : out_frame {
   // held on resume until the frame is sent.
   boost::container::small_vector<held_lease, 1> reports;
   bool open = false;  // a message of results that takes more while it is the outbox's last
+  std::size_t used = 0;  // while open: its records end here, and room follows
 };
 
 /// A task in the hands of a handler; its coroutine's completion handler
@@ -144,6 +145,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   void send(frame_kind kind, out_frame f, std::uint64_t task = 0, std::uint64_t lease = 0) {
     queued_frame q{std::move(f), kind, {}, false};
     if (kind == frame_kind::report) q.reports.push_back({task, lease});
+    close_open_results();
     outbox.push_back(std::move(q));
     if (wake) wake->cancel();
   }
@@ -160,21 +162,30 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     // A result's head is well under this; a message stays under the bound.
     constexpr std::size_t head_bytes_max = 128;
     queued_frame* open = !outbox.empty() && outbox.back().open ? &outbox.back() : nullptr;
-    if (open && open->head.size() + head_bytes_max + value.size() > merged_message_bytes_max) open->open = false, open = nullptr;
+    if (open && open->used + head_bytes_max + value.size() > merged_message_bytes_max) close_open_results(), open = nullptr;
     if (!open) {
       outbox.push_back(queued_frame{out_frame{true, {}, {}}, frame_kind::report, {}, true});
       open = &outbox.back();
       // Room for a burst of the runtime's capacity at once, not grown in steps.
       const std::size_t burst = std::max<std::size_t>(config.capacity, 1);
       open->reports.reserve(burst);
-      open->head.reserve(std::min(burst * (head_bytes_max / 2 + value.size()), merged_message_bytes_max));
+      open->head.resize(std::min(burst * (head_bytes_max / 2 + value.size()), merged_message_bytes_max));
     }
-    record_writer h(open->head, result_headers);
+    // Written into the room past the records (record_writer's `at`): the
+    // message is cut to its records before it is written.
+    record_writer h(open->head, open->used, result_headers);
     write_result_head(h, t);
     h.end(value.size());
-    open->head.append(value.view());
+    open->used = put_body_at(open->head, h.used(), value.view());
     open->reports.push_back({t.id().value, t.lease()});
     if (wake) wake->cancel();
+  }
+  /// The open message of results takes no more: cut to its records.
+  void close_open_results() {
+    if (outbox.empty() || !outbox.back().open) return;
+    auto& m = outbox.back();
+    m.head.resize(m.used);
+    m.open = false;
   }
   void send_text(frame_kind kind, const json::object& o) { send(kind, out_frame{false, json::serialize(o), {}}); }
 
@@ -405,6 +416,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     writer_end guard{std::move(done)};
     for (;;) {
       // Unsent frames stay in the outbox: reports go out again on a resumed session.
+      self->close_open_results();
       if (write_burst(ws, self->outbox, self->wake, wake, self->merge_results)) co_return;
       if (self->wake != &wake) co_return;
       co_await wait_for_frames(wake);

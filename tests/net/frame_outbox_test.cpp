@@ -135,3 +135,26 @@ TEST(frame_outbox, records_after_a_frame_given_back_start_a_new_message_behind_i
   EXPECT_EQ(records_of(frames[0]).at(0).n, 0u);
   EXPECT_EQ(records_of(frames[1]).at(0).n, 1u);
 }
+
+TEST(frame_outbox, the_open_message_holds_exactly_its_records_whenever_the_writer_looks) {
+  // Records are written into room kept past the open message's end; the
+  // front the writer sees ends at the last record, and records pushed
+  // after a look still join the message.
+  frame_outbox o;
+  o.merge_records(true);
+  const auto body = bytes::copy_from(std::string_view("xyz"));
+  push_numbered(o, 0, body);
+  const std::size_t one = o.front().head.size();
+  EXPECT_EQ(records_of(o.front()).size(), 1u);
+  push_numbered(o, 1, body);
+  push_numbered(o, 2, body);
+  EXPECT_EQ(o.front().head.size(), 3 * one) << "nothing past the third record";
+  const auto frames = drain(o);
+  ASSERT_EQ(frames.size(), 1u);
+  const auto records = records_of(frames[0]);
+  ASSERT_EQ(records.size(), 3u);
+  for (std::uint64_t n = 0; n < 3; ++n) {
+    EXPECT_EQ(records[n].n, n);
+    EXPECT_EQ(records[n].body, "xyz");
+  }
+}

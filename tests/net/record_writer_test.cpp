@@ -62,3 +62,15 @@ TEST(record_writer, heads_longer_than_its_first_buffer_and_extreme_numbers_read_
                  (std::uint32_t(std::uint8_t(head[2])) << 8) | std::uint32_t(std::uint8_t(head[3]));
   EXPECT_EQ(n, head.size() - 4);
 }
+
+TEST(record_writer, a_head_written_into_room_leaves_the_room_and_says_where_it_ends) {
+  std::string message(300, '\0');
+  record_writer h(message, 10, header_format::json);
+  h.field("type", "task").field("n", std::uint64_t{7});
+  h.end(2);
+  EXPECT_EQ(message.size(), 300u) << "the room past the head is the caller's";
+  const std::string head = message.substr(10, h.used() - 10);
+  record_writer alone;
+  alone.field("type", "task").field("n", std::uint64_t{7});
+  EXPECT_EQ(head, std::move(alone).finish(2)) << "the same bytes as a head of its own";
+}
