@@ -116,6 +116,7 @@ struct client_state : std::enable_shared_from_this<client_state> {
     request_write(*this, writer, false);
   }
   void send_outcome(const finished& f);
+  void send_outcome(std::uint64_t channel, std::uint64_t ref, const core::task_outcome& o);
   void refuse(std::uint64_t ch, std::uint64_t ref, std::string_view code, std::string_view message) {
     send(text_frame(json::object{{"type", "rejected"}, {"channel", ch}, {"ref", ref}, {"code", code}, {"message", message}}));
   }
@@ -128,27 +129,29 @@ std::string error_json(const core::error& e) {
   return json::serialize(json::object{{"code", core::to_string(e.code)}, {"message", e.message}});
 }
 
-void write_outcome_head(record_writer& h, const finished& f) {
-  h.field("type", "outcome").field("channel", f.channel).field("ref", f.ref);
-  if (!f.outcome) {
-    h.field("state", "rejected").raw("error", error_json(f.outcome.err()));
-  } else {
-    const auto& o = *f.outcome;
-    h.field("task", o.id.value).field("state", core::to_string(o.state)).field("attempts", o.attempts);
-    if (o.err) h.raw("error", error_json(o.err));
-  }
+void write_outcome_head(record_writer& h, std::uint64_t channel, std::uint64_t ref, const core::task_outcome& o) {
+  h.field("type", "outcome").field("channel", channel).field("ref", ref);
+  h.field("task", o.id.value).field("state", core::to_string(o.state)).field("attempts", o.attempts);
+  if (o.err) h.raw("error", error_json(o.err));
 }
 
-const core::bytes& outcome_body(const finished& f) {
-  static const core::bytes none;
-  return f.outcome ? f.outcome->value : none;
+void write_rejected_head(record_writer& h, const finished& f) {
+  h.field("type", "outcome").field("channel", f.channel).field("ref", f.ref);
+  h.field("state", "rejected").raw("error", error_json(f.outcome.err()));
 }
 
 }  // namespace
 
 void client_state::send_outcome(const finished& f) {
-  outbox.push_record([&](record_writer& h) { write_outcome_head(h, f); }, outcome_body(f));
+  if (f.outcome) return send_outcome(f.channel, f.ref, *f.outcome);
+  static const core::bytes none;
+  outbox.push_record([&](record_writer& h) { write_rejected_head(h, f); }, none);
   request_write(*this, writer, false, true);  // outcomes may gather while the loop is busy
+}
+
+void client_state::send_outcome(std::uint64_t channel, std::uint64_t ref, const core::task_outcome& o) {
+  outbox.push_record([&](record_writer& h) { write_outcome_head(h, channel, ref, o); }, o.value);
+  request_write(*this, writer, false, true);
 }
 
 namespace {
@@ -162,6 +165,7 @@ void deliver(client_state& s, finished f) {
 
 void drain_box(const std::shared_ptr<client_state>& s);
 void deliver_ended(client_state& s, ended e);
+void deliver_outcome_here(client_state& s, core::observer_tag tag, const core::task_outcome& outcome);
 
 /// The observer of a connection's submits (one for them all) or of one
 /// follow: an outcome (or late rejection) joins the box of finished tasks
@@ -183,6 +187,7 @@ class outcome_observer final : public core::task_observer {
   bool follows_states() const override { return false; }
   void on_outcome(const core::task_outcome& outcome, core::observer_tag tag) override {
     if (kept_) gateway_open_->run_if_open([&] { kept_->add(outcome); });
+    if (auto* s = here()) return deliver_outcome_here(*s, tag, outcome);
     finish(tag, completion(outcome));
   }
   void on_rejected(const core::error& why, core::observer_tag tag) override { finish(tag, completion(why)); }
@@ -236,6 +241,20 @@ void drain_box(const std::shared_ptr<client_state>& s) {
                                     {"duplicate", a.duplicate}}));
   }
   for (auto& e : items) deliver_ended(*s, std::move(e));
+}
+
+/// The outcome of submit `tag`, on the connection's own loop while nothing
+/// waits in its box: on an unordered channel written straight from the
+/// broker's outcome, with nothing built to carry it (a copy of the outcome
+/// and three moves of it were a third of the outcome path).
+void deliver_outcome_here(client_state& s, core::observer_tag tag, const core::task_outcome& outcome) {
+  const auto& p = s.pending[tag];
+  const auto it = s.channels.find(p.channel);
+  if (it == s.channels.end() || it->second.ordered()) return deliver_ended(s, ended{tag, completion(outcome)});
+  const auto ref = p.ref;
+  s.pending.take(tag);
+  it->second.finished_at_once();
+  s.send_outcome(it->first, ref, outcome);
 }
 
 /// On the I/O thread: the submit (or follow) `e` is about is found by its tag.

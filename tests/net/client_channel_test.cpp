@@ -93,6 +93,22 @@ TEST_F(client_channel_test, a_full_window_refuses_more_submits_on_that_channel_o
   EXPECT_EQ(c.read().header.at("ref").as_int64(), 1);
 }
 
+TEST_F(client_channel_test, an_outcome_sent_frees_its_place_in_the_window_on_either_kind_of_channel) {
+  ws_client c(port, "/v1/client");
+  c.send_text(R"({"type":"open","channel":1,"window":1,"ordered":false})");
+  EXPECT_EQ(c.read().header.at("type").as_string(), "opened");
+  c.send_text(R"({"type":"open","channel":2,"window":1,"ordered":true})");
+  EXPECT_EQ(c.read().header.at("type").as_string(), "opened");
+  for (std::uint64_t ref = 1; ref <= 3; ++ref) {
+    for (std::uint64_t ch : {1, 2}) {
+      c.send_binary(submit(ch, ref, "resize", "1"));
+      auto m = c.read();
+      EXPECT_EQ(m.header.at("type").as_string(), "outcome") << "channel " << ch << ", submit " << ref;
+      EXPECT_EQ(m.header.at("ref").as_int64(), static_cast<std::int64_t>(ref));
+    }
+  }
+}
+
 TEST_F(client_channel_test, bad_input_gets_precise_errors_and_the_connection_goes_on) {
   ws_client c(port, "/v1/client");
   c.send_text("{not json");

@@ -35,9 +35,12 @@ class client_channel {
   /// on an ordered channel for every later one it held back, in order.
   template <class Deliver>
   void finished(std::uint64_t seq, Outcome outcome, Deliver&& deliver) {
+    if (!ordered_) {
+      finished_at_once();
+      return deliver(std::move(outcome));
+    }
     assert(outstanding_ > 0);
     --outstanding_;
-    if (!ordered_) return deliver(std::move(outcome));
     assert(seq >= first_seq_ && seq - first_seq_ < order_.size());
     order_[seq - first_seq_] = std::move(outcome);
     while (!order_.empty() && order_.front()) {
@@ -45,6 +48,13 @@ class client_channel {
       order_.pop_front();
       ++first_seq_;
     }
+  }
+
+  /// An unordered channel's outcome, which the caller delivers itself at
+  /// once (nothing is built to hold it).
+  void finished_at_once() {
+    assert(!ordered_ && outstanding_ > 0);
+    --outstanding_;
   }
 
   std::uint64_t window() const { return window_; }
