@@ -93,6 +93,27 @@ TEST_F(client_channel_test, a_full_window_refuses_more_submits_on_that_channel_o
   EXPECT_EQ(c.read().header.at("ref").as_int64(), 1);
 }
 
+TEST_F(client_channel_test, submits_on_interleaved_channels_each_count_against_their_own_window) {
+  ws_client c(port, "/v1/client");
+  for (int ch : {1, 2}) {
+    c.send_text(R"({"type":"open","channel":)" + std::to_string(ch) + R"(,"window":1})");
+    EXPECT_EQ(c.read().header.at("type").as_string(), "opened");
+  }
+  c.send_binary(submit(1, 1, "resize", "100"));
+  c.send_binary(submit(2, 2, "resize", "100"));
+  c.send_binary(submit(1, 3, "resize", "1"));
+  c.send_binary(submit(2, 4, "resize", "1"));
+  std::map<std::int64_t, std::string> type_of;
+  for (int i = 0; i < 4; ++i) {
+    auto m = c.read();
+    type_of[m.header.at("ref").as_int64()] = std::string(m.header.at("type").as_string());
+  }
+  EXPECT_EQ(type_of[1], "outcome");
+  EXPECT_EQ(type_of[2], "outcome") << "channel 2's window was its own";
+  EXPECT_EQ(type_of[3], "rejected");
+  EXPECT_EQ(type_of[4], "rejected");
+}
+
 TEST_F(client_channel_test, an_outcome_sent_frees_its_place_in_the_window_on_either_kind_of_channel) {
   ws_client c(port, "/v1/client");
   c.send_text(R"({"type":"open","channel":1,"window":1,"ordered":false})");
