@@ -58,6 +58,9 @@ struct queued_frame : out_frame {
   boost::container::small_vector<held_lease, 1> reports;
   bool open = false;  // a message of results that takes more while it is the outbox's last
   std::size_t used = 0;  // while open: its records end here, and room follows
+  // Where a demand record closing this message of results starts (none:
+  // npos); a resumed session drops it, as it drops demand frames.
+  std::size_t demand_at = std::string::npos;
 };
 
 /// A task in the hands of a handler; its coroutine's completion handler
@@ -215,7 +218,33 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     if (used > 0 && config.capacity - used < demand_step()) return;
     const auto n = static_cast<std::uint32_t>(config.capacity - used);
     outstanding_demand += n;
+    if (merge_results) return send_demand_record(n);
     send_text(frame_kind::demand, json::object{{"type", "demand"}, {"n", n}});
+  }
+
+  /// Demand as a record (a node that reads several per message): closing
+  /// the message of the results that freed it when one waits unsent, else
+  /// a message of its own. The node reads it with the results, instead of
+  /// a text frame of its own parsed as JSON per batch.
+  void send_demand_record(std::uint32_t n) {
+    auto write = [n](record_writer& h) {
+      h.field("type", "demand").field("n", std::uint64_t{n});
+      h.end(0);
+    };
+    if (!outbox.empty() && outbox.back().open) {
+      auto& m = outbox.back();
+      m.demand_at = m.used;
+      record_writer h(m.head, m.used, result_headers);
+      write(h);
+      m.used = h.used();
+      close_open_results();
+      if (wake) wake->cancel();
+      return;
+    }
+    std::string head;
+    record_writer h(head, result_headers);
+    write(h);
+    send(frame_kind::demand, out_frame{true, std::move(head), {}});
   }
 
   void report(const runtime_task& t, core::attempt_result outcome) {
@@ -337,6 +366,8 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     auto resumed = w.if_contains("resumed");
     const bool kept = resumed && resumed->is_bool() && resumed->as_bool() && id == session;
     std::erase_if(outbox, [&](const queued_frame& f) { return f.kind == frame_kind::demand || !kept; });
+    for (auto& f : outbox)
+      if (f.demand_at != std::string::npos) f.head.resize(std::exchange(f.demand_at, std::string::npos));
     if (kept) {
       outstanding_demand = static_cast<std::uint32_t>(uint_field(w, "granted").value_or(0));
     } else {

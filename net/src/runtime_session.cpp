@@ -348,6 +348,14 @@ void refuse_stale(session_state& s, std::uint64_t task, std::uint64_t lease) {
 }
 
 /// A text message after the hello.
+/// More demand, from a text frame or a record of a binary message.
+void on_demand(std::optional<std::uint64_t> n, session_state& s) {
+  if (!n || *n == 0 || *n > capacity_max) return s.send(error_frame("invalid_argument", "demand n must be 1 to 65535"));
+  if (!s.book.demand(static_cast<std::uint32_t>(*n)))
+    return s.send(error_frame("over_capacity", "demand beyond the capacity declared in hello"));
+  s.flush_reports(static_cast<std::uint32_t>(*n));  // finished work first, then the new demand
+}
+
 void on_text(std::string_view text, session_state& s, task_notes& notes) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
@@ -356,14 +364,7 @@ void on_text(std::string_view text, session_state& s, task_notes& notes) {
   auto type = o.if_contains("type");
   if (!type || !type->is_string()) return s.send(error_frame("bad_message", "every message needs a string 'type'"));
   const std::string_view t = type->as_string();
-  if (t == "demand") {
-    auto n = uint_field(o, "n");
-    if (!n || *n == 0 || *n > capacity_max) return s.send(error_frame("invalid_argument", "demand n must be 1 to 65535"));
-    if (!s.book.demand(static_cast<std::uint32_t>(*n)))
-      return s.send(error_frame("over_capacity", "demand beyond the capacity declared in hello"));
-    s.flush_reports(static_cast<std::uint32_t>(*n));  // finished work first, then the new demand
-    return;
-  }
+  if (t == "demand") return on_demand(uint_field(o, "n"), s);
   if (t == "failure") {
     auto task = uint_field(o, "task"), lease = uint_field(o, "lease");
     if (!task || !lease) return s.send(error_frame("invalid_argument", "failure needs task and lease"));
@@ -388,10 +389,14 @@ void on_text(std::string_view text, session_state& s, task_notes& notes) {
   s.send(error_frame("unknown_type", "unknown message type '" + std::string(t) + "'"));
 }
 
-/// One result record of a binary message.
-void on_result(const frame_record& r, const core::bytes& message, session_state& s, std::size_t body_bytes_max) {
+/// One record of a binary message: a result, or demand (which a runtime
+/// sends in the message of the results that freed it: no text frame of its
+/// own to read and parse as JSON per batch).
+void on_record(const frame_record& r, const core::bytes& message, session_state& s, std::size_t body_bytes_max) {
   const auto& o = r.header;
-  if (o.string("type") != "result") return s.send(error_frame("unknown_type", "binary frames from a runtime are results"));
+  const auto type = o.string("type");
+  if (type == "demand") return on_demand(o.uint("n"), s);
+  if (type != "result") return s.send(error_frame("unknown_type", "binary frames from a runtime are results and demand"));
   auto task = o.uint("task"), lease = o.uint("lease");
   if (!task || !lease) return s.send(error_frame("invalid_argument", "result needs task and lease"));
   if (r.body_size > body_bytes_max)
@@ -405,10 +410,10 @@ void on_result(const frame_record& r, const core::bytes& message, session_state&
                                                     slot});
 }
 
-/// A binary message after the hello: one or more results.
+/// A binary message after the hello: one or more results and demand.
 void on_binary(std::string&& text, session_state& s, std::size_t body_bytes_max) {
   const auto message = core::bytes::adopt(std::move(text));
-  const auto fault = for_each_record(message.view(), [&](const frame_record& r) { on_result(r, message, s, body_bytes_max); });
+  const auto fault = for_each_record(message.view(), [&](const frame_record& r) { on_record(r, message, s, body_bytes_max); });
   if (fault) s.send(error_frame(fault.code, fault.message));
 }
 

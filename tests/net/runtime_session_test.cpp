@@ -121,6 +121,46 @@ TEST_F(runtime_session_test, a_batch_runtime_gets_tasks_as_records_of_one_messag
   for (int i = 0; i < 6; ++i) EXPECT_EQ(outcome(hs[i])->value.view(), "thumb-img" + std::to_string(i));
 }
 
+TEST_F(runtime_session_test, demand_sent_as_a_record_after_the_results_that_freed_it_brings_more_tasks) {
+  std::vector<task_handle> hs;
+  for (int i = 0; i < 4; ++i) hs.push_back(*n->submit("resize", bytes::copy_from("img" + std::to_string(i))));
+  ws_runtime rt(port);
+  rt.send_text(R"({"type":"hello","runtime":"test","queues":["resize"],"capacity":2,"batch":true})");
+  ASSERT_EQ(rt.read().header.at("type").as_string(), "welcome");
+  rt.send_binary(ws_runtime::frame(json::object{{"type", "demand"}, {"n", 2}}, ""));  // a message of demand alone
+  for (int round = 0; round < 2; ++round) {
+    std::vector<ws_runtime::message> tasks;
+    while (tasks.size() < 2) {
+      auto records = rt.read_records();
+      ASSERT_TRUE(records.front().binary) << json::serialize(records.front().header);
+      for (auto& r : records) tasks.push_back(std::move(r));
+    }
+    std::string message;
+    for (const auto& t : tasks)
+      message += ws_runtime::frame(json::object{{"type", "result"}, {"task", t.header.at("task")},
+                                                {"lease", t.header.at("lease")}, {"bytes", 2}},
+                                   "ok");
+    message += ws_runtime::frame(json::object{{"type", "demand"}, {"n", 2}}, "");
+    rt.send_binary(message);  // two results and the demand they freed, one message
+  }
+  for (auto& h : hs) EXPECT_EQ(outcome(h)->value.view(), "ok");
+}
+
+TEST_F(runtime_session_test, bad_demand_records_get_the_errors_demand_frames_get) {
+  ws_runtime rt(port);
+  welcome(rt);  // capacity 4
+  rt.send_binary(ws_runtime::frame(json::object{{"type", "demand"}, {"n", 0}}, ""));
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "invalid_argument");
+  rt.send_binary(ws_runtime::frame(json::object{{"type", "demand"}, {"n", "two"}}, ""));
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "invalid_argument");
+  rt.send_binary(ws_runtime::frame(json::object{{"type", "demand"}, {"n", 5}}, ""));
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "over_capacity") << "capacity 4 was declared";
+  rt.send_binary(ws_runtime::frame(json::object{{"type", "teleport"}}, ""));
+  EXPECT_EQ(rt.read().header.at("code").as_string(), "unknown_type");
+  rt.send_text(R"({"type":"heartbeat"})");
+  EXPECT_EQ(rt.read().header.at("type").as_string(), "heartbeat") << "still served";
+}
+
 TEST_F(runtime_session_test, a_compact_runtime_gets_compact_task_records_and_may_answer_in_either_form) {
   std::vector<task_handle> hs;
   for (int i = 0; i < 2; ++i) hs.push_back(*n->submit("resize", bytes::copy_from("img" + std::to_string(i))));
