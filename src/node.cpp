@@ -87,12 +87,27 @@ struct node::impl {
   std::vector<std::weak_ptr<detail::remote_handle>> remotes;
   std::atomic<std::uint32_t> work_limit{0};
   std::atomic<bool> stopped{false};
+  const std::uint64_t serial = next_serial();
   mutable std::shared_mutex queues_mutex;
   std::unordered_set<std::string> queues;
 
+  static std::uint64_t next_serial() {
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
   bool knows(const std::string& queue) const {
+    // A submitting thread's last known queue is remembered (queues are
+    // never forgotten): a run of submits to one queue takes the lock and
+    // hashes the name once, not per task. Keyed by this node's serial, as
+    // a later node may live at the same address.
+    thread_local std::uint64_t known_for = 0;
+    thread_local std::string known;
+    if (known_for == serial && known == queue) return true;
     std::shared_lock lock(queues_mutex);
-    return queues.contains(queue);
+    if (!queues.contains(queue)) return false;
+    known_for = serial, known = queue;
+    return true;
   }
   void remember(const std::string& queue) {
     std::unique_lock lock(queues_mutex);
@@ -141,14 +156,14 @@ struct node::impl {
   std::shared_ptr<detail::task_cell> enqueue(core::task_spec&& spec) {
     const auto id = next_task_id();
     auto cell = std::make_shared<detail::task_cell>(id, link);
-    inbox->push(actors::submission{id, std::move(spec), cell});
+    inbox->push(id, std::move(spec), core::observer_ref(cell));
     return cell;
   }
 
   /// The task goes to the broker observed by `observer` (none: fire and forget).
   task_id enqueue(core::task_spec&& spec, core::observer_ref observer) {
     const auto id = next_task_id();
-    inbox->push(actors::submission{id, std::move(spec), std::move(observer)});
+    inbox->push(id, std::move(spec), std::move(observer));
     return id;
   }
 };
@@ -254,7 +269,12 @@ core::result<std::vector<task_handle>> node::submit_batch(const std::string& que
 
 core::result<task_id> node::submit_observed(std::string queue, bytes payload, task_options options, when_full full,
                                             std::shared_ptr<core::task_observer> observer, core::observer_tag tag) {
-  core::task_spec spec{std::move(queue), std::move(payload), std::move(options)};
+  return submit_observed(core::task_spec{std::move(queue), std::move(payload), std::move(options)}, full,
+                         std::move(observer), tag);
+}
+
+core::result<task_id> node::submit_observed(core::task_spec&& spec, when_full full,
+                                            std::shared_ptr<core::task_observer> observer, core::observer_tag tag) {
   if (auto ok = impl_->accept(spec, full); !ok) return ok.err();
   return impl_->enqueue(std::move(spec), core::observer_ref(std::move(observer), tag));
 }

@@ -162,7 +162,7 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
   const auto queue = find_queue(spec.queue);
   if (!queue) return make_error(errc::unknown_queue, "queue '" + spec.queue + "' has no consumer and was not declared");
   if (auto valid = validate(spec, config_.payload_bytes_max); !valid) return valid.err();
-  if (!id.valid() || tasks_.find(id)) return make_error(errc::invalid_argument, "task id is zero or already in use");
+  if (!id.valid()) return make_error(errc::invalid_argument, "task id zero");
 
   std::string key_slot;
   if (!spec.options.idempotency_key.empty()) {
@@ -186,7 +186,10 @@ result<submit_ack> broker_core::submit(task_id id, task_spec&& spec, observer_re
   if (tasks_.size() >= config_.max_tasks || live_bytes_ + spec.payload.size() > config_.max_bytes)
     return make_error(errc::queue_full, "the node holds its maximum of queued tasks or bytes");
 
-  task_record& task = *tasks_.insert(id);
+  // The insert finds a live id itself: no second lookup in the index.
+  task_record* inserted = tasks_.insert(id);
+  if (!inserted) return make_error(errc::invalid_argument, "task id " + std::to_string(id.value) + " is already in use");
+  task_record& task = *inserted;
   auto& o = spec.options;
   task.queue = *queue;
   task.priority = o.priority;

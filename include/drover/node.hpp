@@ -136,6 +136,10 @@ class node {
   /// observer may follow many tasks: each call carries the task's `tag`.
   core::result<task_id> submit_observed(std::string queue, bytes payload, task_options options, when_full full,
                                         std::shared_ptr<core::task_observer> observer, core::observer_tag tag = 0);
+  /// The same for a spec built by the caller (moved once more on its way to
+  /// the broker, not per field).
+  core::result<task_id> submit_observed(core::task_spec&& spec, when_full full, std::shared_ptr<core::task_observer> observer,
+                                        core::observer_tag tag = 0);
 
   /// Fire and forget: no handle, no outcome delivery; returns the task id.
   core::result<task_id> post(const std::string& queue, bytes payload, task_options options, when_full full);

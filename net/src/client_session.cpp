@@ -330,8 +330,8 @@ void on_submit(const frame_record& r, const core::bytes& message, const std::sha
   // The outcome may reach the observer (on the broker's thread) before the
   // submit returns here: its entry has its sequence number from the start.
   const auto tag = s->pending.add(pending_submit{ch_id, *ref, ch.next_seq(), 0});
-  auto id = n.submit_observed(std::string(*queue), std::move(payload), std::move(*options), when_full::fail,
-                              s->observer, tag);
+  auto id = n.submit_observed(core::task_spec{std::string(*queue), std::move(payload), std::move(*options)},
+                              when_full::fail, s->observer, tag);
   if (!id) {
     s->pending.take(tag);
     return s->refuse(ch_id, *ref, core::to_string(id.err().code), id.err().message);

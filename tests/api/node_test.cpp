@@ -70,6 +70,18 @@ TEST(node, unknown_queue_fails_at_once) {
   EXPECT_EQ(h.code(), errc::unknown_queue);
 }
 
+TEST(node, a_queue_one_node_knows_is_unknown_to_another_on_the_same_thread) {
+  auto a = start_node();
+  ASSERT_TRUE(a->declare_queue("shared-name"));
+  EXPECT_TRUE(a->post("shared-name", {}));
+  auto b = start_node();
+  auto refused = b->submit("shared-name", {});
+  ASSERT_FALSE(refused) << "b never declared it";
+  EXPECT_EQ(refused.code(), errc::unknown_queue);
+  EXPECT_TRUE(a->post("shared-name", {}));
+  EXPECT_EQ(a->submit("other", {}).code(), errc::unknown_queue);
+}
+
 TEST(node, a_full_node_fails_fast_or_waits_by_choice) {
   auto n = start_node(1, 2);
   ASSERT_TRUE(n->declare_queue("parked"));  // no handler: tasks stay queued

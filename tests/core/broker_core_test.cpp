@@ -89,6 +89,21 @@ TEST_F(broker_core_test, success_runs_queued_leased_succeeded) {
   EXPECT_EQ(broker.live_tasks(), 0u);
 }
 
+TEST_F(broker_core_test, a_live_task_id_submitted_again_is_refused_and_the_first_task_is_untouched) {
+  submit({}, "q", "first");
+  const task_id live{next_id};
+  auto again = broker.submit(live, task_spec{"q", bytes::copy_from(std::string_view("second")), {}}, nullptr, now);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.err().code, errc::invalid_argument);
+  auto zero = broker.submit(task_id{0}, task_spec{"q", bytes::copy_from(std::string_view("x")), {}}, nullptr, now);
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(zero.err().code, errc::invalid_argument);
+  join(1, 4);
+  const auto items = dispatched_to(1);
+  ASSERT_EQ(items.size(), 1u) << "one live task: the refused submits left nothing behind";
+  EXPECT_EQ(items[0].payload.view(), "first");
+}
+
 TEST_F(broker_core_test, an_observer_that_does_not_follow_states_hears_only_the_outcome) {
   auto r = std::make_shared<recorder>();
   r->follows = false;

@@ -21,12 +21,16 @@ class submission_inbox {
  public:
   explicit submission_inbox(std::function<void()> doorbell) : doorbell_(std::move(doorbell)) {}
 
-  void push(submission s) {
+  void push(submission s) { push(s.id, std::move(s.spec), std::move(s.observer)); }
+
+  /// One submission, built in place in the pending batch: its spec (some
+  /// 200 bytes with the options) is moved once here, not twice.
+  void push(core::task_id id, core::task_spec&& spec, core::observer_ref&& observer) {
     bool ring;
     std::vector<core::retired_refs> to_free;
     {
       std::lock_guard lock(mutex_);
-      pending_.push_back(std::move(s));
+      pending_.emplace_back(id, std::move(spec), std::move(observer));
       ring = !rung_;
       rung_ = true;
       to_free.swap(retired_);
