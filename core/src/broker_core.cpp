@@ -5,6 +5,12 @@
 
 namespace drover::core {
 
+namespace {
+/// The most dispatch items a consumer's batch makes room for up front (a
+/// runtime asking for 65,535 would otherwise reserve megabytes per round).
+constexpr std::size_t dispatch_batch_reserve_max = 256;
+}  // namespace
+
 struct broker_core::queue_state {
   std::string name;
   ready_queue ready;
@@ -309,6 +315,9 @@ void broker_core::lease_to(task_record& task, consumer_state& consumer, time_poi
   if (consumer.outbox < 0) {
     consumer.outbox = static_cast<std::int32_t>(outbox_.size());
     outbox_.push_back(dispatch_batch{consumer.id, {}});
+    // Room for what its credit may take this round (it had one more
+    // before this task), not grown in doublings per batch.
+    outbox_.back().items.reserve(std::min<std::size_t>(std::size_t{consumer.credit} + 1, dispatch_batch_reserve_max));
   }
   outbox_[static_cast<std::size_t>(consumer.outbox)].items.push_back(dispatch_item{
       task.id, task.slot, task.lease, task.attempt, task.queue, task.payload,
@@ -401,7 +410,13 @@ void broker_core::unwatch(task_id id, const task_observer* observer) {
   std::erase_if(list, [&](const observer_ref& o) { return o.target.get() == observer; });
 }
 
-retired_refs broker_core::take_retired() { return std::exchange(retired_, {}); }
+retired_refs broker_core::take_retired() {
+  retired_refs out = std::exchange(retired_, {});
+  // The next batch is likely the size of this one: room for it at once.
+  retired_.payloads.reserve(out.payloads.size());
+  retired_.observers.reserve(out.observers.size());
+  return out;
+}
 
 // --- dispatch ------------------------------------------------------------
 

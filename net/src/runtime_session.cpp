@@ -74,7 +74,9 @@ struct session_state : std::enable_shared_from_this<session_state> {
   /// The reports gathered so far and `demand` more, in one message to the broker.
   void flush_reports(std::uint32_t demand = 0) {
     if (!link || (pending_reports.empty() && demand == 0)) return;
+    const auto n = pending_reports.size();
     link->update(std::exchange(pending_reports, {}), demand);
+    pending_reports.reserve(n);  // the next burst is likely as big: room at once, not in doublings
     expect_broker_reply();
   }
   /// A result or failure refused, with why (a lease the runtime does not
