@@ -318,6 +318,8 @@ class compact_scan {
 
  private:
   bool varint(std::uint64_t& out) {
+    // Most values (codes, lengths, small numbers) take one byte.
+    if (p_ != end_ && *p_ < 0x80) return out = *p_++, true;
     std::uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
       if (p_ == end_) return false;
@@ -393,16 +395,31 @@ bool record_header::read(std::string_view text) {
 
 bool record_header::read_compact(std::string_view text) {
   compact_ = true;
+  // Counts and key sets are kept in locals and stored once at the end: the
+  // byte-wide stores into by_code_ may alias anything, so members updated
+  // per field were reloaded from memory after each of them.
+  std::uint8_t count = 0;
+  std::uint64_t keys = 0;
+  std::uint32_t codes = 0;
+  bool overflow = false;
+  field* const fields = fields_.data();
+  std::uint8_t* const by_code = by_code_.data();
   // Past the table the scan goes on (the rest must be well formed too);
   // those fields are found through object(), which scans again.
-  auto add = [this](std::string_view key, std::uint8_t code, kind type, std::uint64_t bits, std::string_view string) {
-    if (count_ == inline_fields) {
-      overflow_ = true;
+  auto add = [&](std::string_view key, std::uint8_t code, kind type, std::uint64_t bits, std::string_view string) {
+    if (count == inline_fields) {
+      overflow = true;
       return;
     }
-    push_field(key, code, type, bits, string);
+    keys |= code != 0 ? detail::key_bit_by_code[code] : key_bit(key);
+    auto& f = fields[count++];
+    f.key = key, f.string = string, f.bits = bits, f.type = type;
+    by_code[code] = count;  // the last of a name wins, as in a JSON object
+    codes |= std::uint32_t{1} << code;
   };
-  return compact_scan(text).fields(add);
+  const bool ok = compact_scan(text).fields(add);
+  count_ = count, keys_ = keys, codes_ = codes, overflow_ = overflow;
+  return ok;
 }
 
 bool record_header::read_with_parser(std::string_view text) {

@@ -28,6 +28,22 @@
 
 namespace drover::net {
 
+namespace detail {
+/// A bit for `key` in a header's set of keys present (record_header::keys_).
+constexpr std::uint64_t key_bit(std::string_view key) {
+  if (key.empty()) return 1;
+  const auto first = static_cast<unsigned char>(key.front()), last = static_cast<unsigned char>(key.back());
+  return std::uint64_t{1} << ((key.size() + first * 3u + last * 5u) & 63u);
+}
+/// key_bit() of each compact code's name: looked up per field of a compact
+/// header instead of computed from the name.
+inline constexpr std::array<std::uint64_t, compact::keys.size()> key_bit_by_code = [] {
+  std::array<std::uint64_t, compact::keys.size()> bits{};
+  for (std::size_t i = 1; i < compact::keys.size(); ++i) bits[i] = key_bit(compact::keys[i]);
+  return bits;
+}();
+}  // namespace detail
+
 class record_header {
  public:
   enum class kind : std::uint8_t { string, uint, negative, real, boolean, null, nested };
@@ -118,15 +134,11 @@ class record_header {
   }
   /// A bit for `key` in `keys_`: a key whose bit is clear is not there
   /// (most lookups are for options a submit does not carry).
-  static std::uint64_t key_bit(std::string_view key) {
-    if (key.empty()) return 1;
-    const auto first = static_cast<unsigned char>(key.front()), last = static_cast<unsigned char>(key.back());
-    return std::uint64_t{1} << ((key.size() + first * 3u + last * 5u) & 63u);
-  }
+  static constexpr std::uint64_t key_bit(std::string_view key) { return detail::key_bit(key); }
   /// Member by member: a whole `field` built on the stack and copied was
   /// read back before its bytes were all stored (a stalled load per field).
   void push_field(std::string_view key, std::uint8_t code, kind type, std::uint64_t bits, std::string_view string) {
-    keys_ |= key_bit(key);
+    keys_ |= code != 0 ? detail::key_bit_by_code[code] : key_bit(key);
     auto& f = fields_[count_++];
     f.key = key, f.string = string, f.bits = bits, f.type = type;
     by_code_[code] = count_;  // the last of a name wins, as in a JSON object
