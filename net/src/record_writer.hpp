@@ -173,14 +173,28 @@ class record_writer {
       bool negative = false;
       if constexpr (std::is_signed_v<Integer>) negative = v < 0;
       const std::uint64_t magnitude = negative ? std::uint64_t{0} - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
-      char* p = compact_field(key, negative ? compact::tag::negative : compact::tag::uint, compact::varint_bytes_max);
-      give_back(compact::put_varint(p, magnitude));
-      return *this;
+      return compact_number(key, negative ? compact::tag::negative : compact::tag::uint, magnitude);
     }
     key_(key);
     char* at = room(20);  // the most a uint64's digits or an int64's sign and digits take
     auto [end, ec] = std::to_chars(at, at + 20, v);
     used_ -= static_cast<std::size_t>(at + 20 - end);
+    return *this;
+  }
+  record_writer& compact_number(record_key key, compact::tag t, std::uint64_t magnitude) {
+    if (key.code == 0) {
+      char* p = compact_field(key, t, compact::varint_bytes_max);
+      give_back(compact::put_varint(p, magnitude));
+      return *this;
+    }
+    // A table key: code, tag and varint at a local cursor, the length
+    // taken from it (no reserved end stored and read back per field).
+    grow_to(used_ + 2 + compact::varint_bytes_max);
+    char* const base = out_->data();
+    char* p = base + used_;
+    *p++ = static_cast<char>(key.code);
+    *p++ = static_cast<char>(t);
+    used_ = static_cast<std::size_t>(compact::put_varint(p, magnitude) - base);
     return *this;
   }
   void escape(std::string_view text) {
