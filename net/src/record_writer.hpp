@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include "drover/net/compact_header.hpp"
 
@@ -148,10 +149,34 @@ class record_writer {
   }
   /// A compact string or JSON value: tag, length, bytes as they are.
   record_writer& counted(record_key key, compact::tag t, std::string_view bytes) {
-    char* p = compact_field(key, t, compact::varint_bytes_max + bytes.size());
+    if (key.code == 0) {  // a name outside the table
+      char* p = compact_field(key, t, compact::varint_bytes_max + bytes.size());
+      p = compact::put_varint(p, bytes.size());
+      if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
+      give_back(p + bytes.size());
+      return *this;
+    }
+    auto [base, p] = table_field(key, t, compact::varint_bytes_max + bytes.size());
     p = compact::put_varint(p, bytes.size());
     if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
-    give_back(p + bytes.size());
+    return end_table_field(base, p + bytes.size());
+  }
+  /// A field with a table key, written at a local cursor: room for its
+  /// code, tag and up to `value_bytes`, the code and tag written; the
+  /// string's start and the value's place. end_table_field() takes the
+  /// head's length from where the value ended (no reserved end stored and
+  /// read back per field, as compact_field() and give_back() do).
+  std::pair<char*, char*> table_field(record_key key, compact::tag t, std::size_t value_bytes) {
+    assert(key.code != 0);
+    grow_to(used_ + 2 + value_bytes);
+    char* const base = out_->data();
+    char* p = base + used_;
+    *p++ = static_cast<char>(key.code);
+    *p++ = static_cast<char>(t);
+    return {base, p};
+  }
+  record_writer& end_table_field(const char* base, const char* value_end) {
+    used_ = static_cast<std::size_t>(value_end - base);
     return *this;
   }
   /// Room for a compact field's key and tag and up to `value_bytes` after
@@ -187,15 +212,8 @@ class record_writer {
       give_back(compact::put_varint(p, magnitude));
       return *this;
     }
-    // A table key: code, tag and varint at a local cursor, the length
-    // taken from it (no reserved end stored and read back per field).
-    grow_to(used_ + 2 + compact::varint_bytes_max);
-    char* const base = out_->data();
-    char* p = base + used_;
-    *p++ = static_cast<char>(key.code);
-    *p++ = static_cast<char>(t);
-    used_ = static_cast<std::size_t>(compact::put_varint(p, magnitude) - base);
-    return *this;
+    auto [base, p] = table_field(key, t, compact::varint_bytes_max);
+    return end_table_field(base, compact::put_varint(p, magnitude));
   }
   void escape(std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
