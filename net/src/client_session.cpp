@@ -310,7 +310,7 @@ std::optional<core::task_options> options_of(const record_header& h, std::string
 /// One submit record of a binary message.
 void on_submit(const frame_record& r, const core::bytes& message, const std::shared_ptr<client_state>& s, node& n) {
   const auto& h = r.header;
-  if (h.string("type") != "submit") return s->error("unknown_type", "binary frames from a client are submits");
+  if (!is_literal(h.string("type"), "submit")) return s->error("unknown_type", "binary frames from a client are submits");
   const auto ch_id = h.uint("channel").value_or(0);
   auto ref = h.uint("ref");
   if (!ref) return s->error("invalid_argument", "a submit needs a numeric ref");

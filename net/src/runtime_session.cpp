@@ -397,8 +397,10 @@ void on_text(std::string_view text, session_state& s, task_notes& notes) {
 void on_record(const frame_record& r, const core::bytes& message, session_state& s, std::size_t body_bytes_max) {
   const auto& o = r.header;
   const auto type = o.string("type");
-  if (type == "demand") return on_demand(o.uint("n"), s);
-  if (type != "result") return s.send(error_frame("unknown_type", "binary frames from a runtime are results and demand"));
+  if (!is_literal(type, "result")) {
+    if (is_literal(type, "demand")) return on_demand(o.uint("n"), s);
+    return s.send(error_frame("unknown_type", "binary frames from a runtime are results and demand"));
+  }
   auto task = o.uint("task"), lease = o.uint("lease");
   if (!task || !lease) return s.send(error_frame("invalid_argument", "result needs task and lease"));
   if (r.body_size > body_bytes_max)

@@ -10,6 +10,7 @@
 #include "drover/net/record_header.hpp"
 #include "support/same_fields.hpp"
 
+using drover::net::is_literal;
 using drover::net::record_header;
 namespace json = boost::json;
 
@@ -199,4 +200,13 @@ TEST(record_header, plain_headers_with_an_empty_object_or_array_keep_them) {
   EXPECT_EQ(h.boolean("ok"), true);
   EXPECT_TRUE(h.contains("gone"));
   EXPECT_EQ(h.uint("task"), 12u);
+}
+
+TEST(record_header, is_literal_matches_the_whole_text_and_nothing_else) {
+  EXPECT_TRUE(is_literal(std::string_view("result"), "result"));
+  EXPECT_FALSE(is_literal(std::string_view("resulT"), "result")) << "same length, one byte off";
+  EXPECT_FALSE(is_literal(std::string_view("resul"), "result"));
+  EXPECT_FALSE(is_literal(std::string_view("results"), "result"));
+  EXPECT_FALSE(is_literal(std::nullopt, "result")) << "absent";
+  EXPECT_TRUE(is_literal(std::string_view(""), ""));
 }

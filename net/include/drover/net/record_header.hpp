@@ -17,6 +17,7 @@
 // fields (record_header_test.cpp compares the two on generated headers).
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <forward_list>
 #include <optional>
 #include <string>
@@ -27,6 +28,14 @@
 #include "drover/net/compact_header.hpp"
 
 namespace drover::net {
+
+/// Whether `text` is the literal `expected`. The length is known at compile
+/// time, so the comparison is a load or two instead of a call of memcmp
+/// (a record's type is checked so, once per record on every hop).
+template <std::size_t N>
+bool is_literal(std::optional<std::string_view> text, const char (&expected)[N]) {
+  return text && text->size() == N - 1 && std::memcmp(text->data(), expected, N - 1) == 0;
+}
 
 namespace detail {
 /// A bit for `key` in a header's set of keys present (record_header::keys_).
