@@ -172,7 +172,9 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
       // Room for a burst of the runtime's capacity at once, not grown in steps.
       const std::size_t burst = std::max<std::size_t>(config.capacity, 1);
       open->reports.reserve(burst);
-      open->head.resize(std::min(burst * (head_bytes_max / 2 + value.size()), merged_message_bytes_max));
+      // Capacity only: the writer grows the string (and fills it) as results
+      // come, so a lone result does not zero a burst's room.
+      open->head.reserve(std::min(burst * (head_bytes_max / 2 + value.size()), merged_message_bytes_max));
     }
     // Written into the room past the records (record_writer's `at`): the
     // message is cut to its records before it is written.
