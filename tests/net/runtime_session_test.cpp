@@ -9,6 +9,7 @@
 
 #include "record_writer.hpp"
 #include "support/gateway_fixture.hpp"
+#include "support/tcp_proxy.hpp"
 #include "support/ws_client.hpp"
 
 using namespace drover;
@@ -321,4 +322,33 @@ TEST_F(runtime_session_auth_test, a_wrong_token_is_closed_with_1008) {
   ws_runtime good(port);
   good.hello(R"(["resize"])", 1, "s3cret");
   EXPECT_EQ(good.read().header.at("type").as_string(), "welcome");
+}
+
+class runtime_session_silence_test : public runtime_session_test {
+ protected:
+  // A ping after 50 ms of silence; dropped after 100 ms without an answer.
+  runtime_session_silence_test() { gateway_config.heartbeat_interval = 50ms; }
+};
+
+TEST_F(runtime_session_silence_test, a_runtime_gone_silent_is_dropped_and_its_task_goes_to_another) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  tcp_proxy proxy(port);
+  ws_runtime silent(proxy.port());
+  welcome(silent);
+  silent.send_text(R"({"type":"demand","n":1})");
+  const auto leased = silent.read();
+  ASSERT_TRUE(leased.binary) << json::serialize(leased.header);
+  proxy.set_frozen(true);  // nothing gets through either way, and nothing says so
+  const auto frozen_at = std::chrono::steady_clock::now();
+  ws_runtime other(port);
+  welcome(other);
+  other.send_text(R"({"type":"demand","n":1})");
+  const auto again = other.read();  // the node answers the other's pings meanwhile
+  ASSERT_TRUE(again.binary) << json::serialize(again.header);
+  EXPECT_EQ(again.header.at("task"), leased.header.at("task")) << "released when the silent runtime was dropped";
+  const auto silent_for = std::chrono::steady_clock::now() - frozen_at;
+  EXPECT_GE(silent_for, 50ms) << "not before a ping went unanswered";
+  EXPECT_LT(silent_for, 1500ms) << "dropped after about twice the heartbeat interval (100 ms)";
+  other.result(again, "done");
+  EXPECT_EQ(outcome(h)->value.view(), "done");
 }
