@@ -149,49 +149,30 @@ class record_writer {
   }
   /// A compact string or JSON value: tag, length, bytes as they are.
   record_writer& counted(record_key key, compact::tag t, std::string_view bytes) {
-    if (key.code == 0) {  // a name outside the table
-      char* p = compact_field(key, t, compact::varint_bytes_max + bytes.size());
-      p = compact::put_varint(p, bytes.size());
-      if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
-      give_back(p + bytes.size());
-      return *this;
-    }
-    auto [base, p] = table_field(key, t, compact::varint_bytes_max + bytes.size());
+    auto [base, p] = compact_field(key, t, compact::varint_bytes_max + bytes.size());
     p = compact::put_varint(p, bytes.size());
     if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
-    return end_table_field(base, p + bytes.size());
+    return end_compact_field(base, p + bytes.size());
   }
-  /// A field with a table key, written at a local cursor: room for its
-  /// code, tag and up to `value_bytes`, the code and tag written; the
-  /// string's start and the value's place. end_table_field() takes the
-  /// head's length from where the value ended (no reserved end stored and
-  /// read back per field, as compact_field() and give_back() do).
-  std::pair<char*, char*> table_field(record_key key, compact::tag t, std::size_t value_bytes) {
-    assert(key.code != 0);
+  /// A compact field written at a local cursor: its key (a name outside
+  /// the table first, written out) and tag, with room for up to
+  /// `value_bytes` after them (reserved at once: a call of room() per byte
+  /// was slower than printing JSON); returns the string's start and the
+  /// value's place. end_compact_field() takes the head's length from where
+  /// the value ended: no reserved end stored and read back per field.
+  std::pair<char*, char*> compact_field(record_key key, compact::tag t, std::size_t value_bytes) {
+    if (key.code == 0) named_key(key);
     grow_to(used_ + 2 + value_bytes);
     char* const base = out_->data();
     char* p = base + used_;
-    *p++ = static_cast<char>(key.code);
+    if (key.code != 0) *p++ = static_cast<char>(key.code);
     *p++ = static_cast<char>(t);
     return {base, p};
   }
-  record_writer& end_table_field(const char* base, const char* value_end) {
+  record_writer& end_compact_field(const char* base, const char* value_end) {
     used_ = static_cast<std::size_t>(value_end - base);
     return *this;
   }
-  /// Room for a compact field's key and tag and up to `value_bytes` after
-  /// them, reserved at once (a call of room() per byte was slower than
-  /// printing JSON); the value is written at the pointer returned, and
-  /// give_back() returns what it did not use.
-  char* compact_field(record_key key, compact::tag t, std::size_t value_bytes) {
-    if (key.code == 0) named_key(key);
-    char* p = room((key.code != 0 ? 2 : 1) + value_bytes);
-    reserved_end_ = p + (key.code != 0 ? 2 : 1) + value_bytes;
-    if (key.code != 0) *p++ = static_cast<char>(key.code);
-    *p++ = static_cast<char>(t);
-    return p;
-  }
-  void give_back(const char* written_end) { used_ -= static_cast<std::size_t>(reserved_end_ - written_end); }
   template <class Integer>
   record_writer& number(record_key key, Integer v) {
     if (compact()) {
@@ -207,13 +188,8 @@ class record_writer {
     return *this;
   }
   record_writer& compact_number(record_key key, compact::tag t, std::uint64_t magnitude) {
-    if (key.code == 0) {
-      char* p = compact_field(key, t, compact::varint_bytes_max);
-      give_back(compact::put_varint(p, magnitude));
-      return *this;
-    }
-    auto [base, p] = table_field(key, t, compact::varint_bytes_max);
-    return end_table_field(base, compact::put_varint(p, magnitude));
+    auto [base, p] = compact_field(key, t, compact::varint_bytes_max);
+    return end_compact_field(base, compact::put_varint(p, magnitude));
   }
   void escape(std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
@@ -242,7 +218,6 @@ class record_writer {
   std::size_t used_ = 0;   // the cursor
   header_format format_;
   bool cut_ = true;  // end() cuts the string to the head's end
-  const char* reserved_end_ = nullptr;  // compact_field()'s room, up to give_back()
 };
 
 /// A record's body written at `at` in a message with room past its records

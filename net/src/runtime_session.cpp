@@ -349,7 +349,6 @@ void refuse_stale(session_state& s, std::uint64_t task, std::uint64_t lease) {
   s.refuse_report(core::task_id{task}, core::lease_id{lease}, actors::not_held(core::task_id{task}, core::lease_id{lease}));
 }
 
-/// A text message after the hello.
 /// More demand, from a text frame or a record of a binary message.
 void on_demand(std::optional<std::uint64_t> n, session_state& s) {
   if (!n || *n == 0 || *n > capacity_max) return s.send(error_frame("invalid_argument", "demand n must be 1 to 65535"));
@@ -358,6 +357,7 @@ void on_demand(std::optional<std::uint64_t> n, session_state& s) {
   s.flush_reports(static_cast<std::uint32_t>(*n));  // finished work first, then the new demand
 }
 
+/// A text message after the hello.
 void on_text(std::string_view text, session_state& s, task_notes& notes) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
