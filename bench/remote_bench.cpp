@@ -23,11 +23,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include "drover/net/binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
+#include "drover/net/ws_stream.hpp"
 #include "record_writer.hpp"
 
 namespace drover::bench {
@@ -174,7 +174,7 @@ struct producer {
     }
   }
 
-  asio::awaitable<void> read_outcomes(websocket::stream<net::coalescing_stream<beast::tcp_stream>>& ws) {
+  asio::awaitable<void> read_outcomes(net::ws_stream& ws) {
     beast::flat_buffer buffer;
     const auto total = w.warmup + w.tasks;
     while (answered < total) {
@@ -210,7 +210,7 @@ struct producer {
     ++outstanding;
   }
 
-  asio::awaitable<void> write_submits(websocket::stream<net::coalescing_stream<beast::tcp_stream>>& ws) {
+  asio::awaitable<void> write_submits(net::ws_stream& ws) {
     const auto total = w.warmup + w.tasks;
     asio::steady_timer timer(co_await asio::this_coro::executor);
     std::string message;
@@ -252,11 +252,11 @@ struct producer {
 
   asio::awaitable<void> run() {
     const auto ex = co_await asio::this_coro::executor;
-    websocket::stream<net::coalescing_stream<beast::tcp_stream>> ws(ex);
+    net::ws_stream ws(ex);
     auto [cec] = co_await beast::get_lowest_layer(ws).async_connect(
         asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), tuple);
     if (cec) co_return;
-    beast::get_lowest_layer(ws).socket().set_option(asio::ip::tcp::no_delay(true));
+    beast::get_lowest_layer(ws).set_option(asio::ip::tcp::no_delay(true));
     ws.auto_fragment(false);  // a batch of submits is one frame, as protocol.md asks of clients
     const std::string target = std::string("/v1/client?batch=true&headers=") + std::string(net::to_string(headers));
     auto [hec] = co_await ws.async_handshake("127.0.0.1", target, tuple);

@@ -20,11 +20,13 @@
 #include "kept_outcomes.hpp"
 #include "drover/actors/client_channel.hpp"
 #include "drover/net/coalescing_stream.hpp"
+#include "drover/net/ws_stream.hpp"
 #include "io_poster.hpp"
 #include "io_spin.hpp"
 #include "end_of_turn.hpp"
 #include "frame_outbox.hpp"
 #include "frame_writer.hpp"
+#include "peer_watch.hpp"
 #include "read_buffer.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
@@ -39,7 +41,6 @@ namespace websocket = beast::websocket;
 namespace json = boost::json;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 // Small frames are coalesced into one send per burst (coalescing_stream.hpp).
-using ws_stream = websocket::stream<coalescing_stream<beast::tcp_stream>>;
 
 namespace {
 
@@ -421,7 +422,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   stream.expires_never();
   beast::error_code nodelay_ec;
   stream.socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
-  ws_stream ws(std::move(stream));
+  ws_stream ws(stream.release_socket());
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = std::chrono::seconds(30);
   timeouts.idle_timeout = 2 * ctx.config.heartbeat_interval;
@@ -465,6 +466,8 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
   state->writer.write_now = write_now_for(ws, wake, *state);
+  // A ping after a heartbeat of silence, dropped after two (peer_watch.hpp).
+  peer_watcher watch(ws, timeouts, 2 * ctx.config.heartbeat_interval);
   read_buffers buffers;
   for (;;) {
     std::string message = buffers.next();
@@ -472,15 +475,19 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
     auto [ec, n] = co_await ws.async_read(dyn, tuple);
     buffers.fit(message);
     if (ec) break;
+    watch.heard.note();
     if (ws.got_text()) {
       on_text(message, state, ctx.n);
     } else {
       on_binary(std::move(message), state, ctx.n);
     }
   }
+  watch.stop();
   state->writer = {};
   wake.cancel();
   co_await wait_for_writer(writer_done);
+  co_await watch.until_stopped();
+  ws.control_callback();
 }
 
 }  // namespace drover::net

@@ -29,9 +29,11 @@
 #include "drover/actors/held_lease.hpp"
 #include "drover/net/binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
+#include "drover/net/ws_stream.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
 #include "frame_writer.hpp"
+#include "peer_watch.hpp"
 #include "read_buffer.hpp"
 
 namespace drover::net {
@@ -43,7 +45,6 @@ namespace json = boost::json;
 using tcp = asio::ip::tcp;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 // Small frames are coalesced into one send per burst (coalescing_stream.hpp).
-using ws_stream = websocket::stream<coalescing_stream<beast::tcp_stream>>;
 
 namespace {
 
@@ -115,7 +116,6 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   bool merge_results = false;  // the node reads several results per message
   header_format result_headers = header_format::json;  // as the welcome says
   bool stopping = false;
-  std::uint64_t heard = 0;  // messages and control frames from the node (the watchdog's measure)
   bool top_up_posted = false;
   std::uint64_t session = 0;
   std::uint32_t outstanding_demand = 0;  // asked for, not yet received
@@ -417,34 +417,6 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     return h;
   }
 
-  /// Ends the connection when the node has been silent (no message, ping
-  /// or pong) for `limit`, with a ping after half of it, as Beast's
-  /// keep-alive pings would; one timer wake-up per half limit, however much
-  /// traffic there is.
-  static asio::awaitable<void> watch_node(keep_alive self, ws_stream& ws, asio::steady_timer& timer,
-                                          std::chrono::milliseconds limit, std::shared_ptr<bool> done) {
-    writer_end guard{std::move(done)};
-    std::uint64_t seen = self->heard;
-    bool pinged = false;
-    for (;;) {
-      timer.expires_after(limit / 2);
-      auto [ec] = co_await timer.async_wait(tuple);
-      if (ec || self->current != &ws) co_return;  // the connection ended
-      if (self->heard != seen) {
-        seen = self->heard, pinged = false;
-        continue;
-      }
-      if (pinged) {
-        beast::error_code ignored;
-        beast::get_lowest_layer(ws).socket().close(ignored);  // the read fails: the connection ends
-        co_return;
-      }
-      pinged = true;
-      auto [pec] = co_await ws.async_ping({}, tuple);
-      if (pec) co_return;
-    }
-  }
-
   static asio::awaitable<void> write_loop(keep_alive self, ws_stream& ws, asio::steady_timer& wake, std::shared_ptr<bool> done) {
     writer_end guard{std::move(done)};
     for (;;) {
@@ -462,13 +434,13 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     tcp::resolver resolver(ex);
     auto [rec, endpoints] = co_await resolver.async_resolve(config.host, std::to_string(config.port), tuple);
     if (rec) co_return false;
-    ws_stream ws(ex);
-    beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(10));
-    auto [cec, ep] = co_await beast::get_lowest_layer(ws).async_connect(endpoints, tuple);
+    beast::tcp_stream connecting(ex);  // for its timeout; the WebSocket takes the bare socket
+    connecting.expires_after(std::chrono::seconds(10));
+    auto [cec, ep] = co_await connecting.async_connect(endpoints, tuple);
     if (cec) co_return false;
+    ws_stream ws(connecting.release_socket());
     beast::error_code ignored;
-    beast::get_lowest_layer(ws).socket().set_option(tcp::no_delay(true), ignored);
-    beast::get_lowest_layer(ws).expires_never();
+    beast::get_lowest_layer(ws).set_option(tcp::no_delay(true), ignored);
     websocket::stream_base::timeout timeouts{};
     timeouts.handshake_timeout = std::chrono::seconds(10);
     timeouts.idle_timeout = std::chrono::seconds(30);
@@ -499,24 +471,20 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
       co_return false;
     }
     on_welcome(w.as_object());
-    // Silence allowed from the node: three heartbeats (the node's pings,
-    // after one, keep the connection busy, so this side never pings an idle
-    // node and keepalive traffic is one ping/pong per heartbeat, not two).
+    // Silence allowed from the node: four heartbeats (an idle node pings
+    // every 1.5 heartbeats and this side pings after two of silence, so it
+    // never pings a live node and keepalive traffic is one ping/pong, not two).
     // Watched by our own timer, not Beast's idle timeout: Beast re-arms its
     // timer on every read, a timerfd_settime system call per message here.
     const auto hb = uint_field(w.as_object(), "heartbeat_ms").value_or(0);
-    const auto silence_limit = hb > 0 ? std::chrono::milliseconds(3 * hb)
+    const auto silence_limit = hb > 0 ? std::chrono::milliseconds(4 * hb)
                                       : std::chrono::duration_cast<std::chrono::milliseconds>(timeouts.idle_timeout);
-    timeouts.idle_timeout = websocket::stream_base::none();
-    timeouts.keep_alive_pings = false;
-    ws.set_option(timeouts);
-    ws.control_callback([this](websocket::frame_type, beast::string_view) { ++heard; });
+    peer_watcher watch(ws, timeouts, silence_limit);
 
-    asio::steady_timer wake_timer(ex), watch_timer(ex);
+    asio::steady_timer wake_timer(ex);
     wake = &wake_timer;
-    auto writer_done = std::make_shared<bool>(false), watch_done = std::make_shared<bool>(false);
+    auto writer_done = std::make_shared<bool>(false);
     asio::co_spawn(ex, write_loop(shared_from_this(), ws, wake_timer, writer_done), asio::detached);
-    asio::co_spawn(ex, watch_node(shared_from_this(), ws, watch_timer, silence_limit, watch_done), asio::detached);
     top_up();
     read_buffers buffers;
     for (;;) {
@@ -525,7 +493,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
       auto [ec, n] = co_await ws.async_read(dyn, tuple);
       buffers.fit(message);
       if (ec) break;
-      ++heard;
+      watch.heard.note();
       if (ws.got_text()) {
         on_text(message);
       } else {
@@ -535,11 +503,11 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     welcomed = false;
     wake = nullptr;
     wake_timer.cancel();
-    watch_timer.cancel();
+    watch.stop();
     ws.control_callback();
     update_stats([](runtime_client_stats& s) { s.connected = false; });
     co_await wait_for_writer(writer_done);
-    co_await wait_for_writer(watch_done);
+    co_await watch.until_stopped();
     co_return true;
   }
 

@@ -18,11 +18,13 @@
 #include "drover/net/binary_frame.hpp"
 #include "drover/actors/runtime_session_book.hpp"
 #include "drover/net/coalescing_stream.hpp"
+#include "drover/net/ws_stream.hpp"
 #include "io_poster.hpp"
 #include "io_spin.hpp"
 #include "end_of_turn.hpp"
 #include "frame_outbox.hpp"
 #include "frame_writer.hpp"
+#include "peer_watch.hpp"
 #include "read_buffer.hpp"
 #include "json_fields.hpp"
 #include "record_writer.hpp"
@@ -217,7 +219,6 @@ class ws_sink final : public actors::remote_sink {
 };
 
 // Small frames are coalesced into one send per burst (coalescing_stream.hpp).
-using ws_stream = websocket::stream<coalescing_stream<beast::tcp_stream>>;
 
 /// The single writer of one connection: one write at a time, frames in
 /// order. A named coroutine with plain parameters, not a capturing lambda:
@@ -523,10 +524,10 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   stream.expires_never();  // the websocket's own timeouts (with pings) take over
   beast::error_code nodelay_ec;
   stream.socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
-  ws_stream ws(std::move(stream));
+  ws_stream ws(stream.release_socket());
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = std::chrono::seconds(30);
-  timeouts.idle_timeout = 2 * ctx.config.heartbeat_interval;  // a ping after half of it, dead after all of it
+  timeouts.idle_timeout = 2 * ctx.config.heartbeat_interval;  // until the hello: then the session's own watch
   timeouts.keep_alive_pings = true;
   ws.set_option(timeouts);
   ws.read_message_max(ctx.config.body_bytes_max + frame_header_bytes_max);
@@ -602,6 +603,8 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   auto writer_done = std::make_shared<bool>(false);
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
   state->writer.write_now = write_now_for(ws, wake, *state);
+  // A ping after a heartbeat of silence, dropped after two (peer_watch.hpp).
+  peer_watcher watch(ws, timeouts, 2 * ctx.config.heartbeat_interval);
   beast::error_code read_ec;
   read_buffers buffers;
   for (;;) {
@@ -609,10 +612,11 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     auto dyn = asio::dynamic_buffer(message);
     auto [ec, n] = co_await ws.async_read(dyn, tuple);
     buffers.fit(message);
-    if (ec) {  // closed, timed out (no pong), or too big (Beast answers 1009)
+    if (ec) {  // closed, silent past the watch (socket closed), or too big (Beast answers 1009)
       read_ec = ec;
       break;
     }
+    watch.heard.note();
     if (ws.got_text()) {
       on_text(message, *state, ctx.notes);
     } else {
@@ -626,9 +630,12 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     }
     if (state->closing) break;
   }
+  watch.stop();
   // Let the writer finish what is queued (a final error frame) before the frame goes.
   state->close_once_written();
   co_await wait_for_writer(writer_done);
+  co_await watch.until_stopped();
+  ws.control_callback();
   state->writer = {};
   state->attached = false;
   state->closing = false;

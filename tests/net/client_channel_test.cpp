@@ -5,6 +5,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -12,6 +13,7 @@
 
 #include "support/gateway_fixture.hpp"
 #include "record_writer.hpp"
+#include "support/tcp_proxy.hpp"
 #include "support/ws_client.hpp"
 
 using namespace drover;
@@ -375,4 +377,33 @@ class client_channel_token_test : public client_channel_test {
 
 TEST_F(client_channel_token_test, an_upgrade_without_the_token_gets_401) {
   EXPECT_THROW(ws_client(port, "/v1/client"), boost::system::system_error);
+}
+
+class client_channel_silence_test : public client_channel_test {
+ protected:
+  // A ping after 50 ms of silence; dropped after 100 ms without an answer.
+  client_channel_silence_test() { gateway_config.heartbeat_interval = 50ms; }
+};
+
+TEST_F(client_channel_silence_test, a_quiet_client_that_answers_pings_is_kept) {
+  ws_client c(port, "/v1/client");
+  c.send_binary(submit(0, 1, "resize", "400"));
+  const auto m = c.read();  // 400 ms of silence from the client; its reads answer the node's pings
+  ASSERT_FALSE(m.error) << m.error.message();
+  EXPECT_EQ(m.header.at("type").as_string(), "outcome");
+  EXPECT_EQ(m.payload, "400");
+}
+
+TEST_F(client_channel_silence_test, a_client_gone_silent_is_dropped) {
+  tcp_proxy proxy(port);
+  ws_client c(proxy.port(), "/v1/client");
+  c.send_binary(submit(0, 1, "resize", "1"));
+  ASSERT_EQ(c.read().header.at("type").as_string(), "outcome");
+  proxy.set_frozen(true);  // nothing gets through either way, and nothing says so
+  const auto frozen_at = std::chrono::steady_clock::now();
+  while (proxy.target_ends() == 0 && std::chrono::steady_clock::now() - frozen_at < 3s) std::this_thread::sleep_for(5ms);
+  const auto silent_for = std::chrono::steady_clock::now() - frozen_at;
+  EXPECT_EQ(proxy.target_ends(), 1) << "the node closed the connection";
+  EXPECT_GE(silent_for, 50ms) << "not before a ping went unanswered";
+  EXPECT_LT(silent_for, 1500ms) << "dropped after about twice the heartbeat interval (100 ms)";
 }

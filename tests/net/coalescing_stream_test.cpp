@@ -16,10 +16,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include "drover/net/coalescing_stream.hpp"
+#include "drover/net/ws_stream.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -28,7 +28,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-using client_ws = websocket::stream<drover::net::coalescing_stream<beast::tcp_stream>>;
+using client_ws = drover::net::ws_stream;
 
 /// Message i: its number, then a size that is large for every 50th.
 std::string message(int i) {
@@ -83,7 +83,7 @@ std::vector<std::string> messages_a_server_reads(Writer writer, int count) {
 /// The layer over a connected TCP stream, and the plain socket at the other end.
 struct layer_and_peer {
   asio::io_context io;
-  drover::net::coalescing_stream<beast::tcp_stream> layer{io};
+  drover::net::coalescing_stream<tcp::socket> layer{io};
   tcp::socket peer{io};
   layer_and_peer() {
     tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
@@ -114,7 +114,7 @@ TEST(coalescing_stream, a_burst_of_small_and_large_messages_arrives_intact_and_i
 
 namespace {
 
-asio::awaitable<void> write_corked(drover::net::coalescing_stream<beast::tcp_stream>& layer, int count, bool& written) {
+asio::awaitable<void> write_corked(drover::net::coalescing_stream<tcp::socket>& layer, int count, bool& written) {
   layer.cork();
   for (int i = 0; i < count; ++i) {
     const std::string m = "frame-" + std::to_string(i) + ";";
@@ -230,7 +230,7 @@ TEST(coalescing_stream, a_small_read_after_a_full_one_takes_the_whole_burst_in_o
   std::string sent(10'000, '\0');
   for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>('a' + i % 26);
   asio::write(peer, asio::buffer(sent));
-  auto& socket = beast::get_lowest_layer(layer).socket();
+  auto& socket = beast::get_lowest_layer(layer);
   for (int i = 0; i < 100 && socket.available() < sent.size(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_EQ(socket.available(), sent.size());
   std::string got;
@@ -279,7 +279,7 @@ TEST(coalescing_stream, websocket_messages_of_every_size_read_through_the_layer_
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        beast::get_lowest_layer(ws).socket() = co_await acceptor.async_accept(asio::use_awaitable);
+        beast::get_lowest_layer(ws) = co_await acceptor.async_accept(asio::use_awaitable);
         co_await ws.async_accept(asio::use_awaitable);
         for (;;) {
           beast::flat_buffer buffer;
@@ -295,4 +295,37 @@ TEST(coalescing_stream, websocket_messages_of_every_size_read_through_the_layer_
   for (int round = 0; round < 20; ++round)
     for (std::size_t i = 0; i < sizes.size(); ++i)
       ASSERT_EQ(received[round * sizes.size() + i], body(round * sizes.size() + i, sizes[i])) << "round " << round << " message " << i;
+}
+
+TEST(coalescing_stream, a_server_teardown_reads_what_the_peer_still_sends_until_it_closes) {
+  layer_and_peer lp;
+  auto& [io, layer, peer] = lp;
+  bool done = false;
+  drover::net::async_teardown(beast::role_type::server, layer, [&](beast::error_code ec) {
+    EXPECT_FALSE(ec) << ec.message();
+    done = true;
+  });
+  asio::write(peer, asio::buffer(std::string(100'000, 'x')));  // still sending after the close frame
+  lp.run_a_while();
+  EXPECT_FALSE(done) << "the peer has not closed yet";
+  std::array<char, 16> b{};
+  beast::error_code ec;
+  peer.read_some(asio::buffer(b), ec);
+  EXPECT_EQ(ec, asio::error::eof) << "our side shut down sending first";
+  peer.close();
+  lp.run_a_while();
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(beast::get_lowest_layer(layer).is_open());
+}
+
+TEST(coalescing_stream, a_teardown_gives_up_on_a_peer_that_never_closes_after_the_drain_time) {
+  layer_and_peer lp;
+  auto& [io, layer, peer] = lp;
+  bool done = false;
+  const auto started = std::chrono::steady_clock::now();
+  drover::net::async_teardown(beast::role_type::server, layer, [&](beast::error_code) { done = true; });
+  lp.run_a_while(drover::net::teardown_drain_time + std::chrono::milliseconds(500));
+  EXPECT_TRUE(done);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, drover::net::teardown_drain_time);
+  EXPECT_FALSE(beast::get_lowest_layer(layer).is_open());
 }

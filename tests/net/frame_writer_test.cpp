@@ -14,10 +14,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include "drover/net/coalescing_stream.hpp"
+#include "drover/net/ws_stream.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -27,7 +27,7 @@ using drover::net::write_server_message;
 
 namespace {
 
-using server_ws = websocket::stream<drover::net::coalescing_stream<beast::tcp_stream>>;
+using server_ws = drover::net::ws_stream;
 
 struct seen {
   bool binary;

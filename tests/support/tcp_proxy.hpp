@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -48,6 +49,8 @@ class tcp_proxy {
   /// see a live TCP connection that carries nothing (a hung process, a
   /// black-holing network), until thawed.
   void set_frozen(bool on) { frozen_ = on; }
+  /// Connections the target has ended (closed or reset its side), frozen or not.
+  int target_ends() const { return target_ends_; }
 
  private:
   using socket = boost::asio::ip::tcp::socket;
@@ -55,7 +58,9 @@ class tcp_proxy {
     socket a, b;
     std::array<char, 16384> ab{}, ba{};
     const std::atomic<bool>& frozen;
-    pipe(socket s, const std::atomic<bool>& f) : a(std::move(s)), b(a.get_executor()), frozen(f) {}
+    std::atomic<int>& target_ends;
+    pipe(socket s, const std::atomic<bool>& f, std::atomic<int>& ends)
+        : a(std::move(s)), b(a.get_executor()), frozen(f), target_ends(ends) {}
     void reset() {
       boost::system::error_code ec;
       // SO_LINGER 0: close sends RST, like a killed process's socket.
@@ -66,6 +71,7 @@ class tcp_proxy {
     }
     void pump(socket& from, socket& to, std::array<char, 16384>& buf) {
       from.async_read_some(boost::asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](auto ec, std::size_t n) {
+        if (ec && ec != boost::asio::error::operation_aborted && &from == &self->b) ++self->target_ends;
         if (ec && self->frozen) return;  // a hung peer tells nothing, not even that the other side left
         if (ec) return self->reset();
         if (self->frozen) return self->pump(from, to, buf);  // dropped
@@ -85,7 +91,7 @@ class tcp_proxy {
         s.set_option(boost::asio::socket_base::linger(true, 0), ignored);
         s.close(ignored);
       } else {
-        auto p = std::make_shared<pipe>(std::move(s), frozen_);
+        auto p = std::make_shared<pipe>(std::move(s), frozen_, target_ends_);
         boost::system::error_code cec;
         p->b.connect({boost::asio::ip::make_address("127.0.0.1"), target_}, cec);
         if (!cec) {
@@ -114,6 +120,7 @@ class tcp_proxy {
   std::vector<std::weak_ptr<pipe>> pipes_;
   std::atomic<bool> accepting_{true};
   std::atomic<bool> frozen_{false};
+  std::atomic<int> target_ends_{0};
   std::thread thread_;
 };
 

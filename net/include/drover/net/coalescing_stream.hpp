@@ -34,6 +34,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/socket_base.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -307,38 +308,51 @@ void teardown(boost::beast::role_type role, coalescing_stream<NextLayer>& stream
   teardown(role, stream.next_layer(), ec);
 }
 
-/// The closing handshake's end, when the next layer is a beast::basic_stream:
-/// shut down sending, read (and drop) what the peer still sends until it
-/// closes, at most `teardown_drain_bytes` or `teardown_drain_time`, then
-/// close. Beast's own TCP teardown stops after one 2 KiB read (the byte count
-/// it checks is never updated), so a peer still sending - one whose message
-/// was too big - got a reset, often before it could read the close frame
-/// with 1009 that told it why.
+/// The closing handshake's end over a TCP socket: shut down sending, read
+/// (and drop) what the peer still sends until it closes, at most
+/// `teardown_drain_bytes` or `teardown_drain_time`, then close. Beast's own
+/// TCP teardown stops after one 2 KiB read (the byte count it checks is
+/// never updated), so a peer still sending - one whose message was too big -
+/// got a reset, often before it could read the close frame with 1009 that
+/// told it why.
 constexpr std::size_t teardown_drain_bytes = 4 << 20;
 constexpr std::chrono::seconds teardown_drain_time{2};
 
-template <class Stream>
+template <class Socket>
 struct drain_teardown_op {
-  Stream& stream;
+  Socket& socket;
   boost::beast::role_type role;
   std::unique_ptr<std::array<char, 8192>> buffer = std::make_unique<std::array<char, 8192>>();
+  /// Closes the socket when the drain runs out of time (its pending read
+  /// then fails); shared with that wait, which may end after the op.
+  struct deadline {
+    boost::asio::steady_timer timer;
+    bool over = false;
+    explicit deadline(const typename Socket::executor_type& ex) : timer(ex) {}
+  };
+  std::shared_ptr<deadline> limit;
   std::size_t drained = 0;
-  bool started = false;
 
   template <class Self>
   void operator()(Self& self, boost::system::error_code ec = {}, std::size_t n = 0) {
     namespace asio = boost::asio;
     boost::system::error_code ignored;
-    if (!started) {
-      started = true;
-      if (role == boost::beast::role_type::server) stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
-      stream.expires_after(teardown_drain_time);
-      return stream.async_read_some(asio::buffer(*buffer), std::move(self));
+    if (!limit) {
+      if (role == boost::beast::role_type::server) socket.shutdown(asio::socket_base::shutdown_send, ignored);
+      limit = std::make_shared<deadline>(socket.get_executor());
+      limit->timer.expires_after(teardown_drain_time);
+      limit->timer.async_wait([l = limit, s = &socket](boost::system::error_code wec) {
+        boost::system::error_code ignore;
+        if (!wec && !l->over) s->close(ignore);
+      });
+      return socket.async_read_some(asio::buffer(*buffer), std::move(self));
     }
     drained += n;
-    if (!ec && drained < teardown_drain_bytes) return stream.async_read_some(asio::buffer(*buffer), std::move(self));
-    if (role == boost::beast::role_type::client) stream.socket().shutdown(asio::socket_base::shutdown_send, ignored);
-    stream.socket().close(ignored);
+    if (!ec && drained < teardown_drain_bytes) return socket.async_read_some(asio::buffer(*buffer), std::move(self));
+    limit->over = true;
+    limit->timer.cancel();
+    if (role == boost::beast::role_type::client) socket.shutdown(asio::socket_base::shutdown_send, ignored);
+    socket.close(ignored);
     // The peer closing is how a teardown should end; running out of time or
     // bytes is not an error worth reporting either: the socket is closed.
     self.complete(boost::system::error_code{});
