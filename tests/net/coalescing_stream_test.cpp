@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -328,4 +329,39 @@ TEST(coalescing_stream, a_teardown_gives_up_on_a_peer_that_never_closes_after_th
   EXPECT_TRUE(done);
   EXPECT_GE(std::chrono::steady_clock::now() - started, drover::net::teardown_drain_time);
   EXPECT_FALSE(beast::get_lowest_layer(layer).is_open());
+}
+
+TEST(coalescing_stream, a_send_bigger_than_the_socket_takes_at_once_leaves_whole_and_in_order) {
+  layer_and_peer lp;
+  auto& [io, layer, peer] = lp;
+  // Buffers given whole and copied writes, far more than the (small)
+  // socket buffers take in one send: the rest goes out as the peer reads.
+  beast::get_lowest_layer(layer).set_option(asio::socket_base::send_buffer_size(64 * 1024));
+  peer.set_option(asio::socket_base::receive_buffer_size(64 * 1024));
+  layer.cork();
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    std::string m = "message-" + std::to_string(i) + ";" + std::string(30'000 + 97 * i, static_cast<char>('a' + i % 26));
+    expected += m;
+    if (i % 3 == 0) {
+      layer.give(std::move(m));
+    } else {
+      layer.write_some(asio::buffer(m));
+    }
+  }
+  layer.uncork();
+  EXPECT_GT(expected.size(), 7u << 20);
+  std::string got;
+  std::atomic<bool> read_all{false};
+  std::thread reader([&] {
+    got = lp.peer_reads(expected.size());
+    read_all = true;
+  });
+  while (!read_all) lp.run_a_while(std::chrono::milliseconds(5));
+  reader.join();
+  EXPECT_TRUE(got == expected) << "the bytes arrived out of order or damaged";
+  const std::string after = "after;";
+  layer.write_some(asio::buffer(after));
+  lp.run_a_while();
+  EXPECT_EQ(lp.peer_reads(after.size()), after) << "the stream writes on once the big send is done";
 }

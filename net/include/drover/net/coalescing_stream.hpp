@@ -23,12 +23,16 @@
 // wait in it; one whose messages fit Beast's buffer (an idle runtime's
 // keepalives, capacity-1 tasks) never uses it.
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
@@ -277,12 +281,53 @@ class coalescing_stream {
     s.sending.clear();
   }
 
+  /// Sends what `sending` holds at once, without waiting: the bytes the
+  /// socket took, or an error (would_block when it took none).
+  std::size_t send_now(boost::system::error_code& ec) {
+    constexpr std::size_t iov_max = 64;
+    std::array<iovec, iov_max> iov;
+    std::size_t count = 0;
+    for (const auto& b : s_->sending) {
+      if (count == iov_max) break;
+      iov[count++] = iovec{const_cast<char*>(b.data()), b.size()};
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(next_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    ec = (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+             ? make_error_code(boost::asio::error::would_block)
+             : boost::system::error_code(errno, boost::system::system_category());
+    return 0;
+  }
+
   void flush() {
     s_->busy = true;
     s_->sending.swap(s_->pending);
     s_->copy_open = false;
+    // Most sends fit in the socket's buffer: made here, with no operation
+    // started, posted and completed (for a message of one task that cost
+    // more than the send). What the socket did not take goes asynchronously.
+    std::size_t total = 0;
+    for (const auto& b : s_->sending) total += b.size();
+    boost::system::error_code now_ec;
+    std::size_t sent = send_now(now_ec);
+    if (now_ec != boost::asio::error::would_block && (now_ec || sent == total)) {
+      s_->busy = false;
+      keep_spares(*s_);
+      if (now_ec) s_->failed = now_ec;
+      return;
+    }
     s_->parts.clear();
-    for (const auto& b : s_->sending) s_->parts.emplace_back(b.data(), b.size());
+    for (const auto& b : s_->sending) {
+      if (sent >= b.size()) {
+        sent -= b.size();
+        continue;
+      }
+      s_->parts.emplace_back(b.data() + sent, b.size() - sent);
+      sent = 0;
+    }
     boost::asio::async_write(next_, s_->parts, [s = s_, this](boost::system::error_code ec, std::size_t) {
       s->busy = false;
       keep_spares(*s);
