@@ -5,6 +5,9 @@
 // JSON; a binary frame is its head (length + JSON header) and body (payload
 // or result bytes, sent from their own buffer in one gathered write).
 #include <array>
+#include <cstdint>
+#include <cstring>
+#include <random>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -50,33 +53,90 @@ boost::beast::error_code write_frame(WebSocket& ws, const out_frame& f) {
 /// Which end of the WebSocket writes: a server's frames are not masked.
 enum class writer_role { client, server };
 
+/// A binary frame's header (RFC 6455 section 5.2): FIN and the opcode,
+/// then the length in the fewest bytes, with the mask bit when `masked`.
+/// Returns the bytes used of `header`.
+inline std::size_t binary_frame_header(std::array<char, 14>& header, std::uint64_t n, bool masked) {
+  const char mask_bit = masked ? static_cast<char>(0x80) : 0;
+  std::size_t used = 2;
+  header[0] = static_cast<char>(0x80 | 0x2);  // FIN, binary
+  if (n < 126) {
+    header[1] = static_cast<char>(mask_bit | static_cast<char>(n));
+  } else if (n <= 0xffff) {
+    header[1] = static_cast<char>(mask_bit | 126);
+    header[2] = static_cast<char>(n >> 8), header[3] = static_cast<char>(n);
+    used = 4;
+  } else {
+    header[1] = static_cast<char>(mask_bit | 127);
+    for (int i = 0; i < 8; ++i) header[2 + i] = static_cast<char>(n >> (56 - 8 * i));
+    used = 10;
+  }
+  return used;
+}
+
 /// Writes a binary message whose bytes are all in `message` as a server's
 /// single unmasked frame, past Beast's write: the frame header is copied
 /// into the coalescing stream and the message handed to it whole (no copy
-/// of the records, no walk of a gather list: docs/benchmarks.md). RFC 6455
-/// section 5.2: FIN and the opcode, then the length in the fewest bytes.
+/// of the records, no walk of a gather list: docs/benchmarks.md).
 /// Nothing is taken from `message` unless it is written.
 template <class WebSocket>
 boost::beast::error_code write_server_message(WebSocket& ws, std::string& message) {
   if (!ws.is_open()) return boost::beast::websocket::error::closed;
-  std::array<char, 10> header{};
-  const std::uint64_t n = message.size();
-  std::size_t used = 2;
-  header[0] = static_cast<char>(0x80 | 0x2);  // FIN, binary
-  if (n < 126) {
-    header[1] = static_cast<char>(n);
-  } else if (n <= 0xffff) {
-    header[1] = 126;
-    header[2] = static_cast<char>(n >> 8), header[3] = static_cast<char>(n);
-    used = 4;
-  } else {
-    header[1] = 127;
-    for (int i = 0; i < 8; ++i) header[2 + i] = static_cast<char>(n >> (56 - 8 * i));
-    used = 10;
-  }
+  std::array<char, 14> header{};
+  const std::size_t used = binary_frame_header(header, message.size(), false);
   auto& layer = ws.next_layer();
   if (!layer.append(std::string_view(header.data(), used)) || !layer.give(std::move(message)))
     return boost::asio::error::broken_pipe;
+  return {};
+}
+
+/// A masking key for a client's frame. RFC 6455 asks for keys a script in
+/// a browser cannot predict (so that it cannot shape the bytes an
+/// intermediary sees); a runtime's frames carry no such script's bytes,
+/// so a per-thread generator seeded from std::random_device serves, as
+/// Beast's own non-secure generator would.
+inline std::uint32_t client_mask_key() {
+  thread_local std::uint64_t state = (std::uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  state += 0x9e3779b97f4a7c15ULL;  // splitmix64
+  std::uint64_t z = state;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return static_cast<std::uint32_t>(z ^ (z >> 31));
+}
+
+/// XORs `bytes` with the 4-byte masking key (RFC 6455 section 5.3), eight bytes at a time.
+inline void mask_in_place(char* bytes, std::size_t n, std::array<char, 4> key) {
+  std::uint64_t wide;
+  std::array<char, 8> twice{key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+  std::memcpy(&wide, twice.data(), 8);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, bytes + i, 8);
+    w ^= wide;
+    std::memcpy(bytes + i, &w, 8);
+  }
+  for (; i < n; ++i) bytes[i] = static_cast<char>(bytes[i] ^ key[i % 4]);
+}
+
+/// Writes a binary message whose bytes are all in `message` as a client's
+/// single masked frame, past Beast's write: masked in place and handed to
+/// the coalescing stream whole (Beast's write masked a copy and the stream
+/// copied it again). Nothing is taken from `message`, or masked, unless it is written.
+template <class WebSocket>
+boost::beast::error_code write_client_message(WebSocket& ws, std::string& message) {
+  if (!ws.is_open()) return boost::beast::websocket::error::closed;
+  std::array<char, 14> header{};
+  std::size_t used = binary_frame_header(header, message.size(), true);
+  const std::uint32_t k = client_mask_key();
+  std::array<char, 4> key;
+  std::memcpy(key.data(), &k, 4);
+  std::memcpy(header.data() + used, key.data(), 4);
+  used += 4;
+  auto& layer = ws.next_layer();
+  if (!layer.append(std::string_view(header.data(), used))) return boost::asio::error::broken_pipe;
+  mask_in_place(message.data(), message.size(), key);  // the stream takes it: it has not failed since the append
+  layer.give(std::move(message));
   return {};
 }
 
@@ -131,10 +191,11 @@ bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const
     } while (merge && small(batch.front()) && !outbox.empty() && small(outbox.front()) &&
              bytes + outbox.front().head.size() + outbox.front().body.size() <= merged_message_bytes_max);
     const auto& first = batch.front();
-    const bool whole = role == writer_role::server && batch.size() == 1 && first.binary && first.body.empty();
-    const auto ec = whole                ? write_server_message(ws, batch.front().head)
-                    : batch.size() > 1 ? write_records(ws, batch, parts)
-                                       : write_frame(ws, first);
+    const bool whole = batch.size() == 1 && first.binary && first.body.empty();
+    const auto ec = whole && role == writer_role::server ? write_server_message(ws, batch.front().head)
+                    : whole                              ? write_client_message(ws, batch.front().head)
+                    : batch.size() > 1                   ? write_records(ws, batch, parts)
+                                                         : write_frame(ws, first);
     if (ec) {
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) outbox.push_front(std::move(*it));
       ws.next_layer().uncork();

@@ -1,4 +1,4 @@
-// A server's messages written past Beast (write_server_message): every
+// A server's and a client's messages written past Beast (write_server_message, write_client_message): every
 // length encoding reaches a Beast client intact, in order with the frames
 // Beast writes itself, and nothing is taken once the WebSocket is closed.
 #include "frame_writer.hpp"
@@ -95,4 +95,74 @@ TEST(frame_writer, server_messages_of_every_length_form_arrive_intact_in_order_w
   }
   EXPECT_TRUE(refused_after_close);
   EXPECT_TRUE(kept_after_close) << "a message not written is left to its owner";
+}
+
+namespace {
+
+using drover::net::write_client_message;
+
+asio::awaitable<void> send_as_client(server_ws& ws, std::uint16_t port, bool& refused_after_close, bool& kept_after_close) {
+  co_await beast::get_lowest_layer(ws).async_connect({asio::ip::make_address("127.0.0.1"), port}, asio::use_awaitable);
+  co_await ws.async_handshake("127.0.0.1", "/", asio::use_awaitable);
+  ws.auto_fragment(false);
+  ws.next_layer().cork();
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    auto m = message_of(i, sizes[i]);
+    EXPECT_FALSE(write_client_message(ws, m)) << "size " << sizes[i];
+    ws.text(true);
+    ws.write(asio::buffer(std::string("after ") + std::to_string(i)));  // Beast's own masked frame between ours
+  }
+  ws.next_layer().uncork();
+  co_await ws.async_close(websocket::close_code::normal, asio::use_awaitable);
+  std::string late = "late";
+  refused_after_close = static_cast<bool>(write_client_message(ws, late));
+  kept_after_close = late == "late";
+}
+
+}  // namespace
+
+TEST(frame_writer, client_messages_of_every_length_form_are_masked_and_arrive_intact_in_order_with_beast_frames) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = acceptor.local_endpoint().port();
+  std::vector<seen> received;
+  std::thread server([&] {
+    // Beast's server refuses a client's frame that is not masked (RFC 6455 section 5.1).
+    websocket::stream<tcp::socket> ws(acceptor.accept());
+    ws.accept();
+    for (;;) {
+      beast::flat_buffer buffer;
+      beast::error_code ec;
+      ws.read(buffer, ec);
+      if (ec) break;
+      received.push_back({ws.got_binary(), beast::buffers_to_string(buffer.data())});
+    }
+  });
+  server_ws ws(io);
+  bool refused_after_close = false, kept_after_close = false;
+  asio::co_spawn(io, send_as_client(ws, port, refused_after_close, kept_after_close), asio::detached);
+  io.run();
+  server.join();
+
+  ASSERT_EQ(received.size(), 2 * sizes.size());
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_TRUE(received[2 * i].binary);
+    EXPECT_EQ(received[2 * i].bytes, message_of(i, sizes[i])) << "size " << sizes[i];
+    EXPECT_FALSE(received[2 * i + 1].binary);
+    EXPECT_EQ(received[2 * i + 1].bytes, "after " + std::to_string(i));
+  }
+  EXPECT_TRUE(refused_after_close);
+  EXPECT_TRUE(kept_after_close) << "a message not written is left to its owner, unmasked";
+}
+
+TEST(frame_writer, masking_twice_with_the_same_key_gives_back_the_bytes_at_every_length) {
+  for (std::size_t n = 0; n < 40; ++n) {
+    const auto original = message_of(n, n);
+    auto bytes = original;
+    const std::array<char, 4> key{'\x12', '\x34', '\x56', '\x78'};
+    drover::net::mask_in_place(bytes.data(), bytes.size(), key);
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(bytes[i], static_cast<char>(original[i] ^ key[i % 4])) << n << " " << i;
+    drover::net::mask_in_place(bytes.data(), bytes.size(), key);
+    EXPECT_EQ(bytes, original);
+  }
 }
