@@ -21,6 +21,7 @@
 
 #include "drover/net/coalescing_stream.hpp"
 #include "drover/net/ws_stream.hpp"
+#include "support/beast_peer.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -63,13 +64,7 @@ std::vector<std::string> messages_a_server_reads(Writer writer, int count) {
     acceptor.accept(socket);
     websocket::stream<tcp::socket> ws(std::move(socket));
     ws.accept();
-    for (;;) {
-      beast::flat_buffer buffer;
-      beast::error_code ec;
-      ws.read(buffer, ec);
-      if (ec) break;
-      received.push_back(beast::buffers_to_string(buffer.data()));
-    }
+    for (auto& m : drover::test_support::read_until_closed(ws)) received.push_back(std::move(m.bytes));
   });
 
   asio::io_context io;

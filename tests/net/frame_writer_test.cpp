@@ -2,6 +2,7 @@
 // length encoding reaches a Beast client intact, in order with the frames
 // Beast writes itself, and nothing is taken once the WebSocket is closed.
 #include "frame_writer.hpp"
+#include "support/beast_peer.hpp"
 
 #include <gtest/gtest.h>
 
@@ -29,10 +30,8 @@ namespace {
 
 using server_ws = drover::net::ws_stream;
 
-struct seen {
-  bool binary;
-  std::string bytes;
-};
+using drover::test_support::read_message;
+using drover::test_support::read_until_closed;
 
 // Each length form of RFC 6455: 7 bits, 16 bits (from 126), 64 bits (past 65,535).
 const std::vector<std::size_t> sizes{0, 1, 125, 126, 127, 65'535, 65'536, 200'000};
@@ -43,21 +42,39 @@ std::string message_of(std::size_t i, std::size_t size) {
   return m;
 }
 
-asio::awaitable<void> serve(server_ws& ws, bool& refused_after_close, bool& kept_after_close) {
-  co_await ws.async_accept(asio::use_awaitable);
+/// Writes each size's message with `write`, with a frame of Beast's own
+/// after each, into the corked stream; then closes and tries once more.
+template <class Write>
+asio::awaitable<void> write_every_size(server_ws& ws, Write write, bool& refused_after_close, bool& kept_after_close) {
   ws.auto_fragment(false);
   ws.next_layer().cork();
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     auto m = message_of(i, sizes[i]);
-    EXPECT_FALSE(write_server_message(ws, m)) << "size " << sizes[i];
+    EXPECT_FALSE(write(ws, m)) << "size " << sizes[i];
     ws.text(true);
     ws.write(asio::buffer(std::string("after ") + std::to_string(i)));  // Beast's own frame between ours
   }
   ws.next_layer().uncork();
   co_await ws.async_close(websocket::close_code::normal, asio::use_awaitable);
   std::string late = "late";
-  refused_after_close = static_cast<bool>(write_server_message(ws, late));
+  refused_after_close = static_cast<bool>(write(ws, late));
   kept_after_close = late == "late";
+}
+
+void expect_every_size(const std::vector<read_message>& received) {
+  ASSERT_EQ(received.size(), 2 * sizes.size());
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_TRUE(received[2 * i].binary);
+    EXPECT_EQ(received[2 * i].bytes, message_of(i, sizes[i])) << "size " << sizes[i];
+    EXPECT_FALSE(received[2 * i + 1].binary);
+    EXPECT_EQ(received[2 * i + 1].bytes, "after " + std::to_string(i));
+  }
+}
+
+asio::awaitable<void> serve(server_ws& ws, bool& refused_after_close, bool& kept_after_close) {
+  co_await ws.async_accept(asio::use_awaitable);
+  co_await write_every_size(
+      ws, [](server_ws& w, std::string& m) { return write_server_message(w, m); }, refused_after_close, kept_after_close);
 }
 
 }  // namespace
@@ -66,33 +83,20 @@ TEST(frame_writer, server_messages_of_every_length_form_arrive_intact_in_order_w
   asio::io_context io;
   tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
   const auto port = acceptor.local_endpoint().port();
-  std::vector<seen> received;
+  std::vector<read_message> received;
   std::thread client([&] {
     asio::io_context client_io;
     websocket::stream<tcp::socket> ws(client_io);
     ws.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
     ws.handshake("127.0.0.1", "/");
-    for (;;) {
-      beast::flat_buffer buffer;
-      beast::error_code ec;
-      ws.read(buffer, ec);
-      if (ec) break;
-      received.push_back({ws.got_binary(), beast::buffers_to_string(buffer.data())});
-    }
+    received = read_until_closed(ws);
   });
   server_ws ws(acceptor.accept());
   bool refused_after_close = false, kept_after_close = false;
   asio::co_spawn(io, serve(ws, refused_after_close, kept_after_close), asio::detached);
   io.run();
   client.join();
-
-  ASSERT_EQ(received.size(), 2 * sizes.size());
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    EXPECT_TRUE(received[2 * i].binary);
-    EXPECT_EQ(received[2 * i].bytes, message_of(i, sizes[i])) << "size " << sizes[i];
-    EXPECT_FALSE(received[2 * i + 1].binary);
-    EXPECT_EQ(received[2 * i + 1].bytes, "after " + std::to_string(i));
-  }
+  expect_every_size(received);
   EXPECT_TRUE(refused_after_close);
   EXPECT_TRUE(kept_after_close) << "a message not written is left to its owner";
 }
@@ -104,19 +108,8 @@ using drover::net::write_client_message;
 asio::awaitable<void> send_as_client(server_ws& ws, std::uint16_t port, bool& refused_after_close, bool& kept_after_close) {
   co_await beast::get_lowest_layer(ws).async_connect({asio::ip::make_address("127.0.0.1"), port}, asio::use_awaitable);
   co_await ws.async_handshake("127.0.0.1", "/", asio::use_awaitable);
-  ws.auto_fragment(false);
-  ws.next_layer().cork();
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    auto m = message_of(i, sizes[i]);
-    EXPECT_FALSE(write_client_message(ws, m)) << "size " << sizes[i];
-    ws.text(true);
-    ws.write(asio::buffer(std::string("after ") + std::to_string(i)));  // Beast's own masked frame between ours
-  }
-  ws.next_layer().uncork();
-  co_await ws.async_close(websocket::close_code::normal, asio::use_awaitable);
-  std::string late = "late";
-  refused_after_close = static_cast<bool>(write_client_message(ws, late));
-  kept_after_close = late == "late";
+  co_await write_every_size(
+      ws, [](server_ws& w, std::string& m) { return write_client_message(w, m); }, refused_after_close, kept_after_close);
 }
 
 }  // namespace
@@ -125,32 +118,19 @@ TEST(frame_writer, client_messages_of_every_length_form_are_masked_and_arrive_in
   asio::io_context io;
   tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
   const auto port = acceptor.local_endpoint().port();
-  std::vector<seen> received;
+  std::vector<read_message> received;
   std::thread server([&] {
     // Beast's server refuses a client's frame that is not masked (RFC 6455 section 5.1).
     websocket::stream<tcp::socket> ws(acceptor.accept());
     ws.accept();
-    for (;;) {
-      beast::flat_buffer buffer;
-      beast::error_code ec;
-      ws.read(buffer, ec);
-      if (ec) break;
-      received.push_back({ws.got_binary(), beast::buffers_to_string(buffer.data())});
-    }
+    received = read_until_closed(ws);
   });
   server_ws ws(io);
   bool refused_after_close = false, kept_after_close = false;
   asio::co_spawn(io, send_as_client(ws, port, refused_after_close, kept_after_close), asio::detached);
   io.run();
   server.join();
-
-  ASSERT_EQ(received.size(), 2 * sizes.size());
-  for (std::size_t i = 0; i < sizes.size(); ++i) {
-    EXPECT_TRUE(received[2 * i].binary);
-    EXPECT_EQ(received[2 * i].bytes, message_of(i, sizes[i])) << "size " << sizes[i];
-    EXPECT_FALSE(received[2 * i + 1].binary);
-    EXPECT_EQ(received[2 * i + 1].bytes, "after " + std::to_string(i));
-  }
+  expect_every_size(received);
   EXPECT_TRUE(refused_after_close);
   EXPECT_TRUE(kept_after_close) << "a message not written is left to its owner, unmasked";
 }
