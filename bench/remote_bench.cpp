@@ -28,6 +28,7 @@
 #include "drover/net/binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "drover/net/ws_stream.hpp"
+#include "frame_writer.hpp"
 #include "record_writer.hpp"
 
 namespace drover::bench {
@@ -242,9 +243,9 @@ struct producer {
       }
       // Into the corked stream and out with the uncork: the send starts
       // here, with no turn of the I/O loop between a task's stamp and it.
-      beast::error_code ec;
+      // Masked in place and handed over whole, as the runtime client writes.
       ws.next_layer().cork();
-      ws.write(asio::buffer(message), ec);
+      const auto ec = net::write_client_message(ws, message);
       ws.next_layer().uncork();
       if (ec) co_return;
     }
