@@ -6,6 +6,7 @@
 // docs/benchmarks.md). Here the session only counts what it hears, and a
 // timer of its own looks at the count now and then: after half of `limit`
 // in silence the peer gets a ping; after all of it, the connection is closed.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -55,11 +56,13 @@ boost::asio::awaitable<void> watch_peer(WebSocket& ws, boost::asio::steady_timer
                                         std::chrono::milliseconds limit, std::shared_ptr<bool> done, StillMine still_mine) {
   constexpr auto tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   writer_end guard{std::move(done)};
+  // In microseconds: a limit of a few milliseconds must not look every 0 ms.
+  const auto look_every = std::max(std::chrono::microseconds(1), std::chrono::microseconds(limit) / 4);
   std::uint64_t seen = heard.count;
   int silent_looks = 0;
   for (;;) {
     if (!still_mine()) co_return;  // it ended while a ping was written: the cancel came before this wait
-    timer.expires_after(limit / 4);
+    timer.expires_after(look_every);
     auto [ec] = co_await timer.async_wait(tuple);
     if (ec || !still_mine()) co_return;  // the connection ended
     if (heard.count != seen) {
