@@ -425,7 +425,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   ws_stream ws(stream.release_socket());
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = std::chrono::seconds(30);
-  timeouts.idle_timeout = 2 * ctx.config.heartbeat_interval;
+  timeouts.idle_timeout = 2 * ctx.config.heartbeat_interval;  // until the accept: then the session's own watch
   timeouts.keep_alive_pings = true;
   ws.set_option(timeouts);
   ws.read_message_max(ctx.config.body_bytes_max + frame_header_bytes_max);
