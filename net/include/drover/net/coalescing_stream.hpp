@@ -35,6 +35,7 @@
 #include <sys/uio.h>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/socket_base.hpp>
@@ -47,6 +48,23 @@
 #include <boost/system/system_error.hpp>
 
 namespace drover::net {
+
+namespace detail {
+/// Completes a direct read, first noting whether it filled what it was
+/// given (more was waiting: the next small reads go through the stash).
+/// Its executor, allocator and cancellation slot are the inner handler's
+/// (the associator at the end of this file).
+template <class Handler, class State>
+struct fill_noting_handler {
+  Handler inner;
+  std::shared_ptr<State> s;
+  std::size_t asked;
+  void operator()(boost::system::error_code ec, std::size_t n) {
+    if (!ec && n == asked) s->bursty = true;
+    std::move(inner)(ec, n);
+  }
+};
+}  // namespace detail
 
 template <class NextLayer>
 class coalescing_stream {
@@ -94,8 +112,20 @@ class coalescing_stream {
 
   template <class MutableBuffers, class Handler>
   auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
-    return boost::asio::async_compose<Handler, void(boost::system::error_code, std::size_t)>(
-        read_op<MutableBuffers>{this, s_, buffers}, handler, next_);
+    return boost::asio::async_initiate<Handler, void(boost::system::error_code, std::size_t)>(
+        [this](auto h, const MutableBuffers& b) {
+          const std::size_t asked = boost::asio::buffer_size(b);
+          if (s_->stashed() || (s_->bursty && asked < stash_read_max)) {
+            boost::asio::async_compose<decltype(h), void(boost::system::error_code, std::size_t)>(
+                read_op<MutableBuffers>{this, s_, b}, h, next_);
+            return;
+          }
+          // Straight into `b`, the usual case: the socket's operation with
+          // a handler that notes a full read, and no composed operation
+          // (its work tracking and layer of handler) around it.
+          next_.async_read_some(b, detail::fill_noting_handler<decltype(h), state>{std::move(h), s_, asked});
+        },
+        handler, buffers);
   }
 
   /// A synchronous write only gathers (never blocks): the sessions' writers
@@ -411,3 +441,20 @@ void async_teardown(boost::beast::role_type role, coalescing_stream<NextLayer>& 
 }
 
 }  // namespace drover::net
+
+namespace boost::asio {
+
+template <template <typename, typename> class Associator, class Handler, class State, class DefaultCandidate>
+struct associator<Associator, drover::net::detail::fill_noting_handler<Handler, State>, DefaultCandidate>
+    : Associator<Handler, DefaultCandidate> {
+  static typename Associator<Handler, DefaultCandidate>::type get(
+      const drover::net::detail::fill_noting_handler<Handler, State>& h) noexcept {
+    return Associator<Handler, DefaultCandidate>::get(h.inner);
+  }
+  static auto get(const drover::net::detail::fill_noting_handler<Handler, State>& h, const DefaultCandidate& c) noexcept
+      -> decltype(Associator<Handler, DefaultCandidate>::get(h.inner, c)) {
+    return Associator<Handler, DefaultCandidate>::get(h.inner, c);
+  }
+};
+
+}  // namespace boost::asio
