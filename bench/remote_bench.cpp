@@ -245,7 +245,7 @@ struct producer {
       // here, with no turn of the I/O loop between a task's stamp and it.
       // Masked in place and handed over whole, as the runtime client writes.
       ws.next_layer().cork();
-      const auto ec = net::write_client_message(ws, message);
+      const auto ec = net::write_whole_message(ws, message, net::writer_role::client);
       ws.next_layer().uncork();
       if (ec) co_return;
     }

@@ -74,22 +74,6 @@ inline std::size_t binary_frame_header(std::array<char, 14>& header, std::uint64
   return used;
 }
 
-/// Writes a binary message whose bytes are all in `message` as a server's
-/// single unmasked frame, past Beast's write: the frame header is copied
-/// into the coalescing stream and the message handed to it whole (no copy
-/// of the records, no walk of a gather list: docs/benchmarks.md).
-/// Nothing is taken from `message` unless it is written.
-template <class WebSocket>
-boost::beast::error_code write_server_message(WebSocket& ws, std::string& message) {
-  if (!ws.is_open()) return boost::beast::websocket::error::closed;
-  std::array<char, 14> header{};
-  const std::size_t used = binary_frame_header(header, message.size(), false);
-  auto& layer = ws.next_layer();
-  if (!layer.append(std::string_view(header.data(), used)) || !layer.give(std::move(message)))
-    return boost::asio::error::broken_pipe;
-  return {};
-}
-
 /// A masking key for a client's frame. RFC 6455 asks for keys a script in
 /// a browser cannot predict (so that it cannot shape the bytes an
 /// intermediary sees); a runtime's frames carry no such script's bytes,
@@ -119,24 +103,29 @@ inline void mask_in_place(char* bytes, std::size_t n, std::array<char, 4> key) {
   for (; i < n; ++i) bytes[i] = static_cast<char>(bytes[i] ^ key[i % 4]);
 }
 
-/// Writes a binary message whose bytes are all in `message` as a client's
-/// single masked frame, past Beast's write: masked in place and handed to
-/// the coalescing stream whole (Beast's write masked a copy and the stream
-/// copied it again). Nothing is taken from `message`, or masked, unless it is written.
+/// Writes a binary message whose bytes are all in `message` as a single
+/// frame, past Beast's write: the frame header is copied into the
+/// coalescing stream and the message handed to it whole (no copy of the
+/// records, no walk of a gather list: docs/benchmarks.md). A client's frame
+/// is masked in place first (Beast's write masked a copy, which the stream
+/// copied again). Nothing is taken from `message`, or masked, unless it is written.
 template <class WebSocket>
-boost::beast::error_code write_client_message(WebSocket& ws, std::string& message) {
+boost::beast::error_code write_whole_message(WebSocket& ws, std::string& message, writer_role role) {
   if (!ws.is_open()) return boost::beast::websocket::error::closed;
+  const bool masked = role == writer_role::client;
   std::array<char, 14> header{};
-  std::size_t used = binary_frame_header(header, message.size(), true);
-  const std::uint32_t k = client_mask_key();
-  std::array<char, 4> key;
-  std::memcpy(key.data(), &k, 4);
-  std::memcpy(header.data() + used, key.data(), 4);
-  used += 4;
+  std::size_t used = binary_frame_header(header, message.size(), masked);
+  std::array<char, 4> key{};
+  if (masked) {
+    const std::uint32_t k = client_mask_key();
+    std::memcpy(key.data(), &k, 4);
+    std::memcpy(header.data() + used, key.data(), 4);
+    used += 4;
+  }
   auto& layer = ws.next_layer();
   if (!layer.append(std::string_view(header.data(), used))) return boost::asio::error::broken_pipe;
-  mask_in_place(message.data(), message.size(), key);  // the stream takes it: it has not failed since the append
-  layer.give(std::move(message));
+  if (masked) mask_in_place(message.data(), message.size(), key);
+  layer.give(std::move(message));  // the stream takes it: it has not failed since the append
   return {};
 }
 
@@ -192,10 +181,9 @@ bool write_burst(WebSocket& ws, Outbox& outbox, boost::asio::steady_timer* const
              bytes + outbox.front().head.size() + outbox.front().body.size() <= merged_message_bytes_max);
     const auto& first = batch.front();
     const bool whole = batch.size() == 1 && first.binary && first.body.empty();
-    const auto ec = whole && role == writer_role::server ? write_server_message(ws, batch.front().head)
-                    : whole                              ? write_client_message(ws, batch.front().head)
-                    : batch.size() > 1                   ? write_records(ws, batch, parts)
-                                                         : write_frame(ws, first);
+    const auto ec = whole              ? write_whole_message(ws, batch.front().head, role)
+                    : batch.size() > 1 ? write_records(ws, batch, parts)
+                                       : write_frame(ws, first);
     if (ec) {
       for (auto it = batch.rbegin(); it != batch.rend(); ++it) outbox.push_front(std::move(*it));
       ws.next_layer().uncork();

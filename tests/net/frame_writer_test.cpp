@@ -1,4 +1,4 @@
-// A server's and a client's messages written past Beast (write_server_message, write_client_message): every
+// A server's and a client's messages written past Beast (write_whole_message): every
 // length encoding reaches a Beast client intact, in order with the frames
 // Beast writes itself, and nothing is taken once the WebSocket is closed.
 #include "frame_writer.hpp"
@@ -24,7 +24,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
-using drover::net::write_server_message;
+using drover::net::write_whole_message;
+using drover::net::writer_role;
 
 namespace {
 
@@ -74,7 +75,7 @@ void expect_every_size(const std::vector<read_message>& received) {
 asio::awaitable<void> serve(server_ws& ws, bool& refused_after_close, bool& kept_after_close) {
   co_await ws.async_accept(asio::use_awaitable);
   co_await write_every_size(
-      ws, [](server_ws& w, std::string& m) { return write_server_message(w, m); }, refused_after_close, kept_after_close);
+      ws, [](server_ws& w, std::string& m) { return write_whole_message(w, m, writer_role::server); }, refused_after_close, kept_after_close);
 }
 
 }  // namespace
@@ -103,13 +104,11 @@ TEST(frame_writer, server_messages_of_every_length_form_arrive_intact_in_order_w
 
 namespace {
 
-using drover::net::write_client_message;
-
 asio::awaitable<void> send_as_client(server_ws& ws, std::uint16_t port, bool& refused_after_close, bool& kept_after_close) {
   co_await beast::get_lowest_layer(ws).async_connect({asio::ip::make_address("127.0.0.1"), port}, asio::use_awaitable);
   co_await ws.async_handshake("127.0.0.1", "/", asio::use_awaitable);
   co_await write_every_size(
-      ws, [](server_ws& w, std::string& m) { return write_client_message(w, m); }, refused_after_close, kept_after_close);
+      ws, [](server_ws& w, std::string& m) { return write_whole_message(w, m, writer_role::client); }, refused_after_close, kept_after_close);
 }
 
 }  // namespace
