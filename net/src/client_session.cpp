@@ -40,7 +40,6 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace json = boost::json;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
-// Small frames are coalesced into one send per burst (coalescing_stream.hpp).
 
 namespace {
 
@@ -467,7 +466,7 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
   state->writer.write_now = write_now_for(ws, wake, *state);
   // A ping after a heartbeat of silence, dropped after two (peer_watch.hpp).
-  peer_watcher watch(ws, timeouts, 2 * ctx.config.heartbeat_interval);
+  peer_watcher<ws_stream> watch(ws, timeouts, 2 * ctx.config.heartbeat_interval);
   read_buffers buffers;
   for (;;) {
     std::string message = buffers.next();
@@ -487,7 +486,6 @@ asio::awaitable<void> run_client_session(client_session_context ctx, beast::tcp_
   wake.cancel();
   co_await wait_for_writer(writer_done);
   co_await watch.until_stopped();
-  ws.control_callback();
 }
 
 }  // namespace drover::net

@@ -33,27 +33,17 @@ struct peer_heard {
   void note() { ++count; }
 };
 
-/// Turns Beast's own idle timeout off (the handshake and closing timeouts
-/// stay) and counts control frames into `heard`, which must outlive the stream's reads.
-template <class WebSocket>
-void watch_with_peer_heard(WebSocket& ws, boost::beast::websocket::stream_base::timeout timeouts, peer_heard& heard) {
-  timeouts.idle_timeout = boost::beast::websocket::stream_base::none();
-  timeouts.keep_alive_pings = false;
-  ws.set_option(timeouts);
-  ws.control_callback([&heard](boost::beast::websocket::frame_type, boost::beast::string_view) { heard.note(); });
-}
-
-/// Runs until the connection ends (`still_mine()` false; its end also
-/// cancels `timer`) or the peer stays silent for `limit`: then the socket
-/// is closed, which ends the session's read with an error. It looks every
+/// Runs until the connection ends (`reading` false; its end also cancels
+/// `timer`) or the peer stays silent for `limit`: then the socket is
+/// closed, which ends the session's read with an error. It looks every
 /// quarter of `limit`: two looks in a row that find nothing new heard mean
 /// at least half of `limit` of silence (a ping then), four mean at least
 /// all of it. An idle peer that answers is pinged every 3/4 of `limit`.
 /// `done` marks the end (writer_end), for the session to wait on before
 /// its stream and timer go.
-template <class WebSocket, class StillMine>
+template <class WebSocket>
 boost::asio::awaitable<void> watch_peer(WebSocket& ws, boost::asio::steady_timer& timer, const peer_heard& heard,
-                                        std::chrono::milliseconds limit, std::shared_ptr<bool> done, StillMine still_mine) {
+                                        const bool& reading, std::chrono::milliseconds limit, std::shared_ptr<bool> done) {
   constexpr auto tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
   writer_end guard{std::move(done)};
   // In microseconds: a limit of a few milliseconds must not look every 0 ms.
@@ -61,10 +51,10 @@ boost::asio::awaitable<void> watch_peer(WebSocket& ws, boost::asio::steady_timer
   std::uint64_t seen = heard.count;
   int silent_looks = 0;
   for (;;) {
-    if (!still_mine()) co_return;  // it ended while a ping was written: the cancel came before this wait
+    if (!reading) co_return;  // it ended while a ping was written: the cancel came before this wait
     timer.expires_after(look_every);
     auto [ec] = co_await timer.async_wait(tuple);
-    if (ec || !still_mine()) co_return;  // the connection ended
+    if (ec || !reading) co_return;  // the connection ended
     if (heard.count != seen) {
       seen = heard.count, silent_looks = 0;
       continue;
@@ -83,27 +73,36 @@ boost::asio::awaitable<void> watch_peer(WebSocket& ws, boost::asio::steady_timer
 }
 
 /// A session's watch over its peer, from the end of its handshake to the
-/// end of its reads: the session notes each message it reads
-/// (`heard.note()`), calls `stop` when its reads end, and waits (`until_stopped`)
-/// before its stream goes.
-struct peer_watcher {
+/// end of its reads. It turns Beast's own idle timeout off (the handshake
+/// and closing timeouts stay) and counts control frames through Beast's
+/// control callback; the session notes each message it reads
+/// (`heard.note()`), calls `stop` when its reads end (which also takes the
+/// callback back), and waits (`until_stopped`) before its stream goes.
+template <class WebSocket>
+class peer_watcher {
+ public:
   peer_heard heard;
-  bool reading = true;
-  boost::asio::steady_timer timer;
-  std::shared_ptr<bool> done = std::make_shared<bool>(false);
 
-  template <class WebSocket>
   peer_watcher(WebSocket& ws, boost::beast::websocket::stream_base::timeout timeouts, std::chrono::milliseconds limit)
-      : timer(ws.get_executor()) {
-    watch_with_peer_heard(ws, timeouts, heard);
-    boost::asio::co_spawn(ws.get_executor(), watch_peer(ws, timer, heard, limit, done, [this] { return reading; }),
-                          boost::asio::detached);
+      : ws_(ws), timer_(ws.get_executor()) {
+    timeouts.idle_timeout = boost::beast::websocket::stream_base::none();
+    timeouts.keep_alive_pings = false;
+    ws.set_option(timeouts);
+    ws.control_callback([this](boost::beast::websocket::frame_type, boost::beast::string_view) { heard.note(); });
+    boost::asio::co_spawn(ws.get_executor(), watch_peer(ws, timer_, heard, reading_, limit, done_), boost::asio::detached);
   }
   void stop() {
-    reading = false;
-    timer.cancel();
+    reading_ = false;
+    timer_.cancel();
+    ws_.control_callback();
   }
-  boost::asio::awaitable<void> until_stopped() { co_await wait_for_writer(done); }
+  boost::asio::awaitable<void> until_stopped() { co_await wait_for_writer(done_); }
+
+ private:
+  WebSocket& ws_;
+  bool reading_ = true;
+  boost::asio::steady_timer timer_;
+  std::shared_ptr<bool> done_ = std::make_shared<bool>(false);
 };
 
 }  // namespace drover::net

@@ -44,7 +44,6 @@ namespace websocket = beast::websocket;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
-// Small frames are coalesced into one send per burst (coalescing_stream.hpp).
 
 namespace {
 
@@ -157,9 +156,16 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     asio::post(io, [this, keep = shared_from_this(), writer = wake] {
       write_posted = false;
       if (wake != writer) return;  // that connection ended
-      close_open_results();
-      if (write_burst(*current, outbox, wake, *writer, merge_results)) writer->cancel();
+      if (write_outbox(*current, *writer)) writer->cancel();
     });
+  }
+
+  /// Writes what the outbox holds on `ws`, whose writer is `writer`; true
+  /// if a write failed. Unsent frames stay in the outbox: reports go out
+  /// again on a resumed session.
+  bool write_outbox(ws_stream& ws, asio::steady_timer& writer) {
+    close_open_results();
+    return write_burst(ws, outbox, wake, writer, merge_results);
   }
 
   void send(frame_kind kind, out_frame f, std::uint64_t task = 0, std::uint64_t lease = 0) {
@@ -437,9 +443,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
   static asio::awaitable<void> write_loop(keep_alive self, ws_stream& ws, asio::steady_timer& wake, std::shared_ptr<bool> done) {
     writer_end guard{std::move(done)};
     for (;;) {
-      // Unsent frames stay in the outbox: reports go out again on a resumed session.
-      self->close_open_results();
-      if (write_burst(ws, self->outbox, self->wake, wake, self->merge_results)) co_return;
+      if (self->write_outbox(ws, wake)) co_return;
       if (self->wake != &wake) co_return;
       co_await wait_for_frames(wake);
     }
@@ -496,7 +500,7 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     const auto hb = uint_field(w.as_object(), "heartbeat_ms").value_or(0);
     const auto silence_limit = hb > 0 ? std::chrono::milliseconds(4 * hb)
                                       : std::chrono::duration_cast<std::chrono::milliseconds>(timeouts.idle_timeout);
-    peer_watcher watch(ws, timeouts, silence_limit);
+    peer_watcher<ws_stream> watch(ws, timeouts, silence_limit);
 
     asio::steady_timer wake_timer(ex);
     wake = &wake_timer;
@@ -521,7 +525,6 @@ struct runtime_connection : std::enable_shared_from_this<runtime_connection> {
     wake = nullptr;
     wake_timer.cancel();
     watch.stop();
-    ws.control_callback();
     update_stats([](runtime_client_stats& s) { s.connected = false; });
     co_await wait_for_writer(writer_done);
     co_await watch.until_stopped();

@@ -218,7 +218,6 @@ class ws_sink final : public actors::remote_sink {
   std::shared_ptr<session_state> state_;
 };
 
-// Small frames are coalesced into one send per burst (coalescing_stream.hpp).
 
 /// The single writer of one connection: one write at a time, frames in
 /// order. A named coroutine with plain parameters, not a capturing lambda:
@@ -521,7 +520,7 @@ std::unique_ptr<parked_session> runtime_registry::take(std::uint64_t session) {
 
 asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tcp_stream stream,
                                           beast::http::request<beast::http::string_body> upgrade) {
-  stream.expires_never();  // the websocket's own timeouts (with pings) take over
+  stream.expires_never();  // the HTTP read's timer goes: the WebSocket takes the socket and watches it itself
   beast::error_code nodelay_ec;
   stream.socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
   ws_stream ws(stream.release_socket());
@@ -604,7 +603,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   asio::co_spawn(executor, write_loop(ws, state, wake, writer_done), asio::detached);
   state->writer.write_now = write_now_for(ws, wake, *state);
   // A ping after a heartbeat of silence, dropped after two (peer_watch.hpp).
-  peer_watcher watch(ws, timeouts, 2 * ctx.config.heartbeat_interval);
+  peer_watcher<ws_stream> watch(ws, timeouts, 2 * ctx.config.heartbeat_interval);
   beast::error_code read_ec;
   read_buffers buffers;
   for (;;) {
@@ -635,7 +634,6 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
   state->close_once_written();
   co_await wait_for_writer(writer_done);
   co_await watch.until_stopped();
-  ws.control_callback();
   state->writer = {};
   state->attached = false;
   state->closing = false;

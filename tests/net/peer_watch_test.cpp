@@ -31,7 +31,7 @@ asio::awaitable<void> watched_session(drover::net::ws_stream& ws, std::chrono::m
                                       std::chrono::steady_clock::duration& lasted) {
   co_await ws.async_accept(asio::use_awaitable);
   const auto started = std::chrono::steady_clock::now();
-  drover::net::peer_watcher watch(ws, websocket::stream_base::timeout::suggested(beast::role_type::server), limit);
+  drover::net::peer_watcher<drover::net::ws_stream> watch(ws, websocket::stream_base::timeout::suggested(beast::role_type::server), limit);
   for (;;) {
     beast::flat_buffer buffer;
     auto [ec, n] = co_await ws.async_read(buffer, asio::as_tuple(asio::use_awaitable));
