@@ -50,6 +50,13 @@ constexpr std::uint64_t window_max = 1'000'000;
 constexpr std::size_t follows_max = 10'000;
 constexpr std::uint64_t default_window = 10'000;
 
+/// What an outcome's head shares with the outcome before it, mostly: all but its ids.
+struct outcome_head_key {
+  std::uint64_t channel = 0;
+  core::task_state state = core::task_state::succeeded;
+  std::uint16_t attempts = 0;
+  bool operator==(const outcome_head_key&) const = default;
+};
 
 out_frame text_frame(const json::object& o) { return out_frame{false, json::serialize(o), {}}; }
 
@@ -105,6 +112,7 @@ struct client_state : std::enable_shared_from_this<client_state> {
   /// ends; those still held when the connection ends are taken back.
   std::vector<std::pair<core::task_id, std::weak_ptr<core::task_observer>>> follows;
   frame_outbox outbox;  // outcome records merged into messages with `?batch=true`
+  repeated_fields<outcome_head_key> outcome_head_fields;  // send_outcome's
   writer_link writer;
   std::unordered_map<std::uint64_t, channel> channels;
   std::shared_ptr<completion_box> box = std::make_shared<completion_box>();
@@ -144,7 +152,18 @@ std::string error_json(const core::error& e) {
   return json::serialize(json::object{{"code", core::to_string(e.code)}, {"message", e.message}});
 }
 
-void write_outcome_head(record_writer& h, std::uint64_t channel, std::uint64_t ref, const core::task_outcome& o) {
+/// A compact head of an outcome without an error copies its shared fields
+/// from `shared` (encoded once while they repeat, not per outcome).
+void write_outcome_head(record_writer& h, std::uint64_t channel, std::uint64_t ref, const core::task_outcome& o,
+                        repeated_fields<outcome_head_key>& shared) {
+  if (h.compact() && !o.err) {
+    h.encoded(shared.get(outcome_head_key{channel, o.state, o.attempts}, [&](record_writer& w) {
+      w.field("type", "outcome").field("channel", channel).field("state", core::to_string(o.state));
+      w.field("attempts", o.attempts);
+    }));
+    h.field("ref", ref).field("task", o.id.value);
+    return;
+  }
   h.field("type", "outcome").field("channel", channel).field("ref", ref);
   h.field("task", o.id.value).field("state", core::to_string(o.state)).field("attempts", o.attempts);
   if (o.err) h.raw("error", error_json(o.err));
@@ -165,7 +184,7 @@ void client_state::send_outcome(const finished& f) {
 }
 
 void client_state::send_outcome(std::uint64_t channel, std::uint64_t ref, const core::task_outcome& o) {
-  outbox.push_record([&](record_writer& h) { write_outcome_head(h, channel, ref, o); }, o.value);
+  outbox.push_record([&](record_writer& h) { write_outcome_head(h, channel, ref, o, outcome_head_fields); }, o.value);
   request_write(*this, writer, false, true);
 }
 

@@ -100,8 +100,17 @@ class record_writer {
   /// Where the head ends in the string (after end(), the body goes here).
   std::size_t used() const { return used_; }
 
- private:
   bool compact() const { return format_ == header_format::compact; }
+  /// Compact fields encoded already (repeated_fields below), copied as they are.
+  record_writer& encoded(std::string_view compact_fields) {
+    assert(compact());
+    put(compact_fields);
+    return *this;
+  }
+  /// The compact fields written so far, past the length and the marker.
+  std::string_view fields() const { return std::string_view(*out_).substr(begin_ + 5, used_ - begin_ - 5); }
+
+ private:
   void start() {
     begin_ = out_->size();
     used_ = begin_ + 4;  // the length, written by end()
@@ -218,6 +227,35 @@ class record_writer {
   std::size_t used_ = 0;   // the cursor
   header_format format_;
   bool cut_ = true;  // end() cuts the string to the head's end
+};
+
+/// Compact header fields that repeat from record to record (a task's type,
+/// queue, attempt and deadline; an outcome's type, channel and state),
+/// encoded once and copied whole into each head while their `Key` stays the
+/// same: a batch of tasks for one runtime mostly differs only in ids. Field
+/// order is free in a compact header, so the varying fields follow.
+template <class Key>
+class repeated_fields {
+ public:
+  /// The fields `write` encodes for `key`, from the last call's if its key
+  /// was the same.
+  template <class Write>
+  std::string_view get(const Key& key, Write&& write) {
+    if (!known_ || !(key == key_)) {
+      std::string scratch;
+      record_writer w(scratch, header_format::compact);
+      write(w);
+      fields_.assign(w.fields());
+      key_ = key;
+      known_ = true;
+    }
+    return fields_;
+  }
+
+ private:
+  Key key_{};
+  bool known_ = false;
+  std::string fields_;
 };
 
 /// A record's body written at `at` in a message with room past its records

@@ -41,6 +41,13 @@ constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
+/// What a task's head shares with the task before it, mostly: all but its ids.
+struct task_head_key {
+  std::string queue;
+  std::uint16_t attempt = 0;
+  std::int64_t deadline_ms = 0;
+  bool operator==(const task_head_key&) const = default;
+};
 
 }  // namespace
 
@@ -93,6 +100,7 @@ struct session_state : std::enable_shared_from_this<session_state> {
   }
   /// A task record, written straight into the message that carries it.
   void send_task(const actors::remote_task& t, std::chrono::steady_clock::duration now);
+  repeated_fields<task_head_key> task_head_fields;  // send_task's
 
   /// The writer writes what is queued, then closes. From here on only the
   /// writer writes: a write already deferred to the end of the turn
@@ -148,15 +156,28 @@ out_frame cancel_frame(std::uint64_t task, std::uint64_t lease) {
   return text_frame(json::object{{"type", "cancel"}, {"task", task}, {"lease", lease}});
 }
 
-/// `now`: steady_clock's, read once for a batch of frames.
-void write_task_head(record_writer& h, const actors::remote_task& t, std::chrono::steady_clock::duration now) {
+/// `now`: steady_clock's, read once for a batch of frames. A compact head
+/// with no meta copies its shared fields from `shared` (encoded once a
+/// batch, not per task).
+void write_task_head(record_writer& h, const actors::remote_task& t, std::chrono::steady_clock::duration now,
+                     repeated_fields<task_head_key>& shared) {
   const auto& item = t.item;
+  const auto deadline_ms = ms_left(item.deadline, now);
+  const bool meta = item.meta && !item.meta->empty();
+  if (h.compact() && !meta) {
+    h.encoded(shared.get(task_head_key{t.queue, item.attempt, deadline_ms}, [&](record_writer& w) {
+      w.field("type", "task").field("attempt", item.attempt).field("queue", t.queue).field("deadline_ms", deadline_ms);
+      w.raw("meta", "{}");
+    }));
+    h.field("task", item.id.value).field("lease", item.lease.value).field("slot", item.slot);
+    return;
+  }
   h.field("type", "task").field("task", item.id.value).field("lease", item.lease.value).field("slot", item.slot);
-  h.field("attempt", item.attempt).field("queue", t.queue).field("deadline_ms", ms_left(item.deadline, now));
-  if (item.meta && !item.meta->empty()) {
-    json::object meta;
-    for (const auto& [k, v] : *item.meta) meta[k] = v;
-    h.raw("meta", json::serialize(meta));
+  h.field("attempt", item.attempt).field("queue", t.queue).field("deadline_ms", deadline_ms);
+  if (meta) {
+    json::object m;
+    for (const auto& [k, v] : *item.meta) m[k] = v;
+    h.raw("meta", json::serialize(m));
   } else {
     h.raw("meta", "{}");
   }
@@ -166,7 +187,7 @@ void write_task_head(record_writer& h, const actors::remote_task& t, std::chrono
 
 void session_state::send_task(const actors::remote_task& t, std::chrono::steady_clock::duration now) {
   if (over || !attached) return;
-  outbox.push_record([&](record_writer& h) { write_task_head(h, t, now); }, t.item.payload);
+  outbox.push_record([&](record_writer& h) { write_task_head(h, t, now, task_head_fields); }, t.item.payload);
   request_write(*this, writer, closing);
 }
 

@@ -74,3 +74,31 @@ TEST(record_writer, a_head_written_into_room_leaves_the_room_and_says_where_it_e
   alone.field("type", "task").field("n", std::uint64_t{7});
   EXPECT_EQ(head, std::move(alone).finish(2)) << "the same bytes as a head of its own";
 }
+
+TEST(record_writer, repeated_fields_are_encoded_once_per_key_and_read_back_in_every_head) {
+  repeated_fields<int> shared;
+  int encodings = 0;
+  std::string message;
+  auto write = [&](int key, std::string_view queue, std::uint64_t task) {
+    record_writer w(message, header_format::compact);
+    w.encoded(shared.get(key, [&](record_writer& s) {
+      ++encodings;
+      s.field("type", "task").field("queue", queue);
+    }));
+    w.field("task", task);
+    w.end(0);
+  };
+  write(7, "q", 1);
+  write(7, "q", 2);
+  write(8, "resize", 3);  // another key: encoded again
+  write(8, "resize", 4);
+  EXPECT_EQ(encodings, 2);
+  std::vector<std::pair<std::string, std::uint64_t>> read;
+  const auto fault = for_each_record(message, [&](const frame_record& r) {
+    EXPECT_EQ(r.header.string("type"), "task");
+    read.emplace_back(std::string(r.header.string("queue").value_or("")), r.header.uint("task").value_or(0));
+  });
+  EXPECT_FALSE(fault) << fault.message;
+  const std::vector<std::pair<std::string, std::uint64_t>> expected{{"q", 1}, {"q", 2}, {"resize", 3}, {"resize", 4}};
+  EXPECT_EQ(read, expected);
+}

@@ -179,7 +179,12 @@ TEST_F(runtime_session_test, a_compact_runtime_gets_compact_task_records_and_may
     EXPECT_EQ(t.header.at("queue").as_string(), "resize");
     EXPECT_EQ(t.header.at("attempt").to_number<int>(), 1);
     EXPECT_TRUE(t.header.at("meta").as_object().empty());
+    EXPECT_GT(t.header.at("deadline_ms").to_number<std::int64_t>(), 0);
+    EXPECT_TRUE(t.header.contains("slot"));
   }
+  // The fields two tasks share are written once for both; their own differ.
+  EXPECT_NE(tasks[0].header.at("task"), tasks[1].header.at("task"));
+  EXPECT_NE(tasks[0].header.at("lease"), tasks[1].header.at("lease"));
   // One result in the compact form, one in JSON, in one message.
   std::string results;
   net::record_writer compact(results, net::header_format::compact);
