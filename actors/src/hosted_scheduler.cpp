@@ -66,12 +66,24 @@ void hosted_scheduler::unhost() {
   own_cv_.notify_one();
 }
 
+void hosted_scheduler::put_first(const caf::resumable* job) {
+  std::lock_guard lock(mutex_);
+  first_ = job;
+}
+
+void hosted_scheduler::queue_locked(caf::resumable* job) {
+  if (job == first_)
+    jobs_.push_front(job);
+  else
+    jobs_.push_back(job);
+}
+
 void hosted_scheduler::enqueue(caf::resumable* job) {
   assert(job != nullptr);
   bool notify_own;
   {
     std::lock_guard lock(mutex_);
-    jobs_.push_back(job);
+    queue_locked(job);
     notify_own = !host_wake_;
     if (!notify_own) wake_locked();
   }
@@ -86,7 +98,7 @@ void hosted_scheduler::wake_locked() {
 
 void hosted_scheduler::push(caf::resumable* job) {
   std::lock_guard lock(mutex_);
-  jobs_.push_back(job);
+  queue_locked(job);
 }
 
 caf::resumable* hosted_scheduler::pop(bool own_thread) {

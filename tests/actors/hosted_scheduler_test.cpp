@@ -13,7 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/resumable.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -129,6 +131,26 @@ TEST(hosted_scheduler, a_run_out_of_budget_asks_the_host_again) {
   EXPECT_EQ(wakes.load(), 1) << "work is left, so the host is asked for another run";
   s.scheduler.run(64);
   EXPECT_EQ(book.count(), 3u);
+  s.scheduler.unhost();
+  for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+TEST(hosted_scheduler, the_job_put_first_runs_before_those_queued_ahead_of_it) {
+  std::vector<int> ran;
+  auto recorder = [&ran](caf::event_based_actor*, int name) -> caf::behavior {
+    return {[&ran, name](int) { ran.push_back(name); }};
+  };
+  hosted_system s;
+  std::vector<caf::actor> actors;
+  for (int name = 0; name < 3; ++name) actors.push_back(s.system.spawn(recorder, name));
+  s.scheduler.host([] {});
+  s.scheduler.run(64);  // the spawns' first turns
+  s.scheduler.put_first(dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(actors[2])));
+  for (auto& a : actors) caf::anon_send(a, 1);  // the one put first is scheduled last
+  s.scheduler.run(1);
+  EXPECT_EQ(ran, std::vector<int>{2}) << "the first turn is the job put first";
+  s.scheduler.run(64);
+  EXPECT_EQ(ran, (std::vector<int>{2, 0, 1})) << "the others in their order";
   s.scheduler.unhost();
   for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }

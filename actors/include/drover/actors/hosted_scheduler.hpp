@@ -49,6 +49,12 @@ class hosted_scheduler final : public caf::scheduler::abstract_coordinator {
   /// another run() if work is left, so the host's own I/O interleaves.
   void run(std::size_t budget);
 
+  /// `job` (the broker) goes ahead of the others whenever it is scheduled:
+  /// with thousands of consumer actors queued, its turn (results in,
+  /// outcomes out) would otherwise wait behind all of them. Compared only,
+  /// never used.
+  void put_first(const caf::resumable* job);
+
   void enqueue(caf::resumable* job) override;
   caf::detail::thread_safe_actor_clock& clock() noexcept override { return clock_; }
 
@@ -69,6 +75,7 @@ class hosted_scheduler final : public caf::scheduler::abstract_coordinator {
   };
 
   void push(caf::resumable* job);
+  void queue_locked(caf::resumable* job);
   caf::resumable* pop(bool own_thread);
   void run_turns(std::size_t budget, bool own_thread);
   void resume(caf::resumable* job);
@@ -78,6 +85,7 @@ class hosted_scheduler final : public caf::scheduler::abstract_coordinator {
   unit unit_;
   std::mutex run_mutex_;  // one thread runs actor turns at a time
   std::mutex mutex_;      // guards what follows
+  const caf::resumable* first_ = nullptr;
   std::condition_variable own_cv_;
   std::deque<caf::resumable*> jobs_;
   std::function<void()> host_wake_;  // empty: the own thread runs the actors
