@@ -199,7 +199,7 @@ std::unique_ptr<node> node::start(node_config config) {
   auto* raw = p.get();
   p->inbox = std::make_shared<actors::submission_inbox>([raw] { caf::anon_send(raw->broker, actors::drain_atom::value); });
   p->broker = p->system->spawn(actors::broker_actor, broker_config_of(config), p->inbox, p->admission);
-  if (p->hosted) p->hosted->put_first(dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(p->broker)));
+  if (p->hosted) p->hosted->put_first(p->broker);
   if (config.quiet_spin_polls > 0 && !config.hostable_actors)
     caf::anon_send(p->broker, actors::spin_policy_msg{config.quiet_spin_polls, config.idle_spin_polls, config.quiet_rate});
   p->link = std::make_shared<detail::broker_link>(p->broker);

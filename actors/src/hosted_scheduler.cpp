@@ -2,6 +2,7 @@
 
 #include <cassert>
 
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/detail/set_thread_name.hpp>
 #include <caf/resumable.hpp>
@@ -66,7 +67,9 @@ void hosted_scheduler::unhost() {
   own_cv_.notify_one();
 }
 
-void hosted_scheduler::put_first(const caf::resumable* job) {
+void hosted_scheduler::put_first(const caf::actor& actor) {
+  const auto* job = dynamic_cast<const caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(actor));
+  assert(job && "an actor this scheduler runs is a resumable");
   std::lock_guard lock(mutex_);
   first_ = job;
 }

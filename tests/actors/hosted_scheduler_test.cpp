@@ -13,9 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
-#include <caf/resumable.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
@@ -145,7 +143,7 @@ TEST(hosted_scheduler, the_job_put_first_runs_before_those_queued_ahead_of_it) {
   for (int name = 0; name < 3; ++name) actors.push_back(s.system.spawn(recorder, name));
   s.scheduler.host([] {});
   s.scheduler.run(64);  // the spawns' first turns
-  s.scheduler.put_first(dynamic_cast<caf::resumable*>(caf::actor_cast<caf::abstract_actor*>(actors[2])));
+  s.scheduler.put_first(actors[2]);
   for (auto& a : actors) caf::anon_send(a, 1);  // the one put first is scheduled last
   s.scheduler.run(1);
   EXPECT_EQ(ran, std::vector<int>{2}) << "the first turn is the job put first";

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <thread>
 
+#include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/detail/thread_safe_actor_clock.hpp>
 #include <caf/execution_unit.hpp>
@@ -49,11 +50,11 @@ class hosted_scheduler final : public caf::scheduler::abstract_coordinator {
   /// another run() if work is left, so the host's own I/O interleaves.
   void run(std::size_t budget);
 
-  /// `job` (the broker) goes ahead of the others whenever it is scheduled:
-  /// with thousands of consumer actors queued, its turn (results in,
-  /// outcomes out) would otherwise wait behind all of them. Compared only,
-  /// never used.
-  void put_first(const caf::resumable* job);
+  /// `actor` (the broker) goes ahead of the others whenever it is
+  /// scheduled: with thousands of consumer actors queued, its turn (results
+  /// in, outcomes out) would otherwise wait behind all of them. Its job is
+  /// compared only, never used.
+  void put_first(const caf::actor& actor);
 
   void enqueue(caf::resumable* job) override;
   caf::detail::thread_safe_actor_clock& clock() noexcept override { return clock_; }
