@@ -261,6 +261,41 @@ TEST_F(broker_core_test, a_stale_attempt_cannot_complete_the_task) {
   EXPECT_EQ(r->outcomes[0].attempts, 2);
 }
 
+TEST_F(broker_core_test, only_the_holder_may_report_a_leased_task) {
+  auto r = submit();
+  join(1, 1);
+  auto items = dispatched_to(1);
+  ASSERT_EQ(items.size(), 1u);
+  join(2, 1);
+  // Found by its slot, the task names its holder; anyone else is refused
+  // as before: a joined consumer's report is stale, an unjoined one's unknown.
+  EXPECT_EQ(broker.report(consumer_id{2}, items[0].id, items[0].lease, attempt_result::success({}), now, items[0].slot).code(),
+            errc::stale_lease);
+  EXPECT_EQ(broker.report(consumer_id{9}, items[0].id, items[0].lease, attempt_result::success({}), now, items[0].slot).code(),
+            errc::unknown_consumer);
+  EXPECT_TRUE(r->outcomes.empty());
+  ASSERT_TRUE(broker.report(consumer_id{1}, items[0].id, items[0].lease, attempt_result::success({}), now, items[0].slot));
+  ASSERT_EQ(r->outcomes.size(), 1u);
+}
+
+TEST_F(broker_core_test, a_consumer_that_left_is_not_found_again_until_it_rejoins) {
+  auto r = submit();
+  join(1, 1);
+  auto items = dispatched_to(1);
+  ASSERT_EQ(items.size(), 1u);
+  // Reporting, then asking for more, makes consumer 1 the last one found.
+  ASSERT_TRUE(broker.report(consumer_id{1}, items[0].id, items[0].lease, attempt_result::success({}), now, items[0].slot));
+  ASSERT_TRUE(broker.add_demand(consumer_id{1}, 1));
+  ASSERT_TRUE(broker.leave(consumer_id{1}, now));
+  EXPECT_EQ(broker.add_demand(consumer_id{1}, 1).code(), errc::unknown_consumer);
+  // Rejoined (its old slot reused), it is the new consumer: no credit from before.
+  ASSERT_TRUE(broker.join(consumer_id{1}, std::vector<std::string>{"q"}));
+  ASSERT_TRUE(broker.consumer(consumer_id{1}));
+  EXPECT_EQ(broker.consumer(consumer_id{1})->credit, 0u);
+  ASSERT_TRUE(broker.add_demand(consumer_id{1}, 2));
+  EXPECT_EQ(broker.consumer(consumer_id{1})->credit, 2u);
+}
+
 TEST_F(broker_core_test, a_result_after_the_outcome_is_stale) {
   submit();
   join(1, 1);

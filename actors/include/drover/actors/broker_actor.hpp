@@ -8,6 +8,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <caf/actor_addr.hpp>
 #include <caf/behavior.hpp>
 #include <caf/event_based_actor.hpp>
@@ -31,7 +32,9 @@ struct broker_state {
     caf::actor handle;
     std::shared_ptr<remote_sink> sink;  // tasks go straight here when set (join_msg)
   };
-  std::unordered_map<core::consumer_id, joined_consumer> consumers;
+  // Open addressing: one probe per dispatch batch, where a node-based map
+  // missed the cache twice or more with 10,000 consumers.
+  boost::unordered_flat_map<core::consumer_id, joined_consumer, std::hash<core::consumer_id>> consumers;
   std::unordered_map<caf::actor_addr, core::consumer_id> consumer_by_addr;
   std::optional<core::time_point> timer_armed_for;
   std::uint64_t stale_reports = 0;

@@ -222,6 +222,7 @@ class broker_core {
   std::vector<std::unique_ptr<consumer_state>> consumers_;
   std::vector<std::uint32_t> free_consumer_slots_;
   std::unordered_map<consumer_id, std::uint32_t> consumer_index_;
+  std::uint32_t last_consumer_ = UINT32_MAX;  // find_consumer's one-entry cache: an index into consumers_
   task_table tasks_;
   std::size_t live_bytes_ = 0;
   lease_table leases_;
@@ -232,6 +233,7 @@ class broker_core {
   dead_letter_store dead_letters_;
   std::deque<std::uint32_t> dispatch_list_;
   std::vector<dispatch_batch> outbox_;
+  std::vector<std::uint32_t> outbox_owners_;  // each batch's consumer index, to reset its `outbox`
   std::vector<cancel_notice> cancels_;
   retired_refs retired_;
 };
