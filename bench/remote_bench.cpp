@@ -25,6 +25,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "child_process.hpp"
 #include "drover/net/binary_frame.hpp"
 #include "drover/net/coalescing_stream.hpp"
 #include "drover/net/ws_stream.hpp"
@@ -45,42 +46,6 @@ std::int64_t now_ns() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
-
-/// A child process whose stdout we read line by line; killed on destruction.
-struct child {
-  pid_t pid = -1;
-  FILE* out = nullptr;
-  static child spawn(std::vector<std::string> args) {
-    int fds[2];
-    if (pipe(fds) != 0) return {};
-    const pid_t pid = fork();
-    if (pid == 0) {
-      dup2(fds[1], STDOUT_FILENO);
-      close(fds[0]), close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    return {pid, fdopen(fds[0], "r")};
-  }
-  std::string line() {
-    char buf[512];
-    return out && std::fgets(buf, sizeof buf, out) ? std::string(buf) : std::string();
-  }
-  child() = default;
-  child(pid_t p, FILE* f) : pid(p), out(f) {}
-  child(child&& o) noexcept : pid(std::exchange(o.pid, -1)), out(std::exchange(o.out, nullptr)) {}
-  ~child() {
-    if (pid > 0) {
-      kill(pid, SIGTERM);
-      waitpid(pid, nullptr, 0);
-    }
-    if (out) std::fclose(out);
-  }
-};
 
 /// CPU seconds (user + sys) of a process, from /proc.
 double cpu_seconds(pid_t pid) {
@@ -279,14 +244,10 @@ struct producer {
 }  // namespace
 
 int run_remote(const remote_options& o) {
+  if (o.workload == "scale") return run_scale(o);
   const workload w = make_workload(o);
-  std::string bin = o.drover_bin;
-  if (bin.empty()) {
-    char path[4096];
-    const auto n = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n <= 0) return 1;
-    bin.assign(path, static_cast<std::size_t>(n));
-  }
+  const std::string bin = o.drover_bin.empty() ? this_executable() : o.drover_bin;
+  if (bin.empty()) return 1;
   std::vector<std::string> serve_args{bin, "serve", "--listen", "127.0.0.1:0"};
   if (!o.serve_config.empty()) serve_args.insert(serve_args.end(), {"--config", o.serve_config});
   auto server = child::spawn(serve_args);

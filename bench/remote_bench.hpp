@@ -8,7 +8,7 @@
 namespace drover::bench {
 
 struct remote_options {
-  std::string workload = "W1";  // W1 (latency, open loop) | W2 (throughput, closed loop)
+  std::string workload = "W1";  // W1 (latency, open loop) | W2 (throughput, closed loop) | idle | scale
   std::string serve_config;     // a TOML file for the node (default: built-in settings)
   std::string drover_bin;       // the drover binary to start (default: this one)
   std::uint32_t runtimes = 4;
@@ -17,9 +17,14 @@ struct remote_options {
   std::uint32_t connections = 0;  // per runtime process; 0 = 1 (idle: 500 / runtimes)
   std::uint32_t seconds = 20;     // idle: measured time
   std::string headers = "compact";  // record headers of the producer and runtimes: json | compact
+  std::uint32_t rounds = 3;         // scale: runs of each size, taken in turn
   bool json = true;
 };
 
 int run_remote(const remote_options& options);
+
+/// `--workload scale`: W2 with 10, 100, 1,000 and 10,000 consumers of
+/// capacity 1 (scale_bench.cpp).
+int run_scale(const remote_options& options);
 
 }  // namespace drover::bench

@@ -57,8 +57,12 @@ int main(int argc, char** argv) {
 
   drover::bench::remote_options remote;
   auto* remote_cmd = bench->add_subcommand("remote", "the peers' workloads against a drover serve with runtime processes");
-  remote_cmd->add_option("--workload", remote.workload, "W1 (latency) | W2 (throughput) | idle (connected runtimes, no tasks)")
-      ->check(CLI::IsMember({"W1", "W2", "idle"}));
+  remote_cmd->add_option("--workload", remote.workload,
+                         "W1 (latency) | W2 (throughput) | idle (connected runtimes, no tasks) | scale (W2 with 10 to "
+                         "10,000 consumers of capacity 1)")
+      ->check(CLI::IsMember({"W1", "W2", "idle", "scale"}));
+  remote_cmd->add_option("--rounds", remote.rounds, "scale: runs of each size, taken in turn (medians compared)")
+      ->check(CLI::Range(1u, 50u));
   remote_cmd->add_option("--connections", remote.connections, "connections per runtime process (idle: 500 in all)")
       ->check(CLI::Range(1u, 10000u));
   remote_cmd->add_option("--seconds", remote.seconds, "idle: how long to measure")->check(CLI::Range(1u, 600u));
