@@ -21,7 +21,8 @@ namespace drover::bench {
 namespace {
 
 struct scale_size {
-  std::uint32_t runtimes, connections;  // consumers = runtimes × connections
+  std::uint32_t runtimes, connections;
+  std::uint32_t consumers() const { return runtimes * connections; }
 };
 
 // 10 consumers on 2 runtime processes (10 does not split over 4), the rest
@@ -71,25 +72,24 @@ int run_scale(const remote_options& o) {
     for (std::size_t i = 0; i < size_count; ++i) {
       const auto rate = run_size(bin, o, sizes[i]);
       if (!rate) {
-        std::fprintf(stderr, "drover bench remote: the scale run with %u consumers failed\n",
-                     sizes[i].runtimes * sizes[i].connections);
+        std::fprintf(stderr, "drover bench remote: the scale run with %u consumers failed\n", sizes[i].consumers());
         return 1;
       }
       rates[i].push_back(*rate);
-      std::fprintf(stderr, "round %u: %u consumers, %.0f tasks/s\n", round + 1, sizes[i].runtimes * sizes[i].connections,
-                   *rate);
+      std::fprintf(stderr, "round %u: %u consumers, %.0f tasks/s\n", round + 1, sizes[i].consumers(), *rate);
     }
   }
-  std::string consumers = "[", runs = "[";
-  std::vector<double> medians;
+  std::vector<double> consumers, medians;
+  std::string runs = "[";
   for (std::size_t i = 0; i < size_count; ++i) {
-    consumers += (i ? "," : "") + std::to_string(sizes[i].runtimes * sizes[i].connections);
-    runs += (i ? "," : "") + json_list(rates[i]);
+    consumers.push_back(sizes[i].consumers());
     medians.push_back(median(rates[i]));
+    runs += (i ? "," : "") + json_list(rates[i]);
   }
-  std::printf("{\"system\":\"drover\",\"workload\":\"scale\",\"consumers\":%s],\"tasks_per_s_median\":%s,"
-              "\"tasks_per_s_runs\":%s],\"ratio_10000_to_10\":%.3f}\n",
-              consumers.c_str(), json_list(medians).c_str(), runs.c_str(), medians.back() / medians.front());
+  runs += "]";
+  std::printf("{\"system\":\"drover\",\"workload\":\"scale\",\"consumers\":%s,\"tasks_per_s_median\":%s,"
+              "\"tasks_per_s_runs\":%s,\"ratio_10000_to_10\":%.3f}\n",
+              json_list(consumers).c_str(), json_list(medians).c_str(), runs.c_str(), medians.back() / medians.front());
   std::fflush(stdout);
   return 0;
 }

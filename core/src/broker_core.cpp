@@ -236,11 +236,9 @@ result<void> broker_core::report(consumer_id consumer_id_, task_id id, lease_id 
                                  time_point now, std::uint32_t slot) {
   task_record* task = tasks_.find(id, slot);
   // The task names its consumer: no lookup of the reporter by id when it is
-  // the holder (a cold hash probe per result with 10,000 consumers). It is
-  // kept as the last consumer found: the demand its result freed comes next.
-  consumer_state* consumer = task && task->state == task_state::leased && consumers_[task->owner]->id == consumer_id_
-                                 ? consumers_[last_consumer_ = task->owner].get()
-                                 : find_consumer(consumer_id_);
+  // the holder (a cold hash probe per result with 10,000 consumers).
+  consumer_state* consumer = task ? consumer_at(task->owner, consumer_id_) : nullptr;
+  if (!consumer) consumer = find_consumer(consumer_id_);
   if (!consumer) return make_error(errc::unknown_consumer, "consumer " + std::to_string(consumer_id_.value) + " is not joined");
   if (!task) task = find_task(id);
   if (!task) return make_error(errc::stale_lease, "task " + std::to_string(id.value) + " is no longer live");
@@ -550,15 +548,18 @@ task_record* broker_core::find_task(task_id id) { return tasks_.find(id); }
 const task_record* broker_core::find_task(task_id id) const { return tasks_.find(id); }
 
 broker_core::consumer_state* broker_core::find_consumer(consumer_id id) {
+  if (auto* last = consumer_at(last_consumer_, id)) return last;
+  auto it = consumer_index_.find(id);
+  return it == consumer_index_.end() ? nullptr : consumer_at(it->second, id);
+}
+
+broker_core::consumer_state* broker_core::consumer_at(std::uint32_t index, consumer_id id) {
   // By index, not pointer: a slot emptied or taken by another consumer
   // since simply misses.
-  if (last_consumer_ < consumers_.size()) {
-    if (consumer_state* last = consumers_[last_consumer_].get(); last && last->id == id) return last;
-  }
-  auto it = consumer_index_.find(id);
-  if (it == consumer_index_.end()) return nullptr;
-  last_consumer_ = it->second;
-  return consumers_[it->second].get();
+  consumer_state* consumer = index < consumers_.size() ? consumers_[index].get() : nullptr;
+  if (!consumer || consumer->id != id) return nullptr;
+  last_consumer_ = index;  // the demand a result freed comes right after it
+  return consumer;
 }
 
 std::string broker_core::idempotency_slot(std::uint32_t queue, std::string_view key) const {

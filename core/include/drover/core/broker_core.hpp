@@ -197,6 +197,8 @@ class broker_core {
   task_record* find_task(task_id id);
   const task_record* find_task(task_id id) const;
   consumer_state* find_consumer(consumer_id id);
+  /// The consumer in slot `index` if it is `id` (kept as the last one found), else null.
+  consumer_state* consumer_at(std::uint32_t index, consumer_id id);
   void make_ready(task_record& task);
   void lease_to(task_record& task, consumer_state& consumer, time_point now);
   void end_lease(task_record& task);
