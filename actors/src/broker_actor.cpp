@@ -34,22 +34,18 @@ std::vector<remote_task> remote_tasks(const core::broker_core& core, std::vector
   return tasks;
 }
 
-/// Consumers a turn hands their tasks directly (join_msg::sink); beyond
-/// them, the tasks go through each consumer's actor. With thousands of
-/// consumers fed in one turn (capacity 1 each), delivering all of them
-/// inside the turn made the node write every task at once and the whole
-/// system move in lock-step waves: 10,000 consumers ran ~20 % slower. The
-/// actors' turns are spread over the host loop's runs, reads in between.
-constexpr std::size_t direct_deliveries_per_turn = 64;
-
+/// A consumer that joined with a sink (a WebSocket session) gets its tasks
+/// handed to the sink within this turn, with no message to its actor; the
+/// others through their actors. With thousands of consumers fed in one turn
+/// (capacity 1 each), the gateway spreads the sinks' task frames over its
+/// loop's turns (end_of_turn::defer_paced), reads in between, so that the
+/// system does not move in lock-step waves (docs/benchmarks.md, stop 21).
 void ship_dispatches(broker_actor_type* self) {
   auto& st = self->state;
-  std::size_t direct = 0;
   for (auto& batch : st.core->take_dispatches()) {
     auto it = st.consumers.find(batch.consumer);
     assert(it != st.consumers.end());
-    if (const auto& sink = it->second.sink; sink && direct < direct_deliveries_per_turn) {
-      ++direct;
+    if (const auto& sink = it->second.sink) {
       sink->deliver(remote_tasks(*st.core, std::move(batch.items)));
       continue;
     }

@@ -5,12 +5,16 @@
 // there, all in one burst, instead of waking its writer coroutine through
 // asio's queue: a loop turn less between a task's arrival and its frame's
 // send (docs/benchmarks.md).
+#include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include <boost/asio/steady_timer.hpp>
+
+#include "drover/actors/unique_function.hpp"
 
 namespace drover::net {
 
@@ -31,6 +35,24 @@ class end_of_turn {
     run();
   }
 
+  /// Work the loop runs a little per turn, oldest first (run_paced): a
+  /// broker turn that fed thousands of sessions (capacity-1 runtimes) then
+  /// does not write all their task frames in one burst, which made the
+  /// node and its runtimes move in lock-step waves; reads come in between,
+  /// as they did when each session's consumer actor took a turn of its own.
+  void defer_paced(actors::unique_function f) { paced_.push_back(std::move(f)); }
+  /// Runs up to `n` of the paced work, oldest first; true if any ran. What
+  /// it defers lands behind the rest, so a session's work keeps its order.
+  bool run_paced(std::size_t n) {
+    if (paced_.empty()) return false;
+    for (; n > 0 && !paced_.empty(); --n) {
+      auto f = std::move(paced_.front());
+      paced_.pop_front();
+      f();
+    }
+    return true;
+  }
+
   /// Runs what was deferred (and what that defers in turn); true if anything ran.
   bool run() {
     bool ran = false;
@@ -46,6 +68,7 @@ class end_of_turn {
  private:
   std::vector<std::function<void()>> due_, running_;  // two, so that their capacity is kept
   std::vector<std::function<void()>> lazy_, lazy_running_;
+  std::deque<actors::unique_function> paced_;
 };
 
 /// A session's way to its connection's writer: a queued frame is written at

@@ -147,6 +147,9 @@ std::optional<core::task_options> submit_options(const http_target& t, const req
 constexpr std::size_t batch_max = 10'000;
 // Actor turns per run of the node's actors; then I/O gets its turn again.
 constexpr std::size_t actor_turns_per_run = 256;
+/// Sessions' paced work (task deliveries) run per loop turn: as many as the
+/// consumer actors that carried them before took turns per run.
+constexpr std::size_t paced_per_run = 256;
 
 struct gateway::impl {
   node& n;
@@ -765,9 +768,11 @@ void run_io(asio::io_context& io, const gateway_config& config, const std::funct
   struct forget_turn {
     ~forget_turn() { end_of_turn::current = nullptr; }
   } forget;
-  // The hosted actors' run if one is due, then the frames it queued.
+  // The hosted actors' run if one is due and a share of the paced work
+  // (end_of_turn::defer_paced), then the frames they queued.
   auto actors_then_writes = [&] {
-    if (!run_actors()) return false;
+    const bool ran = run_actors();
+    if (!turn.run_paced(paced_per_run) && !ran) return false;
     turn.run();
     return true;
   };

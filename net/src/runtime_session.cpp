@@ -205,21 +205,28 @@ class ws_sink final : public actors::remote_sink {
     });
   }
   void deliver(std::vector<actors::remote_task> tasks) override {
-    poster_->run_here_or_post([s = state_, tasks = std::move(tasks)]() mutable {
+    auto send = [s = state_, tasks = std::move(tasks)]() mutable {
       const auto now = std::chrono::steady_clock::now().time_since_epoch();
       for (auto& t : tasks) {
         s->send_task(t, now);
         s->book.delivered(std::move(t));
       }
-    });
+    };
+    // On the loop's thread (the broker's turn, hosted there): paced, so that
+    // a turn feeding thousands of sessions does not write them all at once.
+    if (auto* turn = end_of_turn::current) return turn->defer_paced(std::move(send));
+    poster_->run_here_or_post(std::move(send));
   }
   void revoke(std::vector<core::cancel_notice> notices) override {
-    poster_->post([s = state_, notices = std::move(notices)] {
+    auto send = [s = state_, notices = std::move(notices)] {
       // Every cancel comes here (the session keeps the leases): those for a
       // lease the runtime already reported on are dropped.
       for (const auto& n : notices)
         if (s->book.ended(n.lease.value)) s->send(cancel_frame(n.task.value, n.lease.value));
-    });
+    };
+    // Behind the session's paced deliveries: a cancel never overtakes its task.
+    if (auto* turn = end_of_turn::current) return turn->defer_paced(std::move(send));
+    poster_->post(std::move(send));
   }
   /// Not called for this session: it keeps its leases and refuses stale
   /// reports itself (session_state::refuse_report).

@@ -46,6 +46,23 @@ TEST(end_of_turn, runs_what_was_deferred_once_including_what_that_defers) {
   EXPECT_FALSE(turn.run()) << "nothing is run twice";
 }
 
+TEST(end_of_turn, paced_work_runs_a_share_per_call_oldest_first_and_what_it_defers_waits_behind_the_rest) {
+  end_of_turn turn;
+  std::vector<int> ran;
+  for (int i = 0; i < 5; ++i)
+    turn.defer_paced([&ran, &turn, i] {
+      ran.push_back(i);
+      // A session's cancel deferred while its task is still paced goes behind it.
+      if (i == 0) turn.defer_paced([&ran] { ran.push_back(10); });
+    });
+  EXPECT_TRUE(turn.run_paced(2));
+  EXPECT_EQ(ran, (std::vector<int>{0, 1})) << "no more than the share, oldest first";
+  EXPECT_TRUE(turn.run_paced(2));
+  EXPECT_TRUE(turn.run_paced(2));
+  EXPECT_EQ(ran, (std::vector<int>{0, 1, 2, 3, 4, 10}));
+  EXPECT_FALSE(turn.run_paced(2)) << "nothing is run twice";
+}
+
 TEST(end_of_turn, frames_queued_in_a_turn_are_written_once_at_its_end) {
   loop_turn loop;
   auto s = attached_session();

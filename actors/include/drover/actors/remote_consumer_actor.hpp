@@ -33,10 +33,10 @@ struct remote_consumer_config {
   /// The session keeps the runtime's leases itself (runtime_session_book),
   /// refuses reports for leases it does not hold, and sends reports and
   /// demand to the broker directly (remote_link::update), and the broker
-  /// hands it its tasks directly (join_msg::sink; through this actor only
-  /// beyond a turn's direct deliveries): this actor then joins and forwards
-  /// every cancel (the session drops those for leases already gone). Two
-  /// actor hops and one lease map fewer per task (docs/benchmarks.md).
+  /// hands it its tasks directly (join_msg::sink): this actor then joins
+  /// and forwards every cancel (the session drops those for leases already
+  /// gone). Two actor hops and one lease map fewer per task
+  /// (docs/benchmarks.md).
   bool session_keeps_leases = false;
 };
 
