@@ -212,10 +212,7 @@ class ws_sink final : public actors::remote_sink {
         s->book.delivered(std::move(t));
       }
     };
-    // On the loop's thread (the broker's turn, hosted there): paced, so that
-    // a turn feeding thousands of sessions does not write them all at once.
-    if (auto* turn = end_of_turn::current) return turn->defer_paced(std::move(send));
-    poster_->run_here_or_post(std::move(send));
+    pace(std::move(send));
   }
   void revoke(std::vector<core::cancel_notice> notices) override {
     auto send = [s = state_, notices = std::move(notices)] {
@@ -224,9 +221,7 @@ class ws_sink final : public actors::remote_sink {
       for (const auto& n : notices)
         if (s->book.ended(n.lease.value)) s->send(cancel_frame(n.task.value, n.lease.value));
     };
-    // Behind the session's paced deliveries: a cancel never overtakes its task.
-    if (auto* turn = end_of_turn::current) return turn->defer_paced(std::move(send));
-    poster_->post(std::move(send));
+    pace(std::move(send));  // behind the session's deliveries: a cancel never overtakes its task
   }
   /// Not called for this session: it keeps its leases and refuses stale
   /// reports itself (session_state::refuse_report).
@@ -242,6 +237,19 @@ class ws_sink final : public actors::remote_sink {
   }
 
  private:
+  /// Runs `work` as the loop's paced work (end_of_turn::defer_paced), posted
+  /// to the loop first when called from another thread (the broker on CAF's
+  /// threads): a turn that feeds thousands of sessions does not write them
+  /// all at once, and deliveries and cancels keep their order either way.
+  template <class F>
+  void pace(F&& work) {
+    if (auto* turn = end_of_turn::current) return turn->defer_paced(std::forward<F>(work));
+    poster_->post([work = std::forward<F>(work)]() mutable {
+      if (auto* turn = end_of_turn::current) return turn->defer_paced(std::move(work));
+      work();  // a loop without an end of turn (none in the gateway)
+    });
+  }
+
   std::shared_ptr<io_poster> poster_;
   std::shared_ptr<session_state> state_;
 };
