@@ -711,8 +711,9 @@ struct gateway::impl {
         }
         if (target && target->segments == std::vector<std::string>{"v1", "runtime"}) {
           // The connection becomes a runtime's WebSocket, in a coroutine of
-          // its own: this frame (~3.3 KB with the HTTP parser) ends here
-          // instead of living as long as the runtime stays connected.
+          // its own: this frame (the HTTP parser, its buffer) ends here
+          // instead of living as long as the runtime stays connected
+          // (5.4 KB of node memory per connection, docs/benchmarks.md).
           asio::co_spawn(io,
                          run_runtime_session(runtime_session_context{n, config, [this] { return make_poster(); }, parked_runtimes, notes},
                                              std::move(stream), std::move(req)),
