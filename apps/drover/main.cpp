@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"echo", "bench", "exec"}));
   runtime_cmd->add_option("--headers", runtime.headers, "record headers asked of the node: compact (default) | json")
       ->check(CLI::IsMember({"json", "compact"}));
+  runtime_cmd->add_option("--work-ms", runtime.work_ms, "bench: each handler waits this long before it answers (0 = at once)")
+      ->check(CLI::Range(0u, 600'000u));
 
   auto* bench = app.add_subcommand("bench", "run a benchmark; prints one JSON line per scenario");
   bench->require_subcommand(1);
@@ -59,13 +61,22 @@ int main(int argc, char** argv) {
   auto* remote_cmd = bench->add_subcommand("remote", "the peers' workloads against a drover serve with runtime processes");
   remote_cmd->add_option("--workload", remote.workload,
                          "W1 (latency) | W2 (throughput) | idle (connected runtimes, no tasks) | scale (W2 with 10 to "
-                         "10,000 consumers of capacity 1)")
-      ->check(CLI::IsMember({"W1", "W2", "idle", "scale"}));
+                         "10,000 consumers of capacity 1) | faults (runtimes killed and frozen while tasks run: every "
+                         "task must end once, and succeed)")
+      ->check(CLI::IsMember({"W1", "W2", "idle", "scale", "faults"}));
   remote_cmd->add_option("--rounds", remote.rounds, "scale: runs of each size, taken in turn (medians compared)")
       ->check(CLI::Range(1u, 50u));
   remote_cmd->add_option("--connections", remote.connections, "connections per runtime process (idle: 500 in all)")
       ->check(CLI::Range(1u, 10000u));
-  remote_cmd->add_option("--seconds", remote.seconds, "idle: how long to measure")->check(CLI::Range(1u, 600u));
+  remote_cmd->add_option("--seconds", remote.seconds, "idle: how long to measure; faults: at most how long to inject them")
+      ->check(CLI::Range(1u, 600u));
+  remote_cmd->add_option("--seed", remote.seed, "faults: the seed of the faults' victims and moments");
+  remote_cmd->add_option("--work-ms", remote.work_ms, "faults: how long each task's handler takes")
+      ->check(CLI::Range(0u, 10'000u));
+  remote_cmd->add_option("--attempt-timeout-ms", remote.attempt_timeout_ms,
+                         "faults: the node's attempt timeout (default 30 s; shorter, leases also end while runtimes "
+                         "are frozen but connected, and their late results must be refused)")
+      ->check(CLI::Range(0u, 600'000u));
   remote_cmd->add_option("--runtimes", remote.runtimes, "runtime processes")->check(CLI::Range(1u, 64u));
   remote_cmd->add_option("--capacity", remote.capacity, "capacity per runtime (default: the workload's)");
   remote_cmd->add_option("--tasks", remote.tasks, "counted tasks (default: the workload's)");

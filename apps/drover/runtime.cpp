@@ -2,7 +2,9 @@
 // task runs a handler: `exec` runs a shell command with the payload on its
 // stdin and takes its stdout as the result; `echo` returns the payload;
 // `bench` is the peers kit's no-op handler (the result carries the task's
-// sequence number and the handler's start time).
+// sequence number and the handler's start time), or with --work-ms one that
+// waits that long before it answers (a task that is running when a fault
+// test kills or pauses its runtime).
 #include "runtime.hpp"
 
 #include <array>
@@ -130,6 +132,18 @@ std::int64_t monotonic_ns() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+/// The bench handler's result: ../shared/peers/README.md, payload
+/// [submit_ns:8][seq:8]..., result [seq:8][handler_start_ns:8].
+core::attempt_result bench_result(const net::runtime_task& t, std::int64_t start) {
+  // Built on the stack and copied once into its buffer: a 16-byte
+  // std::string is past the short-string buffer, so adopting one cost two
+  // allocations per task.
+  std::array<std::byte, 16> r{};
+  if (t.payload().size() >= 16) std::memcpy(r.data(), t.payload().data() + 8, 8);
+  std::memcpy(r.data() + 8, &start, 8);
+  return core::attempt_result::success(core::bytes::copy_from(std::span<const std::byte>(r)));
+}
+
 /// echo and bench have nothing to wait for: immediate handlers (no
 /// coroutine per task); exec waits for its process: a coroutine handler.
 std::unique_ptr<net::runtime_client> start_client(const runtime_options& o, net::runtime_client_config config,
@@ -138,22 +152,19 @@ std::unique_ptr<net::runtime_client> start_client(const runtime_options& o, net:
   if (kind == "echo")
     return net::runtime_client::start(
         std::move(config), [](net::runtime_task& t) { return core::attempt_result::success(t.payload()); }, std::move(io));
-  if (kind == "bench") {
-    // ../shared/peers/README.md: payload [submit_ns:8][seq:8]..., result [seq:8][handler_start_ns:8].
-    return net::runtime_client::start(
-        std::move(config),
-        [](net::runtime_task& t) {
-          const std::int64_t start = monotonic_ns();
-          // Built on the stack and copied once into its buffer: a 16-byte
-          // std::string is past the short-string buffer, so adopting one
-          // cost two allocations per task.
-          std::array<std::byte, 16> r{};
-          if (t.payload().size() >= 16) std::memcpy(r.data(), t.payload().data() + 8, 8);
-          std::memcpy(r.data() + 8, &start, 8);
-          return core::attempt_result::success(core::bytes::copy_from(std::span<const std::byte>(r)));
-        },
-        std::move(io));
+  if (kind == "bench" && o.work_ms > 0) {
+    const auto work = std::chrono::milliseconds(o.work_ms);
+    net::runtime_handler slow = [work](net::runtime_task& t) -> asio::awaitable<core::attempt_result> {
+      const std::int64_t start = monotonic_ns();
+      asio::steady_timer timer(co_await asio::this_coro::executor, work);
+      co_await timer.async_wait(asio::use_awaitable);  // cancelled: throws, and the attempt ends as cancelled
+      co_return bench_result(t, start);
+    };
+    return net::runtime_client::start(std::move(config), std::move(slow), std::move(io));
   }
+  if (kind == "bench")
+    return net::runtime_client::start(
+        std::move(config), [](net::runtime_task& t) { return bench_result(t, monotonic_ns()); }, std::move(io));
   net::runtime_handler exec = [command = o.exec](net::runtime_task& t) { return run_exec(command, t); };
   return net::runtime_client::start(std::move(config), std::move(exec), std::move(io));
 }

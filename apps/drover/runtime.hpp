@@ -15,6 +15,7 @@ struct runtime_options {
   std::string handler;  // echo | bench | exec ("" = exec with --exec, else echo)
   std::string exec;     // shell command run per task: payload on stdin, result from stdout
   std::string headers = "compact";  // record headers asked of the node: json | compact
+  std::uint32_t work_ms = 0;        // bench: how long each task's handler waits before it answers
 };
 
 /// `drover runtime`: a remote runtime process serving queues of a node

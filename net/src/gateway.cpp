@@ -349,7 +349,8 @@ struct gateway::impl {
     for (const auto& q : *answer) {
       list.push_back(json::object{{"name", q.name},          {"ready", q.ready},       {"delayed", q.delayed},
                                   {"leased", q.leased},      {"consumers", q.consumers}, {"submitted", q.submitted},
-                                  {"succeeded", q.succeeded}, {"failed", q.failed},     {"dead", q.dead}});
+                                  {"succeeded", q.succeeded}, {"failed", q.failed},     {"dead", q.dead},
+                                  {"cancelled", q.cancelled}, {"expired", q.expired},   {"retried", q.retried}});
     }
     co_return json_reply(http::status::ok, json::object{{"queues", std::move(list)}}, req);
   }
@@ -610,7 +611,14 @@ struct gateway::impl {
     }
     if (s.size() == 2 && s[0] == "v1" && s[1] == "runtimes") {
       if (method != http::verb::get) co_return not_allowed("GET", req);
-      co_return json_reply(http::status::ok, json::object{{"runtimes", parked_runtimes.describe()}}, req);
+      const auto& c = parked_runtimes.counts();
+      co_return json_reply(http::status::ok,
+                           json::object{{"runtimes", parked_runtimes.describe()},
+                                        {"sessions", json::object{{"parked", c.parked},
+                                                                  {"resumed", c.resumed},
+                                                                  {"expired", c.expired},
+                                                                  {"refused_reports", c.refused_reports}}}},
+                           req);
     }
     if (s.size() == 2 && s[0] == "v1" && s[1] == "queues") {
       if (method != http::verb::get) co_return not_allowed("GET", req);

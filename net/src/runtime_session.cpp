@@ -69,6 +69,7 @@ struct session_state : std::enable_shared_from_this<session_state> {
   std::vector<std::string> queues;
   bool resumable = false;
   bool batch = false;  // the runtime reads several task records per message
+  runtime_session_counts* counts = nullptr;  // the registry's, for refused reports
   header_format headers = header_format::json;  // how its task records' heads are written
   std::int64_t lease_ttl_ms = 0, heartbeat_ms = 0;
   /// The consumer's link while the session lives (attached or parked).
@@ -128,6 +129,7 @@ out_frame error_frame(std::string_view code, std::string_view message) {
 }  // namespace
 
 void session_state::refuse_report(core::task_id task, core::lease_id lease, const core::error& why) {
+  if (counts) ++counts->refused_reports;
   send(text_frame(json::object{{"type", "error"},
                                {"code", core::to_string(why.code)},
                                {"message", why.message},
@@ -512,9 +514,13 @@ void runtime_registry::park(std::unique_ptr<parked_session> s) {
   s->expiry.async_wait([this, id, raw](boost::system::error_code ec) {
     if (ec) return;  // taken back, or the gateway stopped
     auto it = parked_.find(id);
-    if (it != parked_.end() && it->second.get() == raw) parked_.erase(it);
+    if (it != parked_.end() && it->second.get() == raw) {
+      ++counts_.expired;
+      parked_.erase(it);
+    }
   });
   parked_[id] = std::move(s);
+  ++counts_.parked;
 }
 
 void runtime_registry::track(const std::shared_ptr<session_state>& s) {
@@ -551,6 +557,7 @@ std::unique_ptr<parked_session> runtime_registry::take(std::uint64_t session) {
   auto s = std::move(it->second);
   parked_.erase(it);
   s->expiry.cancel();
+  ++counts_.resumed;
   return s;
 }
 
@@ -611,6 +618,7 @@ asio::awaitable<void> run_runtime_session(runtime_session_context ctx, beast::tc
     state->lease_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.runtime_lease_ttl).count();
     state->heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.config.heartbeat_interval).count();
     state->writer.wake = &wake;
+    state->counts = &ctx.registry.counts();
     poster = ctx.make_poster();
     link = ctx.n.attach_remote(hello.queues, std::make_shared<ws_sink>(poster, state), true);
     ctx.registry.track(state);

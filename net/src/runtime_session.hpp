@@ -28,6 +28,17 @@ struct session_state;
 
 /// Sessions of runtimes whose connection dropped, kept for the lease TTL.
 /// I/O thread only; destroyed before the I/O context.
+/// What became of runtime sessions since the gateway started (`GET
+/// /v1/runtimes`): how often a dropped connection was resumed, or its lease
+/// TTL ran out, and how many reports for leases a runtime no longer held
+/// were refused.
+struct runtime_session_counts {
+  std::uint64_t parked = 0;           // dropped connections whose session waited for its runtime
+  std::uint64_t resumed = 0;          // ... and was taken back in time
+  std::uint64_t expired = 0;          // ... or ended with the lease TTL (its leases released)
+  std::uint64_t refused_reports = 0;  // results and failures for leases not held (stale)
+};
+
 class runtime_registry {
  public:
   runtime_registry();
@@ -39,8 +50,10 @@ class runtime_registry {
   /// Every live session, connected or parked (for `GET /v1/runtimes`).
   void track(const std::shared_ptr<session_state>& s);
   boost::json::array describe();
+  runtime_session_counts& counts() { return counts_; }
 
  private:
+  runtime_session_counts counts_;
   std::unordered_map<std::uint64_t, std::unique_ptr<parked_session>> parked_;
   std::vector<std::weak_ptr<session_state>> live_;
   std::size_t sweep_at_ = 64;

@@ -77,6 +77,11 @@ bool eventually(Pred p, std::chrono::milliseconds limit = 5s) {
 
 class runtime_client_test : public gateway_fixture {};
 
+/// What became of runtime sessions, from `GET /v1/runtimes`.
+json::object session_counts(std::uint16_t port) {
+  return call(port, http::verb::get, "/v1/runtimes").json().at("sessions").as_object();
+}
+
 class runtime_client_resume_test : public gateway_fixture {
  protected:
   runtime_client_resume_test() { gateway_config.runtime_lease_ttl = 300ms; }
@@ -403,6 +408,10 @@ TEST_F(runtime_client_resume_test, a_dropped_connection_is_resumed_and_the_runni
   EXPECT_EQ((*c)->state, task_state::succeeded);
   EXPECT_EQ((*c)->attempts, 1);  // the same lease: never handed to anyone else
   EXPECT_EQ((*c)->value.to_string(), "after the drop");
+  const auto counts = session_counts(port);
+  EXPECT_EQ(counts.at("parked").to_number<int>(), 1) << json::serialize(counts);
+  EXPECT_EQ(counts.at("resumed").to_number<int>(), 1) << json::serialize(counts);
+  EXPECT_EQ(counts.at("expired").to_number<int>(), 0) << json::serialize(counts);
 }
 
 TEST_F(runtime_client_resume_test, a_task_delivered_while_the_connection_was_down_arrives_after_the_resume) {
@@ -502,6 +511,9 @@ TEST_F(runtime_client_resume_test, past_the_lease_ttl_the_tasks_of_a_vanished_ru
   auto c = h.wait_for(5s);  // after the 300 ms lease TTL
   ASSERT_TRUE(c && *c);
   EXPECT_EQ((*c)->value.to_string(), "attempt 2");
+  const auto counts = session_counts(port);
+  EXPECT_EQ(counts.at("expired").to_number<int>(), 1) << json::serialize(counts);
+  EXPECT_EQ(counts.at("resumed").to_number<int>(), 0) << json::serialize(counts);
   never.open = true;
   vanished->stop(0ms);
 }

@@ -232,6 +232,8 @@ TEST_F(runtime_session_test, a_result_sent_twice_is_refused_the_second_time_and_
   EXPECT_EQ(refused.header.at("code").as_string(), "stale_lease");
   EXPECT_EQ(refused.header.at("lease"), task.header.at("lease"));
   EXPECT_EQ(outcome(h)->value.view(), "first");
+  const auto sessions = call(port, http::verb::get, "/v1/runtimes").json().at("sessions");
+  EXPECT_EQ(sessions.at("refused_reports").to_number<int>(), 1) << json::serialize(sessions);
 }
 
 TEST_F(runtime_session_test, a_hello_asking_for_unknown_headers_is_refused_with_1007) {
@@ -274,6 +276,11 @@ TEST_F(runtime_session_test, a_runtime_that_disconnects_mid_task_loses_it_to_ano
   EXPECT_EQ(task.header.at("attempt").to_number<int>(), 2);
   second.result(task, "done");
   EXPECT_EQ(outcome(h)->value.view(), "done");
+  const auto queues = call(port, http::verb::get, "/v1/queues").json();
+  for (const auto& q : queues.at("queues").as_array()) {
+    if (q.at("name") != "resize") continue;
+    EXPECT_EQ(q.at("retried").to_number<int>(), 1) << json::serialize(q);
+  }
 }
 
 TEST_F(runtime_session_test, bad_messages_get_precise_errors_and_the_session_continues) {
