@@ -177,8 +177,10 @@ int run_faults(const remote_options& o) {
   }
   const std::string connect = banner.substr(at, banner.find_first_not_of("0123456789", at + 10) - at);
   const std::uint32_t capacity = o.capacity ? o.capacity : 8;
+  const std::uint32_t connections = o.connections ? o.connections : 1;
   runtime_fleet fleet({bin, "runtime", "--connect", connect, "--queue", "bench", "--capacity", std::to_string(capacity),
-                       "--handler", "bench", "--work-ms", std::to_string(o.work_ms), "--headers", o.headers},
+                       "--connections", std::to_string(connections), "--handler", "bench", "--work-ms",
+                       std::to_string(o.work_ms), "--headers", o.headers},
                       o.runtimes);
   if (!fleet.all_serving()) return 1;
 
@@ -186,13 +188,16 @@ int run_faults(const remote_options& o) {
   w.name = "faults";
   w.capacity = capacity;
   w.tasks = o.tasks ? o.tasks : 20'000;
-  w.window = std::uint64_t{o.runtimes} * capacity * 2;  // every runtime busy, as many waiting
+  w.window = std::uint64_t{o.runtimes} * connections * capacity * 2;  // every runtime busy, as many waiting
   const auto port = static_cast<std::uint16_t>(std::stoi(connect.substr(10)));
   producer p(w, port, *net::header_format_named(o.headers));
 
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false}, faults_over{false};
   fault_counts counts;
-  std::thread faults([&] { counts = inject_faults(fleet, o.seed, stop); });
+  std::thread faults([&] {
+    counts = inject_faults(fleet, o.seed, stop);
+    faults_over = true;
+  });
   const auto t0 = std::chrono::steady_clock::now();
   {
     asio::io_context io;
@@ -205,6 +210,9 @@ int run_faults(const remote_options& o) {
     // release shows up as lost.
     io.run_for(std::chrono::seconds(o.seconds));
     stop = true;
+    // The producer keeps reading while the last fault ends (a freeze lasts
+    // up to 1.8 s): a client silent for twice the heartbeat is dropped.
+    while (!faults_over && !io.stopped()) io.run_for(std::chrono::milliseconds(20));
     faults.join();
     io.run_for(drain_limit);
   }
