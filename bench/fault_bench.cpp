@@ -4,24 +4,25 @@
 // new process (a new session: its leases wait out the lease TTL, then go to
 // another runtime). A frozen one goes silent: past twice the heartbeat the
 // node drops its connection; thawed within the lease TTL it resumes its
-// session and keeps its leases, later it finds them given away and its
-// results refused. Every accepted task must end exactly once, and succeed:
+// session and keeps its leases, later it finds its session gone and drops
+// what it was running (other runtimes have those tasks by then). With a
+// short attempt timeout, leases also end under a frozen runtime that is
+// still connected, and the results it sends on waking are refused. Every
+// accepted task must end exactly once, and succeed:
 // the run fails on a task without an outcome, a second outcome for a task,
 // or a failed one.
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <mutex>
 #include <random>
 #include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>

@@ -6,10 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -37,22 +34,6 @@ inline std::int64_t now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-/// CPU seconds (user + sys) of a process, from /proc.
-inline double cpu_seconds(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string s((std::istreambuf_iterator<char>(f)), {});
-  const auto r = s.rfind(')');
-  if (r == std::string::npos) return 0;
-  std::istringstream in(s.substr(r + 2));
-  std::string tok;
-  unsigned long user = 0, sys = 0;
-  for (int i = 3; i <= 15 && in >> tok; ++i) {
-    if (i == 14) user = std::stoul(tok);
-    if (i == 15) sys = std::stoul(tok);
-  }
-  return double(user + sys) / double(sysconf(_SC_CLK_TCK));
 }
 
 /// What the producer runs: W1's rate (open loop) or W2's window (closed).

@@ -16,14 +16,9 @@
 #include <unistd.h>
 #include <vector>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/websocket.hpp>
 
 #include "child_process.hpp"
 #include "producer.hpp"
@@ -31,6 +26,22 @@
 namespace drover::bench {
 
 namespace {
+
+/// CPU seconds (user + sys) of a process, from /proc.
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), {});
+  const auto r = s.rfind(')');
+  if (r == std::string::npos) return 0;
+  std::istringstream in(s.substr(r + 2));
+  std::string tok;
+  unsigned long user = 0, sys = 0;
+  for (int i = 3; i <= 15 && in >> tok; ++i) {
+    if (i == 14) user = std::stoul(tok);
+    if (i == 15) sys = std::stoul(tok);
+  }
+  return double(user + sys) / double(sysconf(_SC_CLK_TCK));
+}
 
 workload make_workload(const remote_options& o) {
   workload w;
