@@ -7,8 +7,11 @@
 // session and keeps its leases, later it finds its session gone and drops
 // what it was running (other runtimes have those tasks by then). With a
 // short attempt timeout, leases also end under a frozen runtime that is
-// still connected, and the results it sends on waking are refused. Every
-// accepted task must end exactly once, and succeed:
+// still connected, and the results it sends on waking are refused. With
+// --client-drops the producer's own connection is cut as well, and it gets
+// its outcomes back as protocol.md tells a client to (follow, or submit
+// again under the same idempotency key). Every accepted task must end
+// exactly once, and succeed:
 // the run fails on a task without an outcome, a second outcome for a task,
 // or a failed one.
 #include <atomic>
@@ -17,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sys/wait.h>
 #include <thread>
@@ -122,6 +126,203 @@ fault_counts inject_faults(runtime_fleet& fleet, std::uint32_t seed, const std::
   return counts;
 }
 
+/// A number at `path` (object keys) in `v`, or 0.
+std::uint64_t number_at(const boost::json::value& v, std::initializer_list<std::string_view> path) {
+  const boost::json::value* at = &v;
+  for (auto key : path) {
+    const auto* o = at->if_object();
+    if (!o || !(at = o->if_contains(key))) return 0;
+  }
+  return at->is_number() ? at->to_number<std::uint64_t>() : 0;
+}
+
+/// A producer that survives losing its connection, as protocol.md tells a
+/// client to: it connects with `?accepted=true` to learn each task's id,
+/// submits with an idempotency key, and after a reconnect follows the tasks
+/// it knows and submits again (same key) those whose acceptance it never
+/// saw. Its own connection is cut every 0.5–2 s (`drops`).
+struct resilient_producer {
+  std::uint16_t port;
+  net::header_format headers;
+  std::uint64_t tasks, window;
+  std::vector<std::uint64_t> task_id;  // 0: acceptance not seen
+  std::vector<char> sent, done;
+  std::uint64_t next = 0, outstanding = 0, answered = 0;
+  std::uint64_t duplicates = 0, failed = 0, rejected = 0, reconnects = 0, follows = 0, resubmits = 0, drops = 0;
+  net::ws_stream* live = nullptr;  // the connection now, for the dropper
+  const std::atomic<bool>* stop_drops = nullptr;  // set: no more drops (the faults are over)
+  std::mt19937 random;
+
+  resilient_producer(std::uint16_t p, net::header_format h, std::uint64_t n, std::uint64_t w, std::uint32_t seed)
+      : port(p), headers(h), tasks(n), window(w), task_id(n, 0), sent(n, 0), done(n, 0), random(seed) {}
+
+  bool finished() const { return answered == tasks; }
+
+  void append_submit(std::string& message, std::uint64_t seq) {
+    net::record_writer h(message, headers);
+    h.field("type", "submit").field("channel", std::uint64_t{1}).field("queue", "bench").field("ref", seq);
+    h.field("idempotency_key", "faults-" + std::to_string(seq));
+    h.end(64);
+    char payload[64] = {};
+    const std::int64_t t = now_ns();
+    std::memcpy(payload, &t, 8);
+    std::memcpy(payload + 8, &seq, 8);
+    message.append(payload, sizeof payload);
+  }
+
+  void on_outcome(std::string_view body) {
+    std::uint64_t seq = 0;
+    if (body.size() < 16 || (std::memcpy(&seq, body.data(), 8), seq >= tasks)) {
+      ++failed;
+      return;
+    }
+    if (done[seq]) {
+      ++duplicates;
+      return;
+    }
+    done[seq] = 1, ++answered, --outstanding;
+  }
+
+  void on_text(std::string_view text) {
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(text, ec);
+    if (ec || !v.is_object()) return;
+    const auto& o = v.as_object();
+    const auto* type = o.if_contains("type");
+    if (!type || !type->is_string()) return;
+    if (*type == "accepted") {
+      const auto ref = number_at(v, {"ref"}), task = number_at(v, {"task"});
+      if (ref < tasks) task_id[ref] = task;
+    } else if (*type == "rejected" || *type == "error") {
+      ++rejected;  // never, with the window kept: the run is unsound
+    }
+  }
+
+  /// What a fresh connection sends first: the channel, then a follow for
+  /// each task it knows and is still waiting for, and the submits it never
+  /// saw accepted again; then new submits as the window allows.
+  /// One connection's: the writer ends once `alive` is false, and says so.
+  struct connection_flags {
+    bool alive = true, writer_done = false;
+  };
+
+  asio::awaitable<void> write(net::ws_stream& ws, asio::steady_timer& more, std::shared_ptr<connection_flags> f) {
+    co_await write_all(ws, more, *f);
+    f->writer_done = true;
+  }
+
+  asio::awaitable<void> write_all(net::ws_stream& ws, asio::steady_timer& more, const connection_flags& f) {
+    ws.text(true);
+    const std::string open = R"({"type":"open","channel":1,"window":)" + std::to_string(window) + "}";
+    if (auto [ec, n] = co_await ws.async_write(asio::buffer(open), tuple); ec) co_return;
+    std::string again;
+    for (std::uint64_t seq = 0; seq < next; ++seq) {
+      if (!sent[seq] || done[seq]) continue;
+      if (task_id[seq] != 0) {
+        const std::string follow = R"({"type":"follow","channel":1,"ref":)" + std::to_string(seq) +
+                                   R"(,"task":)" + std::to_string(task_id[seq]) + "}";
+        ws.text(true);
+        if (auto [ec, n] = co_await ws.async_write(asio::buffer(follow), tuple); ec) co_return;
+        ++follows;
+      } else {
+        append_submit(again, seq);
+        ++resubmits;
+      }
+    }
+    ws.binary(true);
+    if (!again.empty())
+      if (auto [ec, n] = co_await ws.async_write(asio::buffer(again), tuple); ec) co_return;
+    std::string message;
+    while (next < tasks) {
+      while (outstanding >= window) {
+        more.expires_after(std::chrono::seconds(5));
+        co_await more.async_wait(tuple);
+        if (!f.alive) co_return;
+      }
+      if (!f.alive) co_return;
+      message.clear();
+      for (int i = 0; i < 64 && next < tasks && outstanding < window; ++i) {
+        append_submit(message, next);
+        sent[next++] = 1, ++outstanding;
+      }
+      ws.binary(true);
+      if (auto [ec, n] = co_await ws.async_write(asio::buffer(message), tuple); ec) co_return;
+    }
+  }
+
+  asio::awaitable<void> read(net::ws_stream& ws, asio::steady_timer& more) {
+    beast::flat_buffer buffer;
+    while (!finished()) {
+      buffer.clear();
+      auto [ec, n] = co_await ws.async_read(buffer, tuple);
+      if (ec) co_return;
+      const std::string_view message(static_cast<const char*>(buffer.data().data()), buffer.size());
+      if (ws.got_text()) {
+        on_text(message);
+        continue;
+      }
+      const auto fault = net::for_each_record(message, [&](const net::frame_record& r) {
+        on_outcome(message.substr(r.body_offset, r.body_size));
+      });
+      if (fault) ++failed;
+      more.cancel();
+    }
+  }
+
+  /// Connections one after another until every task has its outcome.
+  asio::awaitable<void> run() {
+    const auto ex = co_await asio::this_coro::executor;
+    const std::string target = std::string("/v1/client?batch=true&accepted=true&headers=") + std::string(net::to_string(headers));
+    while (!finished()) {
+      net::ws_stream ws(ex);
+      auto [cec] = co_await beast::get_lowest_layer(ws).async_connect(
+          asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), tuple);
+      if (!cec) {
+        ws.auto_fragment(false);
+        if (auto [hec] = co_await ws.async_handshake("127.0.0.1", target, tuple); !hec) {
+          asio::steady_timer more(ex);
+          auto flags = std::make_shared<connection_flags>();
+          live = &ws;
+          asio::co_spawn(ex, write(ws, more, flags), asio::detached);
+          co_await read(ws, more);
+          live = nullptr;
+          // The writer must be done with `ws` and `more` before they go.
+          flags->alive = false;
+          beast::error_code ignored;
+          if (!finished()) beast::get_lowest_layer(ws).close(ignored);
+          for (asio::steady_timer settle(ex); !flags->writer_done;) {
+            more.cancel();
+            settle.expires_after(std::chrono::milliseconds(1));
+            co_await settle.async_wait(tuple);
+          }
+          if (finished()) {
+            co_await ws.async_close(websocket::close_code::normal, tuple);
+            co_return;
+          }
+        }
+      }
+      ++reconnects;
+      asio::steady_timer pause(ex, std::chrono::milliseconds(10));
+      co_await pause.async_wait(tuple);
+    }
+  }
+
+  /// Cuts the connection now and then, without a close frame.
+  asio::awaitable<void> drop_now_and_then() {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (!finished()) {
+      timer.expires_after(std::chrono::milliseconds(std::uniform_int_distribution<int>(500, 2000)(random)));
+      co_await timer.async_wait(tuple);
+      if (stop_drops && stop_drops->load()) co_return;
+      if (live && !finished()) {
+        beast::error_code ignored;
+        beast::get_lowest_layer(*live).close(ignored);
+        ++drops;
+      }
+    }
+  }
+};
+
 /// GET `target` from the node: its JSON body, or null.
 boost::json::value get_json(std::uint16_t port, const std::string& target) {
   namespace http = beast::http;
@@ -141,16 +342,6 @@ boost::json::value get_json(std::uint16_t port, const std::string& target) {
   } catch (const std::exception&) {
     return {};
   }
-}
-
-/// A number at `path` (object keys) in `v`, or 0.
-std::uint64_t number_at(const boost::json::value& v, std::initializer_list<std::string_view> path) {
-  const boost::json::value* at = &v;
-  for (auto key : path) {
-    const auto* o = at->if_object();
-    if (!o || !(at = o->if_contains(key))) return 0;
-  }
-  return at->is_number() ? at->to_number<std::uint64_t>() : 0;
 }
 
 std::string write_settings(const std::string& settings) {
@@ -192,6 +383,7 @@ int run_faults(const remote_options& o) {
   w.window = std::uint64_t{o.runtimes} * connections * capacity * 2;  // every runtime busy, as many waiting
   const auto port = static_cast<std::uint16_t>(std::stoi(connect.substr(10)));
   producer p(w, port, *net::header_format_named(o.headers));
+  resilient_producer rp(port, *net::header_format_named(o.headers), w.tasks, w.window, o.seed);
 
   std::atomic<bool> stop{false}, faults_over{false};
   fault_counts counts;
@@ -202,7 +394,13 @@ int run_faults(const remote_options& o) {
   const auto t0 = std::chrono::steady_clock::now();
   {
     asio::io_context io;
-    asio::co_spawn(io, p.run(), asio::detached);
+    if (o.client_drops) {
+      rp.stop_drops = &stop;
+      asio::co_spawn(io, rp.run(), asio::detached);
+      asio::co_spawn(io, rp.drop_now_and_then(), asio::detached);
+    } else {
+      asio::co_spawn(io, p.run(), asio::detached);
+    }
     // Faults run while tasks flow, for at most --seconds. Then every task
     // left must end within the drain: a lost runtime's leases come back
     // within twice the heartbeat and the lease TTL (1.4 s), far inside it,
@@ -225,22 +423,26 @@ int run_faults(const remote_options& o) {
   if (const auto* list = queues.is_object() ? queues.as_object().if_contains("queues") : nullptr; list && list->is_array())
     for (const auto& q : list->as_array()) retried += number_at(q, {"retried"});
   std::uint64_t lost = 0;
-  for (std::uint64_t i = 0; i < w.tasks; ++i) lost += p.done[i] == 0;
+  for (std::uint64_t i = 0; i < w.tasks; ++i) lost += o.client_drops ? rp.done[i] == 0 : p.done[i] == 0;
+  const std::uint64_t duplicates = o.client_drops ? rp.duplicates : p.duplicates;
+  const std::uint64_t failed = o.client_drops ? rp.failed + rp.rejected : p.failed;
   // The node must have come through it too.
   const bool node_alive = waitpid(server.pid, nullptr, WNOHANG) == 0;
-  const bool sound = node_alive && lost == 0 && p.duplicates == 0 && p.failed == 0;
+  const bool sound = node_alive && lost == 0 && duplicates == 0 && failed == 0;
   std::printf("{\"system\":\"drover\",\"workload\":\"faults\",\"tasks\":%llu,\"lost\":%llu,\"duplicates\":%llu,"
               "\"failed\":%llu,\"kills\":%u,\"freezes\":%u,\"retried\":%llu,\"sessions_parked\":%llu,"
               "\"sessions_resumed\":%llu,\"sessions_expired\":%llu,\"refused_reports\":%llu,\"seconds\":%.1f,"
-              "\"seed\":%u,\"node_alive\":%s,\"sound\":%s}\n",
+              "\"seed\":%u,\"client_drops\":%llu,\"follows\":%llu,\"resubmits\":%llu,\"node_alive\":%s,"
+              "\"sound\":%s}\n",
               static_cast<unsigned long long>(w.tasks), static_cast<unsigned long long>(lost),
-              static_cast<unsigned long long>(p.duplicates), static_cast<unsigned long long>(p.failed), counts.kills,
+              static_cast<unsigned long long>(duplicates), static_cast<unsigned long long>(failed), counts.kills,
               counts.freezes, static_cast<unsigned long long>(retried),
               static_cast<unsigned long long>(number_at(sessions, {"sessions", "parked"})),
               static_cast<unsigned long long>(number_at(sessions, {"sessions", "resumed"})),
               static_cast<unsigned long long>(number_at(sessions, {"sessions", "expired"})),
               static_cast<unsigned long long>(number_at(sessions, {"sessions", "refused_reports"})), seconds, o.seed,
-              node_alive ? "true" : "false", sound ? "true" : "false");
+              static_cast<unsigned long long>(rp.drops), static_cast<unsigned long long>(rp.follows),
+              static_cast<unsigned long long>(rp.resubmits), node_alive ? "true" : "false", sound ? "true" : "false");
   std::fflush(stdout);
   return sound ? 0 : 1;
 }

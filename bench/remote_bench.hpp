@@ -21,6 +21,7 @@ struct remote_options {
   std::uint32_t seed = 1;           // faults: which runtimes fail, and when
   std::uint32_t work_ms = 5;        // faults: each task's handler time
   std::uint32_t attempt_timeout_ms = 0;  // faults: the node's attempt timeout (0 = its default, 30 s)
+  bool client_drops = false;             // faults: the producer's own connection is cut too
   bool json = true;
 };
 

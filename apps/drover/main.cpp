@@ -73,6 +73,9 @@ int main(int argc, char** argv) {
   remote_cmd->add_option("--seed", remote.seed, "faults: the seed of the faults' victims and moments");
   remote_cmd->add_option("--work-ms", remote.work_ms, "faults: how long each task's handler takes")
       ->check(CLI::Range(0u, 10'000u));
+  remote_cmd->add_flag("--client-drops", remote.client_drops,
+                       "faults: the producer's connection is cut every 0.5-2 s too; it reconnects, follows the tasks "
+                       "it knows and submits again (same idempotency key) those it never saw accepted");
   remote_cmd->add_option("--attempt-timeout-ms", remote.attempt_timeout_ms,
                          "faults: the node's attempt timeout (default 30 s; shorter, leases also end while runtimes "
                          "are frozen but connected, and their late results must be refused)")
