@@ -159,15 +159,7 @@ struct resilient_producer {
   bool finished() const { return answered == tasks; }
 
   void append_submit(std::string& message, std::uint64_t seq) {
-    net::record_writer h(message, headers);
-    h.field("type", "submit").field("channel", std::uint64_t{1}).field("queue", "bench").field("ref", seq);
-    h.field("idempotency_key", "faults-" + std::to_string(seq));
-    h.end(64);
-    char payload[64] = {};
-    const std::int64_t t = now_ns();
-    std::memcpy(payload, &t, 8);
-    std::memcpy(payload + 8, &seq, 8);
-    message.append(payload, sizeof payload);
+    append_bench_submit(message, headers, seq, "faults-" + std::to_string(seq));
   }
 
   void on_outcome(std::string_view body) {

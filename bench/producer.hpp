@@ -36,6 +36,23 @@ inline std::int64_t now_ns() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+/// Appends the submit record of task `seq` on channel 1 to `message`: its
+/// header (with an idempotency key if given, and "bytes") and the peers'
+/// 64-byte payload, [submit_ns:8][seq:8] then zeros. Returns the submit time.
+inline std::int64_t append_bench_submit(std::string& message, net::header_format headers, std::uint64_t seq,
+                                        std::string_view idempotency_key = {}) {
+  net::record_writer h(message, headers);
+  h.field("type", "submit").field("channel", std::uint64_t{1}).field("queue", "bench").field("ref", seq);
+  if (!idempotency_key.empty()) h.field("idempotency_key", idempotency_key);
+  h.end(64);
+  char payload[64] = {};
+  const std::int64_t t = now_ns();
+  std::memcpy(payload, &t, 8);
+  std::memcpy(payload + 8, &seq, 8);
+  message.append(payload, sizeof payload);
+  return t;
+}
+
 /// What the producer runs: W1's rate (open loop) or W2's window (closed).
 struct workload {
   std::string name;
@@ -107,17 +124,8 @@ struct producer {
     }
   }
 
-  /// Appends one submit record (header with "bytes", 64-byte payload).
   void append_submit(std::string& message, std::uint64_t seq) {
-    net::record_writer h(message, headers);
-    h.field("type", "submit").field("channel", std::uint64_t{1}).field("queue", "bench").field("ref", seq);
-    h.end(64);
-    char payload[64] = {};
-    const std::int64_t t = now_ns();
-    std::memcpy(payload, &t, 8);
-    std::memcpy(payload + 8, &seq, 8);
-    message.append(payload, sizeof payload);
-    submit[seq] = t;
+    submit[seq] = append_bench_submit(message, headers, seq);
     ++outstanding;
   }
 
