@@ -146,17 +146,19 @@ struct resilient_producer {
   net::header_format headers;
   std::uint64_t tasks, window;
   std::vector<std::uint64_t> task_id;  // 0: acceptance not seen
-  std::vector<char> sent, done;
-  std::uint64_t next = 0, outstanding = 0, answered = 0;
-  std::uint64_t duplicates = 0, failed = 0, rejected = 0, reconnects = 0, follows = 0, resubmits = 0, drops = 0;
+  std::vector<char> done;
+  std::uint64_t next = 0, answered = 0;  // tasks below `next` were submitted at least once
+  std::uint64_t duplicates = 0, failed = 0, rejected = 0, follows = 0, resubmits = 0, drops = 0;
   net::ws_stream* live = nullptr;  // the connection now, for the dropper
   const std::atomic<bool>* stop_drops = nullptr;  // set: no more drops (the faults are over)
   std::mt19937 random;
 
   resilient_producer(std::uint16_t p, net::header_format h, std::uint64_t n, std::uint64_t w, std::uint32_t seed)
-      : port(p), headers(h), tasks(n), window(w), task_id(n, 0), sent(n, 0), done(n, 0), random(seed) {}
+      : port(p), headers(h), tasks(n), window(w), task_id(n, 0), done(n, 0), random(seed) {}
 
   bool finished() const { return answered == tasks; }
+  /// Submitted and still without an outcome: what the channel's window holds.
+  std::uint64_t outstanding() const { return next - answered; }
 
   void append_submit(std::string& message, std::uint64_t seq) {
     append_bench_submit(message, headers, seq, "faults-" + std::to_string(seq));
@@ -172,7 +174,7 @@ struct resilient_producer {
       ++duplicates;
       return;
     }
-    done[seq] = 1, ++answered, --outstanding;
+    done[seq] = 1, ++answered;
   }
 
   void on_text(std::string_view text) {
@@ -190,9 +192,6 @@ struct resilient_producer {
     }
   }
 
-  /// What a fresh connection sends first: the channel, then a follow for
-  /// each task it knows and is still waiting for, and the submits it never
-  /// saw accepted again; then new submits as the window allows.
   /// One connection's: the writer ends once `alive` is false, and says so.
   struct connection_flags {
     bool alive = true, writer_done = false;
@@ -203,13 +202,16 @@ struct resilient_producer {
     f->writer_done = true;
   }
 
+  /// What a fresh connection sends first: the channel, then a follow for
+  /// each task it knows and is still waiting for, and the submits it never
+  /// saw accepted again; then new submits as the window allows.
   asio::awaitable<void> write_all(net::ws_stream& ws, asio::steady_timer& more, const connection_flags& f) {
     ws.text(true);
     const std::string open = R"({"type":"open","channel":1,"window":)" + std::to_string(window) + "}";
     if (auto [ec, n] = co_await ws.async_write(asio::buffer(open), tuple); ec) co_return;
     std::string again;
     for (std::uint64_t seq = 0; seq < next; ++seq) {
-      if (!sent[seq] || done[seq]) continue;
+      if (done[seq]) continue;
       if (task_id[seq] != 0) {
         const std::string follow = R"({"type":"follow","channel":1,"ref":)" + std::to_string(seq) +
                                    R"(,"task":)" + std::to_string(task_id[seq]) + "}";
@@ -226,17 +228,14 @@ struct resilient_producer {
       if (auto [ec, n] = co_await ws.async_write(asio::buffer(again), tuple); ec) co_return;
     std::string message;
     while (next < tasks) {
-      while (outstanding >= window) {
+      while (outstanding() >= window) {
         more.expires_after(std::chrono::seconds(5));
         co_await more.async_wait(tuple);
         if (!f.alive) co_return;
       }
       if (!f.alive) co_return;
       message.clear();
-      for (int i = 0; i < 64 && next < tasks && outstanding < window; ++i) {
-        append_submit(message, next);
-        sent[next++] = 1, ++outstanding;
-      }
+      for (int i = 0; i < 64 && next < tasks && outstanding() < window; ++i) append_submit(message, next++);
       ws.binary(true);
       if (auto [ec, n] = co_await ws.async_write(asio::buffer(message), tuple); ec) co_return;
     }
@@ -293,7 +292,6 @@ struct resilient_producer {
           }
         }
       }
-      ++reconnects;
       asio::steady_timer pause(ex, std::chrono::milliseconds(10));
       co_await pause.async_wait(tuple);
     }

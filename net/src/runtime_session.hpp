@@ -26,8 +26,6 @@ class task_notes;
 struct parked_session;
 struct session_state;
 
-/// Sessions of runtimes whose connection dropped, kept for the lease TTL.
-/// I/O thread only; destroyed before the I/O context.
 /// What became of runtime sessions since the gateway started (`GET
 /// /v1/runtimes`): how often a dropped connection was resumed, or its lease
 /// TTL ran out, and how many reports for leases a runtime no longer held
@@ -39,6 +37,8 @@ struct runtime_session_counts {
   std::uint64_t refused_reports = 0;  // results and failures for leases not held (stale)
 };
 
+/// Sessions of runtimes whose connection dropped, kept for the lease TTL.
+/// I/O thread only; destroyed before the I/O context.
 class runtime_registry {
  public:
   runtime_registry();
