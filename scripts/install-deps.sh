@@ -15,6 +15,7 @@ packages=(
   libmimalloc-dev                            # mimalloc: the drover program's allocator (apps/CMakeLists.txt)
   curl                                       # scripts/run.sh submits its demo task over HTTP
   valgrind                                   # ctest runs the WebSocket sessions under it (memory errors at shutdown)
+  python3                                    # the example runtime in Python (examples/python), run by ctest
 )
 
 missing=()

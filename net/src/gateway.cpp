@@ -600,13 +600,15 @@ struct gateway::impl {
       if (method != http::verb::post) co_return not_allowed("POST", req);
       co_return co_await runtime_poll(s[2] == "claim", req);
     }
-    if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && (s[2] == "demand" || s[2] == "notes")) {
+    if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && (s[2] == "demand" || s[2] == "notes" || s[2] == "leave")) {
       if (method != http::verb::post) co_return not_allowed("POST", req);
       boost::system::error_code ec;
       json::value body = json::parse(req.body(), ec);
       if (ec || !body.is_object()) co_return error_reply(http::status::bad_request, "bad_json", "the body must be a JSON object", req);
       unsigned status = 500;
-      json::object out = s[2] == "demand" ? polls.demand(body.as_object(), status) : polls.notes(body.as_object(), status);
+      json::object out = s[2] == "demand"  ? polls.demand(body.as_object(), status)
+                         : s[2] == "notes" ? polls.notes(body.as_object(), status)
+                                           : polls.leave(body.as_object(), status);
       co_return json_reply(static_cast<http::status>(status), out, req);
     }
     if (s.size() == 2 && s[0] == "v1" && s[1] == "runtimes") {

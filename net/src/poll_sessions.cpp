@@ -114,6 +114,8 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(wait_ms));
     s->waiter = &timer;
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (s->left)  // its leases are released: nothing in the book is the runtime's any more
+      co_return error(status, 404, "unknown_session", "session " + std::to_string(s->id) + " left");
     s->waiter = nullptr;
     s->last_seen = std::chrono::steady_clock::now();
   }
@@ -285,6 +287,24 @@ json::object poll_sessions::demand(const json::object& body, unsigned& status) {
   s.link->demand(static_cast<std::uint32_t>(*n));
   status = 202;
   return json::object{{"session", s.id}, {"demand", *n}};
+}
+
+json::object poll_sessions::leave(const json::object& body, unsigned& status) {
+  auto id = uint_field(body, "session");
+  if (!id) return error(status, 400, "invalid_argument", "leave needs a 'session'");
+  auto it = sessions_.find(*id);
+  if (it == sessions_.end())
+    return error(status, 404, "unknown_session", "session " + std::to_string(*id) + " is unknown or expired");
+  auto& s = *it->second;
+  s.left = true;
+  ++s.stream_generation;  // an attached stream ends, as when a resumed one takes over
+  if (s.waiter) s.waiter->cancel();
+  s.waiter = nullptr;
+  s.poster->close();
+  s.link->close();  // the broker releases the session's leases
+  sessions_.erase(it);
+  status = 202;
+  return json::object{{"session", *id}, {"left", true}};
 }
 
 void poll_sessions::expire(std::chrono::steady_clock::time_point now) {

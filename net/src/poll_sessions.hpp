@@ -4,7 +4,8 @@
 // spinning) and reports with `POST /v1/runtime/results`. Each runtime is a
 // session (a broker consumer through node::attach_remote) that lives across
 // requests and ends when idle for longer than its idle timeout, releasing
-// its leases. Everything here runs on the gateway's I/O thread.
+// its leases, or when the runtime leaves. Everything here runs on the
+// gateway's I/O thread.
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
@@ -33,6 +34,7 @@ struct poll_session {
   std::chrono::steady_clock::time_point last_seen;
   boost::asio::steady_timer* waiter = nullptr;  // a claim waiting for tasks
   bool failed = false;
+  bool left = false;  // the runtime ended the session (`POST /v1/runtime/leave`)
   std::shared_ptr<io_poster> poster;
   // SSE mode: a stream is attached (the book keeps its unanswered events,
   // re-sent to a stream that resumes with Last-Event-ID).
@@ -57,6 +59,10 @@ class poll_sessions {
                                             unsigned& status, boost::json::object& error);
   /// SSE: `POST /v1/runtime/demand {"session":..,"n":..}`.
   boost::json::object demand(const boost::json::object& body, unsigned& status);
+  /// `POST /v1/runtime/leave {"session":..}`: the runtime ends its session
+  /// (long-poll or SSE) now rather than by the idle timeout; its leases are
+  /// released at once, a claim it has waiting is answered 404, its stream ends.
+  boost::json::object leave(const boost::json::object& body, unsigned& status);
   /// Ends sessions idle for longer than the idle timeout (their leases are released).
   void expire(std::chrono::steady_clock::time_point now);
   void close_all();

@@ -177,3 +177,44 @@ TEST_F(poll_runtime_test, an_idle_session_expires_and_its_leases_go_to_another_r
   ASSERT_TRUE(c && *c);
   EXPECT_EQ((*c)->state, task_state::succeeded);
 }
+
+namespace {
+
+/// Sessions that never go idle in a test's time: only a leave ends them.
+class poll_leave_test : public poll_runtime_test {
+ protected:
+  poll_leave_test() { gateway_config.poll_session_idle = 60s; }
+};
+
+}  // namespace
+
+TEST_F(poll_leave_test, a_session_that_leaves_gives_its_tasks_back_at_once_and_ends_its_waiting_claim) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto first = claim(json::object{{"queues", json::array{"resize"}}, {"max", 2}, {"wait_ms", 5000}});
+  const auto doc = first.json().as_object();
+  ASSERT_EQ(doc.at("tasks").as_array().size(), 1u) << first.body;
+  const auto session = doc.at("session");
+  auto waiting = std::async(std::launch::async, [&] {
+    return claim(json::object{{"session", session}, {"max", 1}, {"wait_ms", 20000}});
+  });
+  std::this_thread::sleep_for(50ms);
+  auto left = post_json("/v1/runtime/leave", json::object{{"session", session}});
+  EXPECT_EQ(left.status, 202u) << left.body;
+  ASSERT_EQ(waiting.wait_for(5s), std::future_status::ready) << "the leave ends the waiting claim";
+  EXPECT_EQ(waiting.get().status, 404u);
+  // The task is back in the queue at once, long before the 60 s idle timeout.
+  auto second = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}});
+  const auto again = second.json().as_object();
+  ASSERT_EQ(again.at("tasks").as_array().size(), 1u) << second.body;
+  EXPECT_EQ(again.at("tasks").as_array()[0].at("attempt").to_number<int>(), 2);
+  EXPECT_EQ(post_json("/v1/runtime/leave", json::object{{"session", session}}).status, 404u) << "left already";
+  EXPECT_EQ(post_json("/v1/runtime/leave", json::object{}).status, 400u);
+  const auto& t = doc.at("tasks").as_array()[0].as_object();
+  EXPECT_EQ(results(json::object{{"session", session},
+                                 {"results", json::array{json::object{{"task", t.at("task")}, {"lease", t.at("lease")},
+                                                                      {"ok", true}}}}})
+                .status,
+            404u)
+      << "a result after leaving is refused";
+  EXPECT_FALSE(h.done());
+}

@@ -10,17 +10,9 @@
 
 #include "support/child_process.hpp"
 #include "support/http_client.hpp"
+#include "support/serve_process.hpp"
 
 using namespace drover::test_support;
-
-namespace {
-
-std::uint16_t port_from(const std::string& banner) {
-  const auto colon = banner.find("127.0.0.1:");
-  return colon == std::string::npos ? 0 : static_cast<std::uint16_t>(std::stoi(banner.substr(colon + 10)));
-}
-
-}  // namespace
 
 TEST(serve_process, serves_http_then_stops_cleanly_on_sigterm) {
   auto child = child_process::spawn({DROVER_BIN, "serve", "--listen", "127.0.0.1:0"});
@@ -40,11 +32,7 @@ TEST(serve_process, serves_http_then_stops_cleanly_on_sigterm) {
 TEST(serve_process, a_bad_config_file_is_refused_with_exit_code_2) {
   for (const char* bad : {"[node]\nwork_limit = 0\n", "[gateway]\nbusy_outcome_delay_us = -1\n"}) {
     SCOPED_TRACE(bad);
-    const std::string path = ::testing::TempDir() + "bad_drover.toml";
-    FILE* f = std::fopen(path.c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    std::fputs(bad, f);
-    std::fclose(f);
+    const std::string path = write_config("bad_drover.toml", bad);
     auto child = child_process::spawn({DROVER_BIN, "serve", "--config", path});
     int status = 0;
     waitpid(child.pid, &status, 0);
@@ -55,14 +43,6 @@ TEST(serve_process, a_bad_config_file_is_refused_with_exit_code_2) {
 }
 
 namespace {
-
-std::string write_config(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + name;
-  FILE* f = std::fopen(path.c_str(), "w");
-  std::fputs(text.c_str(), f);
-  std::fclose(f);
-  return path;
-}
 
 std::string submit(std::uint16_t port, const std::string& queue, const std::string& payload) {
   auto r = call(port, http::verb::post, "/v1/queues/" + queue + "/tasks", payload);

@@ -251,3 +251,23 @@ TEST_F(sse_runtime_test, a_stream_without_capacity_or_with_an_unknown_session_is
   sse_client unknown(port, "/v1/runtime/stream?session=987654");
   EXPECT_EQ(unknown.status(), 404);
 }
+
+TEST_F(sse_runtime_test, a_stream_session_that_leaves_ends_its_stream_and_gives_its_tasks_back) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  sse_client stream(port, "/v1/runtime/stream?queues=resize&capacity=1");
+  ASSERT_EQ(stream.status(), 200);
+  const auto session = stream.next().data.at("session");
+  auto task = stream.next();
+  ASSERT_EQ(task.type, "task");
+  EXPECT_EQ(post("/v1/runtime/leave", json::object{{"session", session}}).status, 202u);
+  EXPECT_EQ(stream.rest().find("event: task"), std::string::npos) << "the stream ends, with nothing more sent";
+  sse_client next(port, "/v1/runtime/stream?queues=resize&capacity=1");
+  next.next();  // welcome
+  auto again = next.next();
+  ASSERT_EQ(again.type, "task");
+  EXPECT_EQ(again.data.at("task"), task.data.at("task"));
+  EXPECT_EQ(again.data.at("attempt").to_number<int>(), 2);
+  sse_client resumed(port, "/v1/runtime/stream?session=" + json::serialize(session));
+  EXPECT_EQ(resumed.status(), 404) << "a session that left cannot be resumed";
+  EXPECT_FALSE(h.done());
+}

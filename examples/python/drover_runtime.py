@@ -1,0 +1,673 @@
+#!/usr/bin/env python3
+"""A drover runtime in Python, standard library only, written from docs/protocol.md alone.
+
+It serves queues of a drover node as a remote runtime, over the WebSocket runtime protocol
+(`/v1/runtime`, the default) or the long-poll fallback (`--transport poll`, for proxies that
+forbid streaming). Each task runs a shell command with the payload on its stdin; its stdout is
+the result. Exit status 0 succeeds, 100 fails for good, anything else fails and is retried:
+the contract of `drover runtime --exec`, with the same DROVER_TASK_ID, DROVER_ATTEMPT and
+DROVER_QUEUE in the command's environment.
+
+    python3 examples/python/drover_runtime.py --connect 127.0.0.1:7700 --queue demo --exec 'tr a-z A-Z'
+
+Over WebSocket its session is resumable: when the connection drops it reconnects with backoff
+and takes its session back with the leases it still holds, so commands that are running keep
+their tasks (within the node's `runtime_lease_ttl_ms`). SIGINT or SIGTERM stops the commands,
+closes the connection with a close frame (long-poll: leaves its session), so that the node
+requeues what it held at once, and exits 0.
+"""
+
+import argparse
+import base64
+import collections
+import concurrent.futures
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+EXIT_PERMANENT_FAILURE = 100
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def log(message):
+    print(f"drover_runtime.py: {message}", file=sys.stderr, flush=True)
+
+
+class ConnectionLost(Exception):
+    pass
+
+
+class ProtocolError(Exception):
+    """The node broke the protocol, or closed the session (`code`: its WebSocket close code)."""
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
+    def fatal(self):
+        """Closes for a fault of this runtime's (protocol, bad hello, token, size): reconnecting
+        would only be refused again."""
+        return self.code in (None, 1002, 1003, 1007, 1008, 1009)
+
+
+# --- WebSocket (RFC 6455), client side -------------------------------------------------------
+
+
+class WebSocket:
+    """One client WebSocket over a blocking socket. Sends may come from any thread."""
+
+    def __init__(self, host, port, path, token=None, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.send_lock = threading.Lock()
+        self.buffer = bytearray()
+        self.partial, self.partial_opcode = bytearray(), None
+        self.last_frame = time.monotonic()  # any frame from the node, pings included
+        key = base64.b64encode(os.urandom(16))
+        request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   f"Sec-WebSocket-Key: {key.decode()}\r\n")
+        if token:
+            request += f"Authorization: Bearer {token}\r\n"
+        self.sock.sendall((request + "\r\n").encode())
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, _, rest = bytes(self.buffer).partition(b"\r\n\r\n")
+        self.buffer = bytearray(rest)
+        lines = head.decode("latin-1").split("\r\n")
+        if not lines[0].startswith("HTTP/1.1 101"):
+            raise ProtocolError(f"the node refused the upgrade: {lines[0]}")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()
+        if headers.get("sec-websocket-accept") != accept:
+            raise ProtocolError("the upgrade's Sec-WebSocket-Accept does not match the key")
+
+    def _fill(self):
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise
+        except OSError as e:
+            raise ConnectionLost(str(e))
+        if not chunk:
+            raise ConnectionLost("the node closed the connection")
+        self.buffer += chunk
+
+    def _frame(self):
+        """The next whole frame in the buffer, taken out of it: (fin, opcode, payload), or None
+        while it has not all arrived (so a read that times out loses nothing)."""
+        if len(self.buffer) < 2:
+            return None
+        b0, b1 = self.buffer[0], self.buffer[1]
+        if b1 & 0x80:
+            raise ProtocolError("the node sent a masked frame")
+        n, at = b1 & 0x7F, 2
+        if n == 126:
+            if len(self.buffer) < 4:
+                return None
+            n, at = struct.unpack_from("!H", self.buffer, 2)[0], 4
+        elif n == 127:
+            if len(self.buffer) < 10:
+                return None
+            n, at = struct.unpack_from("!Q", self.buffer, 2)[0], 10
+        if len(self.buffer) < at + n:
+            return None
+        payload = bytes(self.buffer[at:at + n])
+        del self.buffer[:at + n]
+        self.last_frame = time.monotonic()
+        return b0 & 0x80, b0 & 0x0F, payload
+
+    def send(self, opcode, payload):
+        """A whole message as one frame, masked as a client must. A send that fails shuts the
+        socket, so that the reading thread sees the connection gone too."""
+        header = bytearray([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            header.append(0x80 | n)
+        elif n < 65536:
+            header += struct.pack("!BH", 0x80 | 126, n)
+        else:
+            header += struct.pack("!BQ", 0x80 | 127, n)
+        mask = os.urandom(4)
+        header += mask
+        with self.send_lock:
+            try:
+                self.sock.sendall(bytes(header) + mask_bytes(payload, mask))
+            except OSError as e:
+                self.shut()
+                raise ConnectionLost(str(e))
+
+    def send_json(self, message):
+        self.send(OP_TEXT, json.dumps(message).encode())
+
+    def receive(self):
+        """The next text or binary message: (opcode, bytes). Answers pings; raises ProtocolError
+        on the node's close. A socket.timeout means nothing whole arrived within the socket's
+        timeout; what did arrive stays for the next call."""
+        while True:
+            frame = self._frame()
+            if frame is None:
+                self._fill()
+                continue
+            fin, op, payload = frame
+            if op == OP_PING:
+                self.send(OP_PONG, payload)
+            elif op == OP_PONG:
+                pass
+            elif op == OP_CLOSE:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                try:
+                    self.send(OP_CLOSE, payload[:2])
+                except ConnectionLost:
+                    pass
+                raise ProtocolError(f"the node closed the session: {code} {payload[2:].decode('utf-8', 'replace')}",
+                                    code)
+            else:
+                if op != OP_CONTINUATION:
+                    self.partial, self.partial_opcode = bytearray(), op
+                self.partial += payload
+                if fin:
+                    message, self.partial = bytes(self.partial), bytearray()
+                    return self.partial_opcode, message
+
+    def shut(self):
+        """Ends the connection both ways; a thread blocked reading it wakes up."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self, code=1000):
+        """A close frame, then the connection shut: the node releases this runtime's leases."""
+        try:
+            self.send(OP_CLOSE, struct.pack("!H", code))
+        except ConnectionLost:
+            pass
+        self.shut()
+
+
+def mask_bytes(payload, mask):
+    if not payload:
+        return b""
+    n = len(payload)
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    return (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+
+
+# --- Records: [u32 big-endian header length][header JSON][body] ------------------------------
+
+
+def read_records(message):
+    """The records of one binary message, as (header, body). A header with `bytes` has that
+    many body bytes and may be followed by more records; one without takes the rest."""
+    records, at = [], 0
+    while at < len(message):
+        if len(message) - at < 4:
+            raise ProtocolError("a record shorter than its length prefix")
+        (length,) = struct.unpack_from("!I", message, at)
+        at += 4
+        if length > len(message) - at:
+            raise ProtocolError("a record header runs past its message")
+        header = json.loads(message[at:at + length])
+        at += length
+        if "bytes" in header:
+            body, at = message[at:at + header["bytes"]], at + header["bytes"]
+            if len(body) != header["bytes"]:
+                raise ProtocolError("a record body runs past its message")
+        else:
+            body, at = message[at:], len(message)
+        records.append((header, body))
+    return records
+
+
+def record(header, body):
+    encoded = json.dumps(header).encode()
+    return struct.pack("!I", len(encoded)) + encoded + body
+
+
+# --- Running a task's command ----------------------------------------------------------------
+
+
+class Job:
+    """A task this runtime holds: its lease, the command running it, its outcome once known."""
+
+    def __init__(self, task):
+        self.task = task
+        self.process = None
+        self.dropped = False  # cancelled, or lost with an expired session: its outcome is not sent
+
+    @property
+    def key(self):
+        return (self.task["task"], self.task["lease"])
+
+    def drop(self):
+        self.dropped = True
+        self.kill()
+
+    def kill(self):
+        """Kills the command with everything it started (its own process group), so that
+        no child of the shell keeps its output open."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def run(self, command, payload):
+        """(ok, result bytes, failure message, retryable)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DROVER_")}
+        env.update(DROVER_TASK_ID=str(self.task["task"]), DROVER_ATTEMPT=str(self.task["attempt"]),
+                   DROVER_QUEUE=self.task["queue"])
+        try:
+            self.process = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, env=env, start_new_session=True)
+            if self.dropped:
+                self.kill()
+            out, _ = self.process.communicate(payload)
+        except OSError as e:
+            return False, b"", f"cannot start the command: {e}", True
+        status = self.process.returncode
+        if status == 0:
+            return True, out, "", False
+        status = status if status > 0 else 128 - status
+        return False, b"", f"the command exited with status {status}", status != EXIT_PERMANENT_FAILURE
+
+
+# --- WebSocket runtime -----------------------------------------------------------------------
+
+
+class WebSocketRuntime:
+    """docs/protocol.md, "Runtime protocol: WebSocket": hello → welcome, demand, task records,
+    results as records and failures as text, cancels, resume with `session` and `holding`."""
+
+    def __init__(self, args):
+        self.args = args
+        self.host, self.port = split_address(args.connect)
+        self.capacity = args.capacity
+        self.lock = threading.Lock()  # guards everything below, and orders sends
+        self.ws = None
+        self.session = None
+        self.asked = 0                 # demand the node still counts for us
+        self.jobs = {}                 # (task, lease) -> Job: running, or finished and not yet sent
+        self.unsent = collections.OrderedDict()  # (task, lease) -> message to send once connected
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.capacity)
+        self.stopping = False
+
+    def serve(self):
+        backoff = 0.1
+        while not self.stopping:
+            try:
+                self.connect()
+                backoff = 0.1
+                self.read_until_lost()
+            except (ConnectionLost, OSError, ProtocolError) as e:
+                if self.stopping:
+                    break
+                if isinstance(e, ProtocolError) and e.fatal():
+                    raise
+                log(f"connection lost ({e}); reconnecting in {backoff:.1f} s")
+            with self.lock:
+                if self.ws:
+                    self.ws.sock.close()
+                self.ws = None
+            if not self.stopping:
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.shut_down()
+
+    def connect(self):
+        ws = WebSocket(self.host, self.port, "/v1/runtime", self.args.token)
+        hello = {"type": "hello", "runtime": self.args.name, "queues": self.args.queue,
+                 "capacity": self.capacity, "resumable": True, "batch": True}
+        if self.args.token:
+            hello["token"] = self.args.token
+        with self.lock:
+            if self.session is not None:
+                hello["session"] = self.session
+                hello["holding"] = [{"task": t, "lease": l} for (t, l) in self.jobs]
+        ws.send_json(hello)
+        opcode, data = ws.receive()
+        welcome = json.loads(data) if opcode == OP_TEXT else {}
+        if welcome.get("type") != "welcome":
+            raise ProtocolError(f"expected a welcome, got {data[:200]!r}")
+        with self.lock:
+            if not welcome["resumed"]:
+                # A new session: whatever ran for the old one is not ours to report any more.
+                for job in self.jobs.values():
+                    job.drop()
+                self.jobs.clear()
+                self.unsent.clear()
+            self.ws, self.session, self.asked = ws, welcome["session"], welcome["granted"]
+            self.heartbeat = welcome["heartbeat_ms"] / 1000.0
+            for message in self.unsent.values():
+                self.send_locked(message)
+            self.unsent.clear()
+            self.ask_locked()
+        print(f"serving {','.join(self.args.queue)} on {self.args.connect} as session {self.session}"
+              f"{' (resumed)' if welcome['resumed'] else ''}", flush=True)
+
+    def read_until_lost(self):
+        """Reads until the connection dies. Pings a silent node after 2 heartbeats and gives it
+        up after 4, as the protocol suggests: every frame counts, the node's pings too."""
+        ws, pinged = self.ws, False
+        ws.sock.settimeout(max(self.heartbeat, 0.05))
+        while not self.stopping:
+            try:
+                opcode, data = ws.receive()
+            except socket.timeout:
+                silent = time.monotonic() - ws.last_frame
+                if silent > 4 * self.heartbeat:
+                    raise ConnectionLost(f"the node was silent for {silent:.1f} s")
+                if silent <= 2 * self.heartbeat:
+                    pinged = False
+                elif not pinged:
+                    ws.send(OP_PING, b"")
+                    pinged = True
+                continue
+            if opcode == OP_BINARY:
+                for header, body in read_records(data):
+                    if header.get("type") == "task":
+                        self.start(header, body)
+            else:
+                self.on_control(json.loads(data))
+
+    def start(self, task, payload):
+        job = Job(task)
+        with self.lock:
+            self.asked -= 1
+            if self.stopping:  # closing: the node takes it back with the connection
+                return
+            self.jobs[job.key] = job
+        self.pool.submit(self.run, job, payload)
+
+    def run(self, job, payload):
+        ok, result, message, retryable = job.run(self.args.exec, payload)
+        task = job.task
+        if ok:
+            outcome = (OP_BINARY, record({"type": "result", "task": task["task"], "lease": task["lease"],
+                                          "slot": task.get("slot", 0)}, result))
+        else:
+            outcome = (OP_TEXT, json.dumps({"type": "failure", "task": task["task"], "lease": task["lease"],
+                                            "slot": task.get("slot", 0), "message": message,
+                                            "retryable": retryable}).encode())
+        with self.lock:
+            if job.dropped or self.jobs.get(job.key) is not job:
+                return
+            if self.ws is None:
+                self.unsent[job.key] = outcome  # sent after the welcome; listed in `holding` till then
+                return
+            self.send_locked(outcome)
+            self.ask_locked()
+
+    def send_locked(self, message):
+        """Sends a result or failure; its lease is then no longer held. A send that fails leaves
+        the outcome for the next connection, whose hello lists the lease in `holding`."""
+        key = self.key_of(message)
+        try:
+            self.ws.send(*message)
+            self.jobs.pop(key, None)
+        except ConnectionLost:
+            self.unsent[key] = message
+
+    @staticmethod
+    def key_of(message):
+        opcode, data = message
+        header = read_records(data)[0][0] if opcode == OP_BINARY else json.loads(data)
+        return (header["task"], header["lease"])
+
+    def ask_locked(self):
+        """Asks for what capacity is free, in steps of a quarter of it while the node still
+        holds some of our demand, so that tasks come several to a message."""
+        free = self.capacity - len(self.jobs) - self.asked
+        if free > 0 and (self.asked == 0 or free >= max(1, self.capacity // 4)) and self.ws is not None:
+            try:
+                self.ws.send_json({"type": "demand", "n": free})
+                self.asked += free
+            except ConnectionLost:
+                pass
+
+    def on_control(self, message):
+        kind = message.get("type")
+        if kind == "cancel":
+            with self.lock:
+                job = self.jobs.pop((message["task"], message["lease"]), None)
+                if job:
+                    job.drop()
+                self.unsent.pop((message["task"], message["lease"]), None)
+                self.ask_locked()
+        elif kind == "error":
+            log(f"the node refused a message: {message.get('code')}: {message.get('message')}")
+        elif kind != "heartbeat":
+            log(f"ignored a message of type {kind!r}")
+
+    def stop(self):
+        self.stopping = True
+        with self.lock:
+            if self.ws:
+                self.ws.close()
+
+    def shut_down(self):
+        with self.lock:
+            for job in self.jobs.values():
+                job.drop()
+        self.pool.shutdown(wait=True)
+
+
+# --- Long-poll runtime -----------------------------------------------------------------------
+
+
+class PollRuntime:
+    """docs/protocol.md, "Runtime protocol: long-poll": claims with `max` = free capacity and a
+    long `wait_ms`; results posted by the worker that ran the task."""
+
+    def __init__(self, args):
+        self.args = args
+        self.host, self.port = split_address(args.connect)
+        self.capacity = args.capacity
+        self.lock = threading.Condition()
+        self.session = None
+        self.jobs = {}
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.capacity)
+        self.local = threading.local()
+        self.stopping = False
+
+    def post(self, path, body, timeout=70.0):
+        """(status, JSON answer) over this thread's keep-alive connection; one retry on a
+        connection the node closed meanwhile."""
+        for attempt in (1, 2):
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+                if threading.current_thread() is threading.main_thread():
+                    self.claim_conn = conn
+            headers = {"Content-Type": "application/json"}
+            if self.args.token:
+                headers["Authorization"] = f"Bearer {self.args.token}"
+            try:
+                conn.request("POST", path, json.dumps(body), headers)
+                reply = conn.getresponse()
+                return reply.status, json.loads(reply.read() or b"{}")
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2 or self.stopping:
+                    raise
+
+    def serve(self):
+        announced, backoff = False, 0.1
+        while not self.stopping:
+            free, session = self.wait_for_room()
+            if self.stopping:
+                break
+            # The first claim answers at once, so that the runtime says it serves only once
+            # the node knows it; later ones wait for tasks.
+            claim = {"max": free, "wait_ms": 20000 if announced else 0}
+            if session is None:
+                claim["queues"] = self.args.queue
+            else:
+                claim["session"] = session
+            try:
+                status, answer = self.post("/v1/runtime/claim", claim)
+            except (OSError, http.client.HTTPException) as e:
+                if self.stopping:
+                    break
+                log(f"claim failed ({e}); retrying in {backoff:.1f} s")
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            if status == 404:  # the session expired: its leases went back to the queue
+                self.new_session()
+                continue
+            if status != 200:
+                raise ProtocolError(f"claim refused: {status} {answer}")
+            with self.lock:
+                self.session = answer["session"]
+            if not announced:
+                print(f"serving {','.join(self.args.queue)} on {self.args.connect} as session {self.session}"
+                      " (long-poll)", flush=True)
+                announced = True
+            self.take(answer)
+        self.leave()
+        self.pool.shutdown(wait=True)
+
+    def leave(self):
+        """Ends the session now, so that the node requeues what it held at once rather than
+        after poll_session_idle_ms."""
+        with self.lock:
+            session, self.session = self.session, None
+        if session is not None:
+            if getattr(self.local, "conn", None) is not None:  # stop() may have shut it
+                self.local.conn.close()
+                self.local.conn = None
+            try:
+                self.post("/v1/runtime/leave", {"session": session})
+            except (OSError, http.client.HTTPException) as e:
+                log(f"could not leave session {session} ({e}); the node ends it when idle")
+
+    def wait_for_room(self):
+        """(free capacity, session) once some capacity is free. While every slot is busy it
+        names the session every --poll-keepalive-ms (an empty notes list), which keeps the
+        session from ending after the node's poll_session_idle_ms without a request."""
+        while True:
+            with self.lock:
+                if self.stopping or len(self.jobs) < self.capacity:
+                    return self.capacity - len(self.jobs), self.session
+                if self.lock.wait(timeout=self.args.poll_keepalive_ms / 1000) or self.session is None:
+                    continue
+                session = self.session
+            try:
+                self.post("/v1/runtime/notes", {"session": session, "notes": []})
+            except (OSError, http.client.HTTPException) as e:
+                log(f"could not reach the node ({e})")
+
+    def new_session(self):
+        with self.lock:
+            for job in self.jobs.values():
+                job.drop()
+            self.jobs.clear()
+            self.session = None
+
+    def take(self, answer):
+        """Starts the answer's tasks and drops its cancelled leases."""
+        for cancel in answer.get("cancels", []):
+            with self.lock:
+                job = self.jobs.pop((cancel["task"], cancel["lease"]), None)
+                if job:
+                    job.drop()
+                self.lock.notify_all()
+        for error in answer.get("errors", []):
+            log(f"the node refused a result: {error}")
+        for task in answer.get("tasks", []):
+            job = Job(task)
+            with self.lock:
+                if self.stopping:  # leaving: the node takes it back with the session
+                    return
+                self.jobs[job.key] = job
+            self.pool.submit(self.run, job, base64.b64decode(task["payload_base64"]))
+
+    def run(self, job, payload):
+        ok, result, message, retryable = job.run(self.args.exec, payload)
+        task = job.task
+        report = {"task": task["task"], "lease": task["lease"], "slot": task.get("slot", 0), "ok": ok}
+        if ok:
+            report["value_base64"] = base64.b64encode(result).decode()
+        else:
+            report.update(message=message, retryable=retryable)
+        with self.lock:
+            session = self.session
+        if not job.dropped and session is not None:
+            try:
+                status, answer = self.post("/v1/runtime/results", {"session": session, "results": [report]})
+                if status == 202:
+                    self.take({"cancels": answer.get("cancels", []), "errors": answer.get("errors", [])})
+                elif status == 404:
+                    self.new_session()
+            except (OSError, http.client.HTTPException) as e:
+                log(f"could not report task {task['task']} ({e}); it will run again elsewhere")
+        with self.lock:
+            if self.jobs.get(job.key) is job:
+                del self.jobs[job.key]
+            self.lock.notify_all()
+
+    def stop(self):
+        self.stopping = True
+        with self.lock:
+            for job in self.jobs.values():
+                job.drop()
+            self.lock.notify_all()
+        claiming = getattr(self, "claim_conn", None)
+        if claiming is not None and claiming.sock is not None:
+            claiming.sock.shutdown(socket.SHUT_RDWR)  # ends a waiting claim
+
+
+# --- Command line ----------------------------------------------------------------------------
+
+
+def split_address(address):
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connect", default=os.environ.get("DROVER_CONNECT", "127.0.0.1:7700"),
+                        help="the node's host:port")
+    parser.add_argument("--queue", action="append", required=True, help="a queue to serve (repeatable)")
+    parser.add_argument("--exec", required=True, help="shell command per task: payload on stdin, stdout is the result")
+    parser.add_argument("--capacity", type=int, default=4, help="most tasks running at once (1-1000)")
+    parser.add_argument("--transport", choices=["websocket", "poll"], default="websocket")
+    parser.add_argument("--token", default=os.environ.get("DROVER_TOKEN"), help="bearer token")
+    parser.add_argument("--poll-keepalive-ms", type=int, default=10000,
+                        help="long-poll: while all capacity is busy, name the session this often (keep it "
+                             "below the node's poll_session_idle_ms)")
+    parser.add_argument("--name", default=f"python-{os.getpid()}", help="a name for the node's logs")
+    args = parser.parse_args()
+    if not 1 <= args.capacity <= 1000:
+        parser.error("--capacity must be 1-1000")
+    runtime = (PollRuntime if args.transport == "poll" else WebSocketRuntime)(args)
+
+    def on_signal(signum, frame):
+        threading.Thread(target=runtime.stop, daemon=True).start()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        runtime.serve()
+    except ProtocolError as e:
+        log(str(e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
