@@ -2,8 +2,8 @@
 """A drover runtime in Python, standard library only, written from docs/protocol.md alone.
 
 It serves queues of a drover node as a remote runtime, over the WebSocket runtime protocol
-(`/v1/runtime`, the default) or the long-poll fallback (`--transport poll`, for proxies that
-forbid streaming). Each task runs a shell command with the payload on its stdin; its stdout is
+(`/v1/runtime`, the default), server-sent events (`--transport sse`), or the long-poll fallback
+(`--transport poll`, for proxies that forbid streaming). Each task runs a shell command with the payload on its stdin; its stdout is
 the result. Exit status 0 succeeds, 100 fails for good, anything else fails and is retried:
 the contract of `drover runtime --exec`, with the same DROVER_TASK_ID, DROVER_ATTEMPT and
 DROVER_QUEUE in the command's environment.
@@ -462,38 +462,38 @@ class WebSocketRuntime:
         self.pool.shutdown(wait=True)
 
 
-# --- Long-poll runtime -----------------------------------------------------------------------
+# --- Runtimes over plain HTTP: long-poll and server-sent events --------------------------------
 
 
-class PollRuntime:
-    """docs/protocol.md, "Runtime protocol: long-poll": claims with `max` = free capacity and a
-    long `wait_ms`; results posted by the worker that ran the task."""
+class HttpRuntime:
+    """What the long-poll and SSE runtimes share: a session named in every request, results
+    posted by the worker that ran the task, cancels, and leaving."""
+
+    mode = None
 
     def __init__(self, args):
         self.args = args
         self.host, self.port = split_address(args.connect)
         self.capacity = args.capacity
-        self.lock = threading.Condition()
+        self.lock = threading.Condition()  # guards the session and the jobs
         self.session = None
         self.jobs = {}
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.capacity)
         self.local = threading.local()
+        self.blocking = None  # the socket the main thread waits on (a claim, a stream): shut at stop
         self.stopping = False
 
-    def post(self, path, body, timeout=70.0):
+    def post(self, path, body, timeout=70.0, wakeable=False):
         """(status, JSON answer) over this thread's keep-alive connection; one retry on a
-        connection the node closed meanwhile."""
+        connection the node closed meanwhile. A `wakeable` request (a claim) ends at stop()."""
         for attempt in (1, 2):
             conn = getattr(self.local, "conn", None)
             if conn is None:
                 conn = self.local.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-                if threading.current_thread() is threading.main_thread():
-                    self.claim_conn = conn
-            headers = {"Content-Type": "application/json"}
-            if self.args.token:
-                headers["Authorization"] = f"Bearer {self.args.token}"
             try:
-                conn.request("POST", path, json.dumps(body), headers)
+                conn.request("POST", path, json.dumps(body), self.headers({"Content-Type": "application/json"}))
+                if wakeable:
+                    self.blocking = conn.sock
                 reply = conn.getresponse()
                 return reply.status, json.loads(reply.read() or b"{}")
             except (OSError, http.client.HTTPException):
@@ -501,6 +501,108 @@ class PollRuntime:
                 self.local.conn = None
                 if attempt == 2 or self.stopping:
                     raise
+
+    def headers(self, more):
+        if self.args.token:
+            more["Authorization"] = f"Bearer {self.args.token}"
+        return more
+
+    def announce(self, resumed=False):
+        print(f"serving {','.join(self.args.queue)} on {self.args.connect} as session {self.session}"
+              f" ({self.mode}{', resumed' if resumed else ''})", flush=True)
+
+    def start(self, task):
+        """Runs a task the node sent, unless stopping (the node takes it back with the session)."""
+        job = Job(task)
+        with self.lock:
+            if self.stopping:
+                return
+            self.jobs[job.key] = job
+        self.pool.submit(self.run, job, base64.b64decode(task["payload_base64"]))
+
+    def cancel(self, cancels):
+        with self.lock:
+            for c in cancels:
+                job = self.jobs.pop((c["task"], c["lease"]), None)
+                if job:
+                    job.drop()
+            self.lock.notify_all()
+
+    def run(self, job, payload):
+        ok, result, message, retryable = job.run(self.args.exec, payload)
+        task = job.task
+        report = {"task": task["task"], "lease": task["lease"], "slot": task.get("slot", 0), "ok": ok}
+        if ok:
+            report["value_base64"] = base64.b64encode(result).decode()
+        else:
+            report.update(message=message, retryable=retryable)
+        with self.lock:
+            session = self.session
+        if not job.dropped and session is not None:
+            try:
+                status, answer = self.post("/v1/runtime/results", {"session": session, "results": [report]})
+                if status == 202:
+                    self.cancel(answer.get("cancels", []))
+                    for error in answer.get("errors", []):
+                        log(f"the node refused a result: {error}")
+                elif status == 404:
+                    self.new_session()
+            except (OSError, http.client.HTTPException) as e:
+                log(f"could not report task {task['task']} ({e}); it will run again elsewhere")
+        with self.lock:
+            if self.jobs.get(job.key) is job:
+                del self.jobs[job.key]
+            self.lock.notify_all()
+        self.finished()
+
+    def finished(self):
+        """A job ended and left room."""
+
+    def new_session(self):
+        """The session ended on the node (idle, or its leases expired): what ran for it is not
+        ours to report any more; the next request opens a new one."""
+        with self.lock:
+            for job in self.jobs.values():
+                job.drop()
+            self.jobs.clear()
+            self.session = None
+
+    def leave(self):
+        """Ends the session now, so that the node requeues what it held at once rather than
+        after poll_session_idle_ms."""
+        with self.lock:
+            session, self.session = self.session, None
+        if session is not None:
+            if getattr(self.local, "conn", None) is not None:  # stop() may have shut it
+                self.local.conn.close()
+                self.local.conn = None
+            try:
+                self.post("/v1/runtime/leave", {"session": session})
+            except (OSError, http.client.HTTPException) as e:
+                log(f"could not leave session {session} ({e}); the node ends it when idle")
+
+    def stop(self):
+        self.stopping = True
+        with self.lock:
+            for job in self.jobs.values():
+                job.drop()
+            self.lock.notify_all()
+        self.wake()
+
+    def wake(self):
+        """Shuts the socket the main thread waits on: a waiting claim or a stream ends."""
+        if self.blocking is not None:
+            try:
+                self.blocking.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class PollRuntime(HttpRuntime):
+    """docs/protocol.md, "Runtime protocol: long-poll": claims with `max` = free capacity and a
+    long `wait_ms`."""
+
+    mode = "long-poll"
 
     def serve(self):
         announced, backoff = False, 0.1
@@ -516,7 +618,7 @@ class PollRuntime:
             else:
                 claim["session"] = session
             try:
-                status, answer = self.post("/v1/runtime/claim", claim)
+                status, answer = self.post("/v1/runtime/claim", claim, wakeable=True)
             except (OSError, http.client.HTTPException) as e:
                 if self.stopping:
                     break
@@ -533,26 +635,15 @@ class PollRuntime:
             with self.lock:
                 self.session = answer["session"]
             if not announced:
-                print(f"serving {','.join(self.args.queue)} on {self.args.connect} as session {self.session}"
-                      " (long-poll)", flush=True)
+                self.announce()
                 announced = True
-            self.take(answer)
+            self.cancel(answer.get("cancels", []))
+            for error in answer.get("errors", []):
+                log(f"the node refused a result: {error}")
+            for task in answer.get("tasks", []):
+                self.start(task)
         self.leave()
         self.pool.shutdown(wait=True)
-
-    def leave(self):
-        """Ends the session now, so that the node requeues what it held at once rather than
-        after poll_session_idle_ms."""
-        with self.lock:
-            session, self.session = self.session, None
-        if session is not None:
-            if getattr(self.local, "conn", None) is not None:  # stop() may have shut it
-                self.local.conn.close()
-                self.local.conn = None
-            try:
-                self.post("/v1/runtime/leave", {"session": session})
-            except (OSError, http.client.HTTPException) as e:
-                log(f"could not leave session {session} ({e}); the node ends it when idle")
 
     def wait_for_room(self):
         """(free capacity, session) once some capacity is free. While every slot is busy it
@@ -570,64 +661,115 @@ class PollRuntime:
             except (OSError, http.client.HTTPException) as e:
                 log(f"could not reach the node ({e})")
 
-    def new_session(self):
-        with self.lock:
-            for job in self.jobs.values():
-                job.drop()
-            self.jobs.clear()
-            self.session = None
 
-    def take(self, answer):
-        """Starts the answer's tasks and drops its cancelled leases."""
-        for cancel in answer.get("cancels", []):
-            with self.lock:
-                job = self.jobs.pop((cancel["task"], cancel["lease"]), None)
-                if job:
-                    job.drop()
-                self.lock.notify_all()
-        for error in answer.get("errors", []):
-            log(f"the node refused a result: {error}")
-        for task in answer.get("tasks", []):
-            job = Job(task)
-            with self.lock:
-                if self.stopping:  # leaving: the node takes it back with the session
-                    return
-                self.jobs[job.key] = job
-            self.pool.submit(self.run, job, base64.b64decode(task["payload_base64"]))
+class SseRuntime(HttpRuntime):
+    """docs/protocol.md, "Runtime protocol: server-sent events": tasks arrive as events on one
+    stream; results and more demand go back as POSTs. A dropped stream resumes with the session
+    and Last-Event-ID."""
 
-    def run(self, job, payload):
-        ok, result, message, retryable = job.run(self.args.exec, payload)
-        task = job.task
-        report = {"task": task["task"], "lease": task["lease"], "slot": task.get("slot", 0), "ok": ok}
-        if ok:
-            report["value_base64"] = base64.b64encode(result).decode()
-        else:
-            report.update(message=message, retryable=retryable)
+    mode = "sse"
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.requested = 0       # demand the node counts for the session
+        self.last_event_id = 0
+
+    def serve(self):
+        backoff = 0.1
+        while not self.stopping:
+            try:
+                self.follow_stream()
+                backoff = 0.1
+            except (OSError, http.client.HTTPException, ConnectionLost) as e:
+                if self.stopping:
+                    break
+                log(f"stream lost ({e}); resuming in {backoff:.1f} s")
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self.leave()
+        self.pool.shutdown(wait=True)
+
+    def follow_stream(self):
         with self.lock:
             session = self.session
-        if not job.dropped and session is not None:
-            try:
-                status, answer = self.post("/v1/runtime/results", {"session": session, "results": [report]})
-                if status == 202:
-                    self.take({"cancels": answer.get("cancels", []), "errors": answer.get("errors", [])})
-                elif status == 404:
-                    self.new_session()
-            except (OSError, http.client.HTTPException) as e:
-                log(f"could not report task {task['task']} ({e}); it will run again elsewhere")
-        with self.lock:
-            if self.jobs.get(job.key) is job:
-                del self.jobs[job.key]
-            self.lock.notify_all()
+        if session is None:
+            target = f"/v1/runtime/stream?queues={','.join(self.args.queue)}&capacity={self.capacity}"
+        else:
+            target = f"/v1/runtime/stream?session={session}"
+        # Keepalives come every 15 s: three missed mean the node or the network is gone.
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=45.0)
+        try:
+            headers = self.headers({"Accept": "text/event-stream"})
+            if session is not None:
+                headers["Last-Event-ID"] = str(self.last_event_id)
+            conn.request("GET", target, headers=headers)
+            self.blocking = conn.sock  # the response takes it over: conn.sock goes
+            reply = conn.getresponse()
+            if reply.status == 404 and session is not None:
+                self.new_session()  # it ended while the stream was down
+                return
+            if reply.status != 200:
+                raise ProtocolError(f"stream refused: {reply.status} {reply.read()[:200]!r}")
+            event = {}
+            while not self.stopping:
+                line = reply.readline()
+                if not line:
+                    raise ConnectionLost("the stream ended")
+                line = line.decode().rstrip("\r\n")
+                if not line:
+                    if event:
+                        self.on_event(event)
+                    event = {}
+                elif not line.startswith(":"):  # a comment is a keepalive
+                    field, _, value = line.partition(":")
+                    event[field] = value[1:] if value.startswith(" ") else value
+        finally:
+            conn.close()
 
-    def stop(self):
-        self.stopping = True
+    def on_event(self, event):
+        kind, data = event.get("event"), json.loads(event.get("data") or "{}")
+        if kind == "welcome":
+            with self.lock:
+                resumed = data["session"] == self.session
+                self.session, self.requested = data["session"], data["requested"]
+            self.announce(resumed)
+            self.ask()
+        elif kind == "task":
+            self.last_event_id = int(event.get("id", self.last_event_id))
+            with self.lock:
+                self.requested -= 1
+            self.start(data)
+        elif kind == "cancel":
+            self.cancel([data])
+
+    def finished(self):
+        self.ask()
+
+    def ask(self):
+        """Asks for the free capacity, in steps of a quarter of it while the node still counts
+        some demand. A demand whose answer is lost may or may not have counted: the stream is
+        resumed to learn it (its welcome's `requested`), rather than asked again."""
         with self.lock:
-            for job in self.jobs.values():
-                job.drop()
-            self.lock.notify_all()
-        claiming = getattr(self, "claim_conn", None)
-        if claiming is not None and claiming.sock is not None:
-            claiming.sock.shutdown(socket.SHUT_RDWR)  # ends a waiting claim
+            free = self.capacity - len(self.jobs) - self.requested
+            if free <= 0 or self.session is None or self.stopping:
+                return
+            if self.requested > 0 and free < max(1, self.capacity // 4):
+                return
+            self.requested += free
+            session = self.session
+        try:
+            status, answer = self.post("/v1/runtime/demand", {"session": session, "n": free})
+            if status != 202:
+                log(f"demand refused: {status} {answer}")
+                with self.lock:
+                    self.requested -= free
+        except (OSError, http.client.HTTPException):
+            self.wake()
+
+    def new_session(self):
+        super().new_session()
+        with self.lock:
+            self.requested, self.last_event_id = 0, 0
 
 
 # --- Command line ----------------------------------------------------------------------------
@@ -645,7 +787,8 @@ def main():
     parser.add_argument("--queue", action="append", required=True, help="a queue to serve (repeatable)")
     parser.add_argument("--exec", required=True, help="shell command per task: payload on stdin, stdout is the result")
     parser.add_argument("--capacity", type=int, default=4, help="most tasks running at once (1-1000)")
-    parser.add_argument("--transport", choices=["websocket", "poll"], default="websocket")
+    parser.add_argument("--transport", choices=["websocket", "poll", "sse"], default="websocket",
+                        help="websocket (resumable sessions) | poll (long-poll) | sse (server-sent events)")
     parser.add_argument("--token", default=os.environ.get("DROVER_TOKEN"), help="bearer token")
     parser.add_argument("--poll-keepalive-ms", type=int, default=10000,
                         help="long-poll: while all capacity is busy, name the session this often (keep it "
@@ -654,7 +797,7 @@ def main():
     args = parser.parse_args()
     if not 1 <= args.capacity <= 1000:
         parser.error("--capacity must be 1-1000")
-    runtime = (PollRuntime if args.transport == "poll" else WebSocketRuntime)(args)
+    runtime = {"websocket": WebSocketRuntime, "poll": PollRuntime, "sse": SseRuntime}[args.transport](args)
 
     def on_signal(signum, frame):
         threading.Thread(target=runtime.stop, daemon=True).start()

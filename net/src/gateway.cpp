@@ -22,6 +22,7 @@
 
 #include "client_session.hpp"
 #include "http_target.hpp"
+#include "hangup_watch.hpp"
 #include "io_poster.hpp"
 #include "json_fields.hpp"
 #include "broker_answer.hpp"
@@ -363,7 +364,7 @@ struct gateway::impl {
   }
 
   /// Long-poll runtime endpoints: JSON in, JSON out.
-  asio::awaitable<reply> runtime_poll(bool claim, const request& req) {
+  asio::awaitable<reply> runtime_poll(bool claim, const request& req, tcp::socket& peer) {
     boost::system::error_code ec;
     json::value body = json::parse(req.body(), ec);
     if (ec || !body.is_object()) co_return error_reply(http::status::bad_request, "bad_json", "the body must be a JSON object", req);
@@ -371,7 +372,7 @@ struct gateway::impl {
     // Plain if/else: g++ 12 mis-destroys a co_await inside a conditional expression.
     json::object out;
     if (claim) {
-      out = co_await polls.claim(body.as_object(), status, make_poster());
+      out = co_await polls.claim(body.as_object(), status, make_poster(), &peer);
     } else {
       out = polls.results(body.as_object(), status);
     }
@@ -452,19 +453,29 @@ struct gateway::impl {
                                                                    {"requested", s->book.requested_after(last_seen_event)}});
     for (const auto& e : s->book.unanswered_after(last_seen_event))  // resume: what the runtime may not have seen
       out += sse_event(e.id, "task", describe_task(*e.task));
+    // A runtime that goes away ends its stream now, not at the next keepalive:
+    // its session starts its idle time (a resume may still take it back).
+    bool hung_up = false;
+    asio::steady_timer* waiting = nullptr;
+    hangup_watch watch(stream.socket(), [&] {
+      hung_up = true;
+      if (waiting) waiting->cancel();
+    });
     for (;;) {
-      if (s->stream_generation != generation) co_return;  // superseded by a resumed stream
+      if (s->stream_generation != generation || hung_up) co_return;  // superseded, or the runtime left
       for (const auto& e : s->book.stream_ready()) out += sse_event(e.id, "task", describe_task(*e.task));
       for (const auto& c : s->book.take_cancels())
         out += sse_event(0, "cancel", json::object{{"task", c.task.value}, {"lease", c.lease.value}});
       if (!out.empty()) {
         if (auto [ec, n_out] = co_await asio::async_write(stream, asio::buffer(out), tuple); ec) co_return;
         out.clear();
+        continue;  // tasks delivered while it wrote found no waiter to wake: look again first
       }
       asio::steady_timer timer(io, std::chrono::seconds(15));
-      s->waiter = &timer;
+      s->waiter = waiting = &timer;
       auto [ec] = co_await timer.async_wait(tuple);
-      if (s->stream_generation != generation) co_return;
+      waiting = nullptr;
+      if (s->stream_generation != generation || hung_up) co_return;
       s->waiter = nullptr;
       if (!ec && s->book.ready() == 0 && !s->book.has_cancels()) out = ": keepalive\n\n";  // also finds a silently dead peer
     }
@@ -582,7 +593,7 @@ struct gateway::impl {
     }
   }
 
-  asio::awaitable<reply> route(request& req) {
+  asio::awaitable<reply> route(request& req, tcp::socket& peer) {
     if (!authorized(req)) co_return unauthorized_reply(req);
     auto target = parse_target(req.target());
     if (!target) co_return error_reply(http::status::bad_request, "bad_target", "malformed request target", req);
@@ -598,7 +609,7 @@ struct gateway::impl {
     }
     if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && (s[2] == "claim" || s[2] == "results")) {
       if (method != http::verb::post) co_return not_allowed("POST", req);
-      co_return co_await runtime_poll(s[2] == "claim", req);
+      co_return co_await runtime_poll(s[2] == "claim", req, peer);
     }
     if (s.size() == 3 && s[0] == "v1" && s[1] == "runtime" && (s[2] == "demand" || s[2] == "notes" || s[2] == "leave")) {
       if (method != http::verb::post) co_return not_allowed("POST", req);
@@ -731,7 +742,7 @@ struct gateway::impl {
           co_return;
         }
       }
-      reply r = co_await route(req);
+      reply r = co_await route(req, stream.socket());
       bool keep_alive = r.res.keep_alive();
       if (r.raw) {
         http::response<http::span_body<const char>> raw{r.res.result(), r.res.version()};

@@ -1,5 +1,7 @@
 #include "poll_sessions.hpp"
 
+#include "hangup_watch.hpp"
+
 #include "json_fields.hpp"
 #include "runtime_note.hpp"
 
@@ -78,7 +80,7 @@ class poll_sink final : public actors::remote_sink {
 }  // namespace
 
 asio::awaitable<json::object> poll_sessions::claim(const json::object& body, unsigned& status,
-                                                   std::shared_ptr<io_poster> poster) {
+                                                   std::shared_ptr<io_poster> poster, asio::ip::tcp::socket* peer) {
   const auto max = uint_field(body, "max").value_or(1);
   const auto wait_ms = uint_field(body, "wait_ms").value_or(0);
   if (max < 1 || max > claim_max) co_return error(status, 400, "invalid_argument", "max must be 1 to 1000");
@@ -113,11 +115,16 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
     // Wait without spinning: a timer the sink cancels when tasks arrive.
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(wait_ms));
     s->waiter = &timer;
+    bool hung_up = false;
+    std::optional<hangup_watch> watch;
+    if (peer) watch.emplace(*peer, [&] { hung_up = true, timer.cancel(); });
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (s->left)  // its leases are released: nothing in the book is the runtime's any more
       co_return error(status, 404, "unknown_session", "session " + std::to_string(s->id) + " left");
     s->waiter = nullptr;
     s->last_seen = std::chrono::steady_clock::now();
+    // Nobody to answer: what arrived stays for the runtime's next claim.
+    if (hung_up) co_return error(status, 499, "hung_up", "the runtime closed the connection");
   }
   json::array tasks;
   for (const auto& t : s->book.take(max)) tasks.push_back(describe_task(t));

@@ -7,6 +7,7 @@
 // its leases, or when the runtime leaves. Everything here runs on the
 // gateway's I/O thread.
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <chrono>
@@ -47,8 +48,11 @@ class poll_sessions {
   poll_sessions(node& n, const gateway_config& config, task_notes& notes) : n_(n), config_(config), notes_(notes) {}
 
   /// Answers a claim: {"session":..,"tasks":[..],"errors":[..]}; status in `status`.
+  /// A claim that waits watches `peer` and stops waiting if the runtime hangs
+  /// up (its tasks stay in the session, which then starts its idle time).
   boost::asio::awaitable<boost::json::object> claim(const boost::json::object& body, unsigned& status,
-                                                    std::shared_ptr<io_poster> poster);
+                                                    std::shared_ptr<io_poster> poster,
+                                                    boost::asio::ip::tcp::socket* peer = nullptr);
   boost::json::object results(const boost::json::object& body, unsigned& status);
   /// `POST /v1/runtime/notes`: progress and log lines for tasks the session holds.
   boost::json::object notes(const boost::json::object& body, unsigned& status);

@@ -1,7 +1,7 @@
 // examples/python/drover_runtime.py, a runtime written in Python from
 // docs/protocol.md alone, against a real `drover serve` process: tasks
-// submitted over HTTP come back as its command's output over WebSocket and
-// over long-poll, exit statuses decide retries, a killed runtime's task goes
+// submitted over HTTP come back as its command's output over WebSocket, SSE
+// and long-poll, exit statuses decide retries, a killed runtime's task goes
 // to another, a dropped connection resumes its session with its lease, a
 // cancel stops the command, and SIGTERM hands its tasks back at once.
 #include <gtest/gtest.h>
@@ -101,10 +101,14 @@ TEST(python_runtime, a_long_poll_runtime_returns_every_payload_byte_for_byte) {
   expect_serves_payloads_exactly("poll");
 }
 
+TEST(python_runtime, an_sse_runtime_returns_every_payload_byte_for_byte) {
+  expect_serves_payloads_exactly("sse");
+}
+
 TEST(python_runtime, exit_status_100_fails_for_good_and_any_other_failure_is_retried) {
   node_process node;
   ASSERT_NE(node.port, 0);
-  for (const std::string transport : {"websocket", "poll"}) {
+  for (const std::string transport : {"websocket", "poll", "sse"}) {
     SCOPED_TRACE(transport);
     const std::string queue = "flaky-" + transport;
     auto runtime = python_runtime(node.address(), queue,
@@ -127,41 +131,51 @@ TEST(python_runtime, exit_status_100_fails_for_good_and_any_other_failure_is_ret
 }
 
 TEST(python_runtime, a_runtime_killed_mid_task_hands_its_task_to_another) {
-  node_process node;
+  // A WebSocket runtime's dropped session waits the lease TTL, an HTTP one the idle time.
+  node_process node("runtime_lease_ttl_ms = 300\npoll_session_idle_ms = 500\n");
   ASSERT_NE(node.port, 0);
-  auto doomed = python_runtime(node.address(), "work", "cat >/dev/null; sleep 5; printf doomed");
-  ASSERT_NE(doomed.line().find("serving"), std::string::npos);
-  const auto id = submit(node.port, "work", "payload");
-  ASSERT_TRUE(becomes_leased(node.port, id));
-  auto rescuer = python_runtime(node.address(), "work", "cat >/dev/null; printf \"rescued, attempt $DROVER_ATTEMPT\"");
-  ASSERT_NE(rescuer.line().find("serving"), std::string::npos);
-  EXPECT_EQ(doomed.stop(SIGKILL), 128 + SIGKILL);
-  const auto status = outcome(node.port, id);
-  ASSERT_EQ(status.at("state").as_string(), "succeeded") << boost::json::serialize(status);
-  EXPECT_EQ(status.at("attempts").as_int64(), 2);
-  EXPECT_EQ(result(node.port, id), "rescued, attempt 2");
-  EXPECT_EQ(rescuer.stop(SIGTERM), 0);
+  for (const std::string transport : {"websocket", "poll", "sse"}) {
+    SCOPED_TRACE(transport);
+    const std::string queue = "work-" + transport;
+    auto doomed = python_runtime(node.address(), queue, "cat >/dev/null; sleep 5; printf doomed", transport);
+    ASSERT_NE(doomed.line().find("serving"), std::string::npos);
+    const auto id = submit(node.port, queue, "payload");
+    ASSERT_TRUE(becomes_leased(node.port, id));
+    auto rescuer = python_runtime(node.address(), queue,
+                                  "cat >/dev/null; printf \"rescued, attempt $DROVER_ATTEMPT\"", transport);
+    ASSERT_NE(rescuer.line().find("serving"), std::string::npos);
+    EXPECT_EQ(doomed.stop(SIGKILL), 128 + SIGKILL);
+    const auto status = outcome(node.port, id);
+    ASSERT_EQ(status.at("state").as_string(), "succeeded") << boost::json::serialize(status);
+    EXPECT_EQ(status.at("attempts").as_int64(), 2);
+    EXPECT_EQ(result(node.port, id), "rescued, attempt 2");
+    EXPECT_EQ(rescuer.stop(SIGTERM), 0);
+  }
 }
 
 TEST(python_runtime, a_dropped_connection_resumes_its_session_and_the_task_keeps_its_lease) {
   node_process node("runtime_lease_ttl_ms = 10000\n");
   ASSERT_NE(node.port, 0);
   tcp_proxy proxy(node.port);
-  auto runtime = python_runtime("127.0.0.1:" + std::to_string(proxy.port()), "slow",
-                                "cat >/dev/null; sleep 1; printf \"done on attempt $DROVER_ATTEMPT\"");
-  ASSERT_NE(runtime.line().find("serving"), std::string::npos);
-  const auto id = submit(node.port, "slow", "payload");
-  ASSERT_TRUE(becomes_leased(node.port, id));
-  proxy.sever();  // no close frame: the node parks the session
-  EXPECT_NE(runtime.line().find("(resumed)"), std::string::npos);
-  const auto status = outcome(node.port, id);
-  ASSERT_EQ(status.at("state").as_string(), "succeeded") << boost::json::serialize(status);
-  EXPECT_EQ(status.at("attempts").as_int64(), 1) << "the resumed session kept the lease";
-  EXPECT_EQ(result(node.port, id), "done on attempt 1");
+  for (const std::string transport : {"websocket", "sse"}) {
+    SCOPED_TRACE(transport);
+    const std::string queue = "slow-" + transport;
+    auto runtime = python_runtime("127.0.0.1:" + std::to_string(proxy.port()), queue,
+                                  "cat >/dev/null; sleep 1; printf \"done on attempt $DROVER_ATTEMPT\"", transport);
+    ASSERT_NE(runtime.line().find("serving"), std::string::npos);
+    const auto id = submit(node.port, queue, "payload");
+    ASSERT_TRUE(becomes_leased(node.port, id));
+    proxy.sever();  // no close frame: the node keeps the session
+    EXPECT_NE(runtime.line().find("resumed"), std::string::npos);
+    const auto status = outcome(node.port, id);
+    ASSERT_EQ(status.at("state").as_string(), "succeeded") << boost::json::serialize(status);
+    EXPECT_EQ(status.at("attempts").as_int64(), 1) << "the resumed session kept the lease";
+    EXPECT_EQ(result(node.port, id), "done on attempt 1");
+    EXPECT_EQ(runtime.stop(SIGTERM), 0);
+  }
   const auto sessions = call(node.port, http::verb::get, "/v1/runtimes").json().at("sessions");
-  EXPECT_EQ(sessions.at("resumed").as_int64(), 1);
+  EXPECT_EQ(sessions.at("resumed").as_int64(), 1) << "the WebSocket session";
   EXPECT_EQ(sessions.at("refused_reports").as_int64(), 0);
-  EXPECT_EQ(runtime.stop(SIGTERM), 0);
 }
 
 TEST(python_runtime, a_cancel_stops_the_running_command) {
@@ -184,7 +198,7 @@ TEST(python_runtime, sigterm_exits_0_and_the_node_requeues_its_tasks_at_once) {
   // Lease TTL and idle timeout of a minute: only the runtime's leaving hands the task back in time.
   node_process node("runtime_lease_ttl_ms = 60000\npoll_session_idle_ms = 60000\n");
   ASSERT_NE(node.port, 0);
-  for (const std::string transport : {"websocket", "poll"}) {
+  for (const std::string transport : {"websocket", "poll", "sse"}) {
     SCOPED_TRACE(transport);
     const std::string queue = "work-" + transport;
     auto leaving = python_runtime(node.address(), queue, "cat >/dev/null; sleep 5; printf late", transport);

@@ -218,3 +218,27 @@ TEST_F(poll_leave_test, a_session_that_leaves_gives_its_tasks_back_at_once_and_e
       << "a result after leaving is refused";
   EXPECT_FALSE(h.done());
 }
+
+TEST_F(poll_runtime_test, a_claim_whose_runtime_hangs_up_stops_waiting_so_that_the_session_can_end) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto first = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}});
+  const auto doc = first.json().as_object();
+  ASSERT_EQ(doc.at("tasks").as_array().size(), 1u) << first.body;
+  {
+    // The runtime waits for more, then dies: its connection closes under the claim.
+    basio::io_context io;
+    tcp::socket socket(io);
+    socket.connect({basio::ip::make_address("127.0.0.1"), port});
+    const auto body = json::serialize(json::object{{"session", doc.at("session")}, {"max", 1}, {"wait_ms", 20000}});
+    basio::write(socket, basio::buffer("POST /v1/runtime/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    std::this_thread::sleep_for(50ms);
+  }
+  // The dead claim no longer keeps the session: it ends after its idle time
+  // (300 ms here), not after the claim's 20 s, and its task goes to another.
+  auto second = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}});
+  const auto again = second.json().as_object();
+  ASSERT_EQ(again.at("tasks").as_array().size(), 1u) << second.body;
+  EXPECT_EQ(again.at("tasks").as_array()[0].at("attempt").to_number<int>(), 2);
+  EXPECT_FALSE(h.done());
+}

@@ -2,6 +2,9 @@
 // results are POSTs; Last-Event-ID resumes a stream.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <future>
 
 
@@ -62,6 +65,12 @@ class sse_client {
   }
 
   void close() { socket_.close(); }
+
+  /// A read that waits longer fails (next() then returns an event with no type).
+  void set_timeout(std::chrono::milliseconds limit) {
+    timeval tv{static_cast<time_t>(limit.count() / 1000), static_cast<suseconds_t>(limit.count() % 1000 * 1000)};
+    setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
 
  private:
   std::string read_until(const std::string& delimiter) {
@@ -269,5 +278,56 @@ TEST_F(sse_runtime_test, a_stream_session_that_leaves_ends_its_stream_and_gives_
   EXPECT_EQ(again.data.at("attempt").to_number<int>(), 2);
   sse_client resumed(port, "/v1/runtime/stream?session=" + json::serialize(session));
   EXPECT_EQ(resumed.status(), 404) << "a session that left cannot be resumed";
+  EXPECT_FALSE(h.done());
+}
+
+TEST_F(sse_runtime_test, tasks_queued_before_the_stream_opens_arrive_right_after_the_welcome) {
+  // The race is the broker's turn against the welcome's write: try it a few times.
+  for (int round = 0; round < 10; ++round) {
+    auto h = *n->submit("resize", bytes::copy_from("waiting " + std::to_string(round)));
+    sse_client stream(port, "/v1/runtime/stream?queues=resize&capacity=1");
+    ASSERT_EQ(stream.status(), 200);
+    const auto session = stream.next().data.at("session");
+    stream.set_timeout(std::chrono::seconds(3));  // well inside the 15 s keepalive
+    auto task = stream.next();
+    ASSERT_EQ(task.type, "task") << "round " << round;
+    EXPECT_EQ(task.data.at("payload_base64").as_string(), b64("waiting " + std::to_string(round)));
+    EXPECT_EQ(post("/v1/runtime/results",
+                   json::object{{"session", session},
+                                {"results", json::array{json::object{{"task", task.data.at("task")},
+                                                                     {"lease", task.data.at("lease")},
+                                                                     {"ok", true}}}}})
+                  .status,
+              202u);
+    ASSERT_TRUE(h.wait_for(10s));
+    EXPECT_EQ(post("/v1/runtime/leave", json::object{{"session", session}}).status, 202u);
+  }
+}
+
+namespace {
+
+/// Sessions that end 300 ms after their runtime was last heard from.
+class sse_idle_test : public sse_runtime_test {
+ protected:
+  sse_idle_test() { gateway_config.poll_session_idle = 300ms; }
+};
+
+}  // namespace
+
+TEST_F(sse_idle_test, a_stream_whose_runtime_hangs_up_ends_at_once_and_its_session_after_the_idle_time) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  {
+    sse_client dying(port, "/v1/runtime/stream?queues=resize&capacity=1");
+    ASSERT_EQ(dying.status(), 200);
+    dying.next();  // welcome
+    ASSERT_EQ(dying.next().type, "task");
+  }  // the runtime dies holding the task, long before the stream's next keepalive (15 s)
+  sse_client next(port, "/v1/runtime/stream?queues=resize&capacity=1");
+  ASSERT_EQ(next.status(), 200);
+  next.next();  // welcome
+  next.set_timeout(std::chrono::seconds(3));
+  auto task = next.next();
+  ASSERT_EQ(task.type, "task") << "the dead stream's session still held the task";
+  EXPECT_EQ(task.data.at("attempt").to_number<int>(), 2);
   EXPECT_FALSE(h.done());
 }

@@ -1,0 +1,43 @@
+#pragma once
+// Tells when an HTTP peer that waits for an answer goes away. A long-poll
+// claim or an SSE runtime sends nothing while it waits, so its socket
+// turning readable means the peer closed or reset the connection; the node
+// would otherwise learn it only when it next writes (a claim's wait_ms, or
+// an SSE keepalive 15 s later), and hold a killed runtime's tasks that long
+// before its session could even start its idle time. Data instead (a
+// pipelined request) is left for the connection's next read.
+#include <cerrno>
+#include <functional>
+#include <memory>
+#include <utility>
+
+#include <sys/socket.h>
+
+#include <boost/asio/ip/tcp.hpp>
+
+namespace drover::net {
+
+class hangup_watch {
+ public:
+  /// Calls `on_hangup` once, on the socket's thread, if the peer closes the
+  /// connection while this watch lives; never after it is gone.
+  hangup_watch(boost::asio::ip::tcp::socket& socket, std::function<void()> on_hangup)
+      : alive_(std::make_shared<bool>(true)) {
+    const int fd = socket.native_handle();
+    socket.async_wait(boost::asio::ip::tcp::socket::wait_read,
+                      [alive = alive_, fd, on_hangup = std::move(on_hangup)](const boost::system::error_code& ec) {
+                        if (!*alive || ec) return;  // over, or the socket closed under it
+                        char byte;
+                        const auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+                        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) on_hangup();
+                      });
+  }
+  ~hangup_watch() { *alive_ = false; }
+  hangup_watch(const hangup_watch&) = delete;
+  hangup_watch& operator=(const hangup_watch&) = delete;
+
+ private:
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace drover::net
