@@ -348,9 +348,9 @@ class WebSocketRuntime:
                 self.unsent.clear()
             self.ws, self.session, self.asked = ws, welcome["session"], welcome["granted"]
             self.heartbeat = welcome["heartbeat_ms"] / 1000.0
-            for message in self.unsent.values():
-                self.send_locked(message)
-            self.unsent.clear()
+            pending, self.unsent = self.unsent, collections.OrderedDict()
+            for message in pending.values():
+                self.send_locked(message)  # one that fails is kept for the next connection
             self.ask_locked()
         print(f"serving {','.join(self.args.queue)} on {self.args.connect} as session {self.session}"
               f"{' (resumed)' if welcome['resumed'] else ''}", flush=True)
@@ -548,7 +548,7 @@ class HttpRuntime:
                 elif status == 404:
                     self.new_session()
             except (OSError, http.client.HTTPException) as e:
-                log(f"could not report task {task['task']} ({e}); it will run again elsewhere")
+                log(f"could not report task {task['task']} ({e}); it runs again once its lease times out")
         with self.lock:
             if self.jobs.get(job.key) is job:
                 del self.jobs[job.key]

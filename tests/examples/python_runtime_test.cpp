@@ -178,6 +178,28 @@ TEST(python_runtime, a_dropped_connection_resumes_its_session_and_the_task_keeps
   EXPECT_EQ(sessions.at("refused_reports").as_int64(), 0);
 }
 
+TEST(python_runtime, a_result_finished_while_disconnected_is_sent_after_the_resume) {
+  node_process node("runtime_lease_ttl_ms = 10000\n");
+  ASSERT_NE(node.port, 0);
+  tcp_proxy proxy(node.port);
+  auto runtime = python_runtime("127.0.0.1:" + std::to_string(proxy.port()), "slow",
+                                "cat >/dev/null; sleep 0.3; printf \"done on attempt $DROVER_ATTEMPT\"");
+  ASSERT_NE(runtime.line().find("serving"), std::string::npos);
+  const auto id = submit(node.port, "slow", "payload");
+  ASSERT_TRUE(becomes_leased(node.port, id));
+  proxy.set_accepting(false);
+  proxy.sever();  // the command finishes while the runtime cannot reconnect
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(call(node.port, http::verb::get, "/v1/tasks/" + id).json().at("state").as_string(), "leased");
+  proxy.set_accepting(true);
+  EXPECT_NE(runtime.line().find("(resumed)"), std::string::npos);
+  const auto status = outcome(node.port, id);
+  ASSERT_EQ(status.at("state").as_string(), "succeeded") << boost::json::serialize(status);
+  EXPECT_EQ(status.at("attempts").as_int64(), 1) << "the result kept for the resume was sent";
+  EXPECT_EQ(result(node.port, id), "done on attempt 1");
+  EXPECT_EQ(runtime.stop(SIGTERM), 0);
+}
+
 TEST(python_runtime, a_cancel_stops_the_running_command) {
   node_process node;
   ASSERT_NE(node.port, 0);
