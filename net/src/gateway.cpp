@@ -256,7 +256,7 @@ struct gateway::impl {
     return json_reply(http::status::accepted, json::object{{"queue", queue}, {"ids", std::move(ids)}}, req);
   }
 
-  asio::awaitable<reply> status(std::uint64_t id, const http_target& t, const request& req) {
+  asio::awaitable<reply> status(std::uint64_t id, const http_target& t, const request& req, tcp::socket& peer) {
     std::optional<std::uint64_t> wait_ms;
     if (const std::string* wait = t.param("wait_ms")) {
       wait_ms = parse_number<std::uint64_t>(*wait, 0, static_cast<std::uint64_t>(config.wait_max.count()));
@@ -265,11 +265,11 @@ struct gateway::impl {
                               "wait_ms must be a whole number from 0 to " + std::to_string(config.wait_max.count()), req);
     }
     auto h = retained.find(id);
-    if (!h) co_return co_await status_of_live(id, wait_ms, req);
+    if (!h) co_return co_await status_of_live(id, wait_ms, req, peer);
     if (wait_ms && !h->done()) {
       // The handle has the outcome by the time the follower hears of it.
       unfollow follow{n, id, std::make_shared<task_follower>(post_to_io)};
-      co_await follow_until_end(follow, std::chrono::milliseconds(*wait_ms));
+      co_await follow_until_end(follow, std::chrono::milliseconds(*wait_ms), peer);
     }
     json::object o = describe(*h);
     notes.describe(id, o);
@@ -279,7 +279,8 @@ struct gateway::impl {
   /// A task not submitted over HTTP (so not retained): the broker's view
   /// while it lives; with `wait_ms`, followed (node::watch) until its
   /// outcome or the time is up.
-  asio::awaitable<reply> status_of_live(std::uint64_t id, std::optional<std::uint64_t> wait_ms, const request& req) {
+  asio::awaitable<reply> status_of_live(std::uint64_t id, std::optional<std::uint64_t> wait_ms, const request& req,
+                                        tcp::socket& peer) {
     auto unknown = [&] {
       return error_reply(http::status::not_found, "unknown_task",
                          "task " + std::to_string(id) + " is unknown or its outcome is no longer kept", req);
@@ -293,7 +294,7 @@ struct gateway::impl {
     if (wait_ms) {
       unfollow follow{n, id, std::make_shared<task_follower>(post_to_io)};
       const auto& news = *follow.follower->news();
-      co_await follow_until_end(follow, std::chrono::milliseconds(*wait_ms));
+      co_await follow_until_end(follow, std::chrono::milliseconds(*wait_ms), peer);
       if (news.outcome) co_return ended(*news.outcome);
       if (news.rejected) {
         if (auto o = kept.find(id)) co_return ended(*o);  // it ended as the watch arrived
@@ -318,12 +319,19 @@ struct gateway::impl {
   /// Long-poll: follows task `id` (node::watch) until it ends or `limit`
   /// passes, suspending this connection (no thread, no polling); what the
   /// broker said is in the follower's news.
-  asio::awaitable<void> follow_until_end(unfollow& follow, std::chrono::milliseconds limit) {
+  /// A client that hangs up meanwhile ends the wait (its watch taken off).
+  asio::awaitable<void> follow_until_end(unfollow& follow, std::chrono::milliseconds limit, tcp::socket& peer) {
     auto& news = *follow.follower->news();
     n.watch(task_id{follow.id}, follow.follower);
     follow.following = true;
+    bool hung_up = false;
+    hangup_watch hangup(peer, [&] {
+      hung_up = true;
+      if (news.waiter) news.waiter->cancel();
+    });
     const auto until = std::chrono::steady_clock::now() + limit;
-    for (auto now = std::chrono::steady_clock::now(); !news.ended() && now < until; now = std::chrono::steady_clock::now())
+    for (auto now = std::chrono::steady_clock::now(); !news.ended() && !hung_up && now < until;
+         now = std::chrono::steady_clock::now())
       co_await wait_for_news(news, news.version, std::chrono::ceil<std::chrono::milliseconds>(until - now));
   }
 
@@ -542,9 +550,16 @@ struct gateway::impl {
       }
     } guard{notes, watch, w};
 
+    // A follower that goes away is let go now, not at the next keepalive.
+    bool hung_up = false;
+    hangup_watch hangup(stream.socket(), [&hung_up, w] {
+      hung_up = true;
+      w->wake();
+    });
     std::optional<task_state> sent_state;
     std::uint64_t sent_progress = 0, sent_lines = 0;
     for (;;) {
+      if (hung_up) co_return;
       const auto seen = news.version;
       std::string out;
       if (const auto now = state(); now && now != sent_state) {
@@ -645,7 +660,7 @@ struct gateway::impl {
         if (method != http::verb::get) co_return not_allowed("GET", req);
         co_return result(*id, req);
       }
-      if (method == http::verb::get) co_return co_await status(*id, *target, req);
+      if (method == http::verb::get) co_return co_await status(*id, *target, req, peer);
       if (method == http::verb::delete_) {
         n.cancel(task_id{*id});
         co_return json_reply(http::status::accepted, json::object{{"id", *id}, {"cancel", "requested"}}, req);
