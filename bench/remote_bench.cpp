@@ -21,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "child_process.hpp"
+#include "idle_http_runtimes.hpp"
 #include "producer.hpp"
 
 namespace drover::bench {
@@ -80,6 +81,47 @@ double pct(std::vector<double>& v, double p) {
 }
 
 
+/// Connected runtimes with demand signalled and nothing to do: what does the
+/// node spend over `o.seconds` (after a second to settle), and what crosses
+/// loopback? `around(true)` runs as the window opens, `around(false)` as it
+/// closes, and returns JSON fields to add.
+template <class TotalCpu, class Around>
+void measure_idle(const remote_options& o, pid_t node, TotalCpu total_cpu, std::uint32_t runtimes, Around around) {
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  around(true);
+  const double node_cpu0 = cpu_seconds(node), all_cpu0 = total_cpu();
+  const std::uint64_t bytes0 = loopback_bytes();
+  std::this_thread::sleep_for(std::chrono::seconds(o.seconds));
+  const double node_cpu = cpu_seconds(node) - node_cpu0, all_cpu = total_cpu() - all_cpu0;
+  const std::uint64_t bytes = loopback_bytes() - bytes0;
+  const std::string extra = around(false);
+  std::printf("{\"system\":\"drover\",\"workload\":\"idle\",\"transport\":\"%s\",\"runtimes\":%u,\"seconds\":%u,"
+              "\"node_cpu_s\":%.3f,\"node_cpu_pct_of_core\":%.3f,\"all_cpu_s\":%.3f,\"loopback_bytes\":%llu,"
+              "\"bytes_per_runtime_per_s\":%.1f%s}\n",
+              o.transport.c_str(), runtimes, o.seconds, node_cpu, 100.0 * node_cpu / o.seconds, all_cpu,
+              static_cast<unsigned long long>(bytes), double(bytes) / runtimes / o.seconds, extra.c_str());
+  std::fflush(stdout);
+}
+
+/// `--workload idle --transport poll|sse`: the idle runtimes are held by
+/// this process (idle_http_runtimes.hpp) instead of runtime processes.
+int run_idle_http(const remote_options& o, child& server, std::uint16_t port, std::uint32_t count) {
+  idle_http_runtimes idle(port, o.transport, count, "bench", o.wait_ms);
+  for (int i = 0; i < 3000 && idle.ready() + idle.failed() < count; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (idle.ready() != count) {
+    std::fprintf(stderr, "drover bench remote: %u of %u %s runtimes opened a session\n", idle.ready(), count,
+                 o.transport.c_str());
+    return 1;
+  }
+  std::uint64_t answers0 = 0;  // the node's answers to them within the window
+  measure_idle(o, server.pid, [&] { return cpu_seconds(getpid()) + cpu_seconds(server.pid); }, count, [&](bool opens) {
+    if (opens) answers0 = idle.answers();
+    return ",\"answers\":" + std::to_string(idle.answers() - answers0) + ",\"failed\":" + std::to_string(idle.failed());
+  });
+  return idle.failed() == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int run_remote(const remote_options& o) {
@@ -101,6 +143,7 @@ int run_remote(const remote_options& o) {
   const std::string connect = "127.0.0.1:" + std::to_string(port);
   const bool idle = w.name == "idle";
   const std::uint32_t connections = o.connections ? o.connections : (idle ? std::max(1u, 500 / o.runtimes) : 1);
+  if (idle && o.transport != "websocket") return run_idle_http(o, server, port, o.runtimes * connections);
   std::vector<child> runtimes;
   for (std::uint32_t i = 0; i < o.runtimes; ++i) {
     runtimes.push_back(child::spawn({bin, "runtime", "--connect", connect, "--queue", "bench", "--capacity",
@@ -119,19 +162,7 @@ int run_remote(const remote_options& o) {
   };
   auto total_cpu = [&] { return cpu_seconds(getpid()) + cpu_seconds(server.pid) + runtimes_cpu(); };
   if (idle) {
-    // Connected runtimes with demand signalled and nothing to do: what does the node spend?
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-    const double node_cpu0 = cpu_seconds(server.pid), all_cpu0 = total_cpu();
-    const std::uint64_t bytes0 = loopback_bytes();
-    std::this_thread::sleep_for(std::chrono::seconds(o.seconds));
-    const double node_cpu = cpu_seconds(server.pid) - node_cpu0, all_cpu = total_cpu() - all_cpu0;
-    const std::uint64_t bytes = loopback_bytes() - bytes0;
-    std::printf("{\"system\":\"drover\",\"workload\":\"idle\",\"runtimes\":%u,\"seconds\":%u,\"node_cpu_s\":%.3f,"
-                "\"node_cpu_pct_of_core\":%.3f,\"all_cpu_s\":%.3f,\"loopback_bytes\":%llu,"
-                "\"bytes_per_runtime_per_s\":%.1f}\n",
-                o.runtimes * connections, o.seconds, node_cpu, 100.0 * node_cpu / o.seconds, all_cpu,
-                static_cast<unsigned long long>(bytes), double(bytes) / (o.runtimes * connections) / o.seconds);
-    std::fflush(stdout);
+    measure_idle(o, server.pid, total_cpu, o.runtimes * connections, [](bool) { return std::string(); });
     return 0;
   }
   producer p(w, port, *net::header_format_named(o.headers));

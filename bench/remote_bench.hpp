@@ -22,6 +22,8 @@ struct remote_options {
   std::uint32_t work_ms = 5;        // faults: each task's handler time
   std::uint32_t attempt_timeout_ms = 0;  // faults: the node's attempt timeout (0 = its default, 30 s)
   bool client_drops = false;             // faults: the producer's own connection is cut too
+  std::string transport = "websocket";  // idle: websocket (runtime processes) | poll | sse (held by the bench)
+  std::uint32_t wait_ms = 20'000;        // idle poll: each claim's wait
   bool json = true;
 };
 

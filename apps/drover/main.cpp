@@ -64,6 +64,12 @@ int main(int argc, char** argv) {
                          "10,000 consumers of capacity 1) | faults (runtimes killed and frozen while tasks run: every "
                          "task must end once, and succeed)")
       ->check(CLI::IsMember({"W1", "W2", "idle", "scale", "faults"}));
+  remote_cmd->add_option("--transport", remote.transport,
+                         "idle: how the idle runtimes connect: websocket (runtime processes) | poll (long-poll claims "
+                         "waiting --wait-ms) | sse (streams), the last two held by the bench itself")
+      ->check(CLI::IsMember({"websocket", "poll", "sse"}));
+  remote_cmd->add_option("--wait-ms", remote.wait_ms, "idle --transport poll: how long each claim waits")
+      ->check(CLI::Range(1u, 60'000u));
   remote_cmd->add_option("--rounds", remote.rounds, "scale: runs of each size, taken in turn (medians compared)")
       ->check(CLI::Range(1u, 50u));
   remote_cmd->add_option("--connections", remote.connections, "connections per runtime process (idle: 500 in all)")
