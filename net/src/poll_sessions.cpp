@@ -1,7 +1,6 @@
 #include "poll_sessions.hpp"
 
 #include "hangup_watch.hpp"
-
 #include "json_fields.hpp"
 #include "runtime_note.hpp"
 
@@ -121,7 +120,7 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (s->left)  // its leases are released: nothing in the book is the runtime's any more
       co_return error(status, 404, "unknown_session", "session " + std::to_string(s->id) + " left");
-    s->waiter = nullptr;
+    if (s->waiter == &timer) s->waiter = nullptr;  // else a newer claim of the session waits there
     s->last_seen = std::chrono::steady_clock::now();
     // Nobody to answer: what arrived stays for the runtime's next claim.
     if (hung_up) co_return error(status, 499, "hung_up", "the runtime closed the connection");

@@ -242,3 +242,20 @@ TEST_F(poll_runtime_test, a_claim_whose_runtime_hangs_up_stops_waiting_so_that_t
   EXPECT_EQ(again.at("tasks").as_array()[0].at("attempt").to_number<int>(), 2);
   EXPECT_FALSE(h.done());
 }
+
+TEST_F(poll_runtime_test, an_older_claim_that_times_out_leaves_the_newer_one_of_its_session_waiting_for_tasks) {
+  auto opened = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 0}});
+  const auto session = opened.json().at("session");
+  auto older = std::async(std::launch::async, [&] {
+    return claim(json::object{{"session", session}, {"max", 1}, {"wait_ms", 100}});
+  });
+  std::this_thread::sleep_for(30ms);
+  auto newer = std::async(std::launch::async, [&] {
+    return claim(json::object{{"session", session}, {"max", 1}, {"wait_ms", 10000}});
+  });
+  ASSERT_EQ(older.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(older.get().json().at("tasks").as_array().size(), 0u);
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  ASSERT_EQ(newer.wait_for(3s), std::future_status::ready) << "the task must wake the claim still waiting";
+  EXPECT_EQ(newer.get().json().at("tasks").as_array().size(), 1u);
+}
