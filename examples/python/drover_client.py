@@ -9,13 +9,16 @@ lines one for one; without it, each line is `ref<TAB>result` as outcomes come.
     seq 1 1000 | python3 examples/python/drover_client.py --queue upper --ordered
 
 A task that does not succeed prints `error: <state> <code> <message>` in its place, and the
-exit status is then 1.
+exit status is then 1. A dropped connection is taken up again: tasks the node accepted are
+followed, the others submitted again under the same idempotency key, and every line still
+gets exactly one outcome.
 """
 
 import argparse
 import json
 import os
 import sys
+import time
 
 from drover_protocol import OP_BINARY, OP_TEXT, ConnectionLost, ProtocolError, WebSocket, read_records, record, split_address
 
@@ -28,74 +31,112 @@ def log(message):
 
 
 class Client:
-    def __init__(self, args):
-        host, port = split_address(args.connect)
+    """Submits `payloads` (ref = index) and prints their outcomes. The connection may drop at
+    any time: it reconnects with `?accepted=true`, follows the tasks the node accepted, and
+    submits again, under the same idempotency key, those it never saw accepted, as
+    protocol.md tells a client to. Each outcome is printed once."""
+
+    def __init__(self, args, payloads):
         self.args = args
-        self.ws = WebSocket(host, port, "/v1/client?batch=true", args.token)
-        self.ws.send_json({"type": "open", "channel": CHANNEL, "window": args.window, "ordered": args.ordered})
-        opened = self.receive_text()
-        if opened.get("type") != "opened":
-            raise ProtocolError(f"the channel did not open: {opened}")
-        self.outstanding = 0
+        self.host, self.port = split_address(args.connect)
+        self.payloads = payloads
+        self.key_prefix = args.key_prefix or os.urandom(8).hex()
+        self.sent = 0              # refs below this were submitted at least once
+        self.task_of = {}          # ref -> task id, once the node accepted it
+        self.done = [False] * len(payloads)
+        self.finished = 0
+        self.in_flight = set()     # refs counted in this connection's window
         self.failures = 0
+        self.ws = None
 
-    def receive_text(self):
-        opcode, data = self.ws.receive()
-        if opcode != OP_TEXT:
-            raise ProtocolError("expected a text message")
-        return json.loads(data)
-
-    def run(self, payloads):
-        """Submits every payload, as fast as the window lets it, and prints every outcome."""
-        pending = iter(enumerate(payloads))
-        exhausted = False
-        while not exhausted or self.outstanding:
-            batch = []
-            size = 0
-            while not exhausted and self.outstanding + len(batch) < self.args.window and size < BATCH_BYTES:
-                item = next(pending, None)
-                if item is None:
-                    exhausted = True
-                    break
-                ref, payload = item
-                header = {"type": "submit", "channel": CHANNEL, "ref": ref, "queue": self.args.queue,
-                          "bytes": len(payload)}
-                batch.append(record(header, payload))
-                size += len(payload)
-            if batch:
-                self.ws.send(OP_BINARY, b"".join(batch))
-                self.outstanding += len(batch)
-            if self.outstanding and (exhausted or self.outstanding >= self.args.window or not batch):
-                self.read_outcomes()
+    def run(self):
+        backoff, attempts = 0.1, 0
+        while self.finished < len(self.payloads):
+            try:
+                attempts += 1
+                self.connect()
+                backoff, attempts = 0.1, 0
+                self.pump()
+            except (ConnectionLost, OSError) as e:
+                if attempts >= 10:
+                    raise ProtocolError(f"no connection to the node after {attempts} attempts ({e})")
+                log(f"connection lost ({e}); reconnecting in {backoff:.1f} s")
+                if self.ws:
+                    self.ws.sock.close()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
         return 0 if self.failures == 0 else 1
 
-    def read_outcomes(self):
-        """Reads one message: outcomes (a window's room each), a refused submit, or an error."""
+    def connect(self):
+        self.ws = WebSocket(self.host, self.port, "/v1/client?batch=true&accepted=true", self.args.token)
+        self.ws.send_json({"type": "open", "channel": CHANNEL, "window": self.args.window,
+                           "ordered": self.args.ordered})
+        opcode, data = self.ws.receive()
+        if opcode != OP_TEXT or json.loads(data).get("type") != "opened":
+            raise ProtocolError(f"the channel did not open: {data[:200]!r}")
+        # What the last connection left without an outcome, in ref order, so that an ordered
+        # channel keeps the input's order: a follow for what the node accepted, the same
+        # submit again for the rest.
+        self.in_flight = {ref for ref in range(self.sent) if not self.done[ref]}
+        for ref in sorted(self.in_flight):
+            if ref in self.task_of:
+                self.ws.send_json({"type": "follow", "channel": CHANNEL, "ref": ref, "task": self.task_of[ref]})
+            else:
+                self.ws.send(OP_BINARY, self.submit(ref))
+
+    def submit(self, ref):
+        header = {"type": "submit", "channel": CHANNEL, "ref": ref, "queue": self.args.queue,
+                  "idempotency_key": f"{self.key_prefix}-{ref}", "bytes": len(self.payloads[ref])}
+        return record(header, self.payloads[ref])
+
+    def pump(self):
+        """Submits as fast as the window lets it and reads outcomes until every task has one."""
+        while self.finished < len(self.payloads):
+            batch, size = [], 0
+            while (self.sent < len(self.payloads) and len(self.in_flight) + len(batch) < self.args.window
+                   and size < BATCH_BYTES):
+                batch.append(self.submit(self.sent))
+                size += len(batch[-1])
+                self.sent += 1
+            if batch:
+                self.ws.send(OP_BINARY, b"".join(batch))
+                self.in_flight.update(range(self.sent - len(batch), self.sent))
+            if self.in_flight and (not batch or self.sent == len(self.payloads)
+                                   or len(self.in_flight) >= self.args.window):
+                self.read()
+
+    def read(self):
+        """Reads one message: outcomes, an acceptance, a refused submit, or an error."""
         opcode, data = self.ws.receive()
         if opcode == OP_BINARY:
             for header, body in read_records(data):
                 if header.get("type") == "outcome":
-                    self.print_outcome(header, body)
+                    self.on_outcome(header, body)
             return
         message = json.loads(data)
         kind = message.get("type")
-        if kind == "rejected":
-            self.outstanding -= 1
-            self.failures += 1
-            self.emit(message["ref"], f"error: rejected {message.get('code')} {message.get('message')}")
+        if kind == "accepted":
+            self.task_of[message["ref"]] = message["task"]
+        elif kind == "rejected":
+            self.finish(message["ref"], f"error: rejected {message.get('code')} {message.get('message')}", False)
         elif kind == "error":
             raise ProtocolError(f"the node refused a message: {message}")
 
-    def print_outcome(self, header, body):
-        self.outstanding -= 1
+    def on_outcome(self, header, body):
         if header.get("state") == "succeeded":
-            self.emit(header["ref"], body.decode("utf-8", "replace").rstrip("\n"))
+            self.finish(header["ref"], body.decode("utf-8", "replace").rstrip("\n"), True)
             return
-        self.failures += 1
         error = header.get("error") or {}
-        self.emit(header["ref"], f"error: {header.get('state')} {error.get('code', '')} {error.get('message', '')}")
+        self.finish(header["ref"], f"error: {header.get('state')} {error.get('code', '')} {error.get('message', '')}",
+                    False)
 
-    def emit(self, ref, line):
+    def finish(self, ref, line, ok):
+        self.in_flight.discard(ref)
+        if self.done[ref]:
+            return  # its outcome came on the connection before, too
+        self.done[ref] = True
+        self.finished += 1
+        self.failures += not ok
         print(line if self.args.ordered else f"{ref}\t{line}", flush=True)
 
 
@@ -108,14 +149,15 @@ def main():
     parser.add_argument("--ordered", action="store_true", help="outcomes in submission order")
     parser.add_argument("--input", help="read payloads from this file, a line each (default: standard input)")
     parser.add_argument("--token", default=os.environ.get("DROVER_TOKEN"), help="bearer token")
+    parser.add_argument("--key-prefix", help="idempotency keys are PREFIX-<line number> (default: random)")
     args = parser.parse_args()
     if not 1 <= args.window <= 1_000_000:
         parser.error("--window must be 1-1000000")
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     payloads = [line.rstrip(b"\n") for line in source]
     try:
-        return Client(args).run(payloads)
-    except (ConnectionLost, ProtocolError, OSError) as e:
+        return Client(args, payloads).run()
+    except ProtocolError as e:
         log(str(e))
         return 2
 

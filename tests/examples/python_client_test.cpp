@@ -2,18 +2,24 @@
 // docs/protocol.md alone, against a real `drover serve` process and C++
 // runtime processes: an ordered channel gives outcomes in submission order
 // however the runtimes finish, an unordered one gives each exactly once, the
-// window throttles the client, and a failed task is reported in its place.
+// window throttles the client, a failed task is reported in its place, and a
+// connection cut again and again still gives every outcome once, in order.
 #include <gtest/gtest.h>
 
 #include <csignal>
 #include <cstdio>
+#include <atomic>
+#include <chrono>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 #include <sys/wait.h>
 
 #include "support/child_process.hpp"
+#include "support/http_client.hpp"
 #include "support/serve_process.hpp"
+#include "support/tcp_proxy.hpp"
 
 using namespace drover::test_support;
 
@@ -41,12 +47,12 @@ struct client_run {
 };
 
 /// Runs the client over `input` (a line per task) to its end.
-client_run run_client(const cluster& c, const std::string& queue, const std::vector<std::string>& input,
+client_run run_client(const std::string& address, const std::string& queue, const std::vector<std::string>& input,
                       std::vector<std::string> options) {
   std::string text;
   for (const auto& line : input) text += line + "\n";
   const auto path = write_config("python_client_input.txt", text);
-  std::vector<std::string> args{PYTHON3, DROVER_PYTHON_CLIENT, "--connect", c.address(), "--queue", queue, "--input", path};
+  std::vector<std::string> args{PYTHON3, DROVER_PYTHON_CLIENT, "--connect", address, "--queue", queue, "--input", path};
   args.insert(args.end(), options.begin(), options.end());
   auto client = child_process::spawn(std::move(args));
   client_run run;
@@ -71,7 +77,7 @@ TEST(python_client, an_ordered_channel_prints_the_outcomes_in_submission_order) 
   ASSERT_NE(c.port, 0);
   // Runtimes that finish out of order: some tasks wait a little.
   c.serve("upper", "read line; case $line in *7) sleep 0.05;; esac; printf '%s' \"$line\" | tr a-z A-Z");
-  const auto run = run_client(c, "upper", numbered("task ", 300), {"--ordered", "--window", "20"});
+  const auto run = run_client(c.address(), "upper", numbered("task ", 300), {"--ordered", "--window", "20"});
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_EQ(run.lines, numbered("TASK ", 300));
 }
@@ -80,7 +86,7 @@ TEST(python_client, an_unordered_channel_prints_every_outcome_once) {
   cluster c;
   ASSERT_NE(c.port, 0);
   c.serve("upper", "tr a-z A-Z");
-  const auto run = run_client(c, "upper", numbered("task ", 300), {"--window", "7"});
+  const auto run = run_client(c.address(), "upper", numbered("task ", 300), {"--window", "7"});
   EXPECT_EQ(run.exit_code, 0);
   std::set<std::string> seen(run.lines.begin(), run.lines.end());
   std::set<std::string> expected;
@@ -93,14 +99,44 @@ TEST(python_client, a_task_that_fails_is_reported_in_its_place_and_the_exit_stat
   cluster c;
   ASSERT_NE(c.port, 0);
   c.serve("picky", "read line; [ \"$line\" = bad ] && exit 100; printf 'ok %s' \"$line\"", 1);
-  const auto run = run_client(c, "picky", {"one", "bad", "two"}, {"--ordered"});
+  const auto run = run_client(c.address(), "picky", {"one", "bad", "two"}, {"--ordered"});
   EXPECT_EQ(run.exit_code, 1);
   ASSERT_EQ(run.lines.size(), 3u);
   EXPECT_EQ(run.lines[0], "ok one");
   EXPECT_EQ(run.lines[1].rfind("error: failed", 0), 0u) << run.lines[1];
   EXPECT_EQ(run.lines[2], "ok two");
-  const auto unknown = run_client(c, "no-such-queue", {"x"}, {"--ordered"});
+  const auto unknown = run_client(c.address(), "no-such-queue", {"x"}, {"--ordered"});
   EXPECT_EQ(unknown.exit_code, 1);
   ASSERT_EQ(unknown.lines.size(), 1u);
   EXPECT_EQ(unknown.lines[0].rfind("error: rejected unknown_queue", 0), 0u) << unknown.lines[0];
+}
+
+TEST(python_client, a_client_whose_connection_keeps_dropping_still_prints_every_outcome_once_in_order) {
+  cluster c;
+  ASSERT_NE(c.port, 0);
+  c.serve("upper", "read line; case $line in *7) sleep 0.02;; esac; printf '%s' \"$line\" | tr a-z A-Z");
+  tcp_proxy proxy(c.port);
+  // Cut without a close frame every 100 ms while the client works: it must
+  // follow what the node accepted and submit the rest again.
+  std::atomic<bool> running{true};
+  std::atomic<int> cuts{0};
+  std::thread cutter([&] {
+    while (running) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (running) proxy.sever(), ++cuts;
+    }
+  });
+  const auto run = run_client("127.0.0.1:" + std::to_string(proxy.port()), "upper", numbered("task ", 400),
+                              {"--ordered", "--window", "30"});
+  running = false;
+  cutter.join();
+  EXPECT_GT(cuts.load(), 2) << "the run was too short to be cut";
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_EQ(run.lines, numbered("TASK ", 400));
+  // Every task ran once: what was submitted again joined its first task by idempotency key.
+  const auto queues = call(c.port, http::verb::get, "/v1/queues").json();
+  for (const auto& q : queues.at("queues").as_array()) {
+    if (q.at("name").as_string() != "upper") continue;
+    EXPECT_EQ(q.at("submitted").to_number<int>(), 400) << q;
+  }
 }
