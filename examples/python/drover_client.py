@@ -57,7 +57,9 @@ class Client:
                 self.connect()
                 backoff, attempts = 0.1, 0
                 self.pump()
-            except (ConnectionLost, OSError) as e:
+            except (ConnectionLost, OSError, ProtocolError) as e:
+                if isinstance(e, ProtocolError) and e.fatal():
+                    raise  # refused for good (a bad token, a broken message): trying again will not help
                 if attempts >= 10:
                     raise ProtocolError(f"no connection to the node after {attempts} attempts ({e})")
                 log(f"connection lost ({e}); reconnecting in {backoff:.1f} s")

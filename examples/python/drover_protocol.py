@@ -27,8 +27,8 @@ class ProtocolError(Exception):
         self.code = code
 
     def fatal(self):
-        """Closes for a fault of this runtime's (protocol, bad hello, token, size): reconnecting
-        would only be refused again."""
+        """A refusal for a fault of this side's (a refused upgrade, a protocol error, a bad
+        hello, a wrong token, a message too big): connecting again would be refused again."""
         return self.code in (None, 1002, 1003, 1007, 1008, 1009)
 
 
