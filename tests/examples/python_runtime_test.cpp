@@ -203,7 +203,7 @@ TEST(python_runtime, a_result_finished_while_disconnected_is_sent_after_the_resu
 TEST(python_runtime, a_cancel_stops_the_running_command) {
   node_process node;
   ASSERT_NE(node.port, 0);
-  const std::string marker = ::testing::TempDir() + "python_runtime_cancel_marker";
+  const std::string marker = ::testing::TempDir() + std::to_string(getpid()) + "-python_runtime_cancel_marker";
   std::remove(marker.c_str());
   auto runtime = python_runtime(node.address(), "long", "cat >/dev/null; sleep 2; touch " + marker);
   ASSERT_NE(runtime.line().find("serving"), std::string::npos);

@@ -6,12 +6,15 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <unistd.h>
 
 namespace drover::test_support {
 
-/// Writes `text` to a file in the test's temporary folder; its path.
+/// Writes `text` to a file in the test's temporary folder; its path. The
+/// name carries the process id: ctest runs tests in parallel, each in a
+/// process of its own, and two writing one file would swap their contents.
 inline std::string write_config(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + name;
+  const std::string path = ::testing::TempDir() + std::to_string(getpid()) + "-" + name;
   FILE* f = std::fopen(path.c_str(), "w");
   std::fputs(text.c_str(), f);
   std::fclose(f);
