@@ -324,13 +324,11 @@ struct gateway::impl {
     auto& news = *follow.follower->news();
     n.watch(task_id{follow.id}, follow.follower);
     follow.following = true;
-    bool hung_up = false;
     hangup_watch hangup(peer, [&] {
-      hung_up = true;
       if (news.waiter) news.waiter->cancel();
     });
     const auto until = std::chrono::steady_clock::now() + limit;
-    for (auto now = std::chrono::steady_clock::now(); !news.ended() && !hung_up && now < until;
+    for (auto now = std::chrono::steady_clock::now(); !news.ended() && !hangup.hung_up() && now < until;
          now = std::chrono::steady_clock::now())
       co_await wait_for_news(news, news.version, std::chrono::ceil<std::chrono::milliseconds>(until - now));
   }
@@ -463,14 +461,12 @@ struct gateway::impl {
       out += sse_event(e.id, "task", describe_task(*e.task));
     // A runtime that goes away ends its stream now, not at the next keepalive:
     // its session starts its idle time (a resume may still take it back).
-    bool hung_up = false;
     asio::steady_timer* waiting = nullptr;
     hangup_watch watch(stream.socket(), [&] {
-      hung_up = true;
       if (waiting) waiting->cancel();
     });
     for (;;) {
-      if (s->stream_generation != generation || hung_up) co_return;  // superseded, or the runtime left
+      if (s->stream_generation != generation || watch.hung_up()) co_return;  // superseded, or the runtime left
       for (const auto& e : s->book.stream_ready()) out += sse_event(e.id, "task", describe_task(*e.task));
       for (const auto& c : s->book.take_cancels())
         out += sse_event(0, "cancel", json::object{{"task", c.task.value}, {"lease", c.lease.value}});
@@ -483,7 +479,7 @@ struct gateway::impl {
       s->waiter = waiting = &timer;
       auto [ec] = co_await timer.async_wait(tuple);
       waiting = nullptr;
-      if (s->stream_generation != generation || hung_up) co_return;
+      if (s->stream_generation != generation || watch.hung_up()) co_return;
       s->waiter = nullptr;
       if (!ec && s->book.ready() == 0 && !s->book.has_cancels()) out = ": keepalive\n\n";  // also finds a silently dead peer
     }
@@ -551,15 +547,11 @@ struct gateway::impl {
     } guard{notes, watch, w};
 
     // A follower that goes away is let go now, not at the next keepalive.
-    bool hung_up = false;
-    hangup_watch hangup(stream.socket(), [&hung_up, w] {
-      hung_up = true;
-      w->wake();
-    });
+    hangup_watch hangup(stream.socket(), [w] { w->wake(); });
     std::optional<task_state> sent_state;
     std::uint64_t sent_progress = 0, sent_lines = 0;
     for (;;) {
-      if (hung_up) co_return;
+      if (hangup.hung_up()) co_return;
       const auto seen = news.version;
       std::string out;
       if (const auto now = state(); now && now != sent_state) {

@@ -20,24 +20,35 @@ namespace drover::net {
 class hangup_watch {
  public:
   /// Calls `on_hangup` once, on the socket's thread, if the peer closes the
-  /// connection while this watch lives; never after it is gone.
+  /// connection while this watch lives; never after it is gone. `on_hangup`
+  /// wakes whatever waits; hung_up() then says why it woke.
   hangup_watch(boost::asio::ip::tcp::socket& socket, std::function<void()> on_hangup)
-      : alive_(std::make_shared<bool>(true)) {
+      : state_(std::make_shared<state>()) {
     const int fd = socket.native_handle();
     socket.async_wait(boost::asio::ip::tcp::socket::wait_read,
-                      [alive = alive_, fd, on_hangup = std::move(on_hangup)](const boost::system::error_code& ec) {
-                        if (!*alive || ec) return;  // over, or the socket closed under it
+                      [st = state_, fd, on_hangup = std::move(on_hangup)](const boost::system::error_code& ec) {
+                        if (!st->alive || ec) return;  // over, or the socket closed under it
                         char byte;
                         const auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-                        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) on_hangup();
+                        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                          st->hung_up = true;
+                          on_hangup();
+                        }
                       });
   }
-  ~hangup_watch() { *alive_ = false; }
+  ~hangup_watch() { state_->alive = false; }
   hangup_watch(const hangup_watch&) = delete;
   hangup_watch& operator=(const hangup_watch&) = delete;
 
+  /// Whether the peer has gone.
+  bool hung_up() const { return state_->hung_up; }
+
  private:
-  std::shared_ptr<bool> alive_;
+  struct state {
+    bool alive = true;
+    bool hung_up = false;
+  };
+  std::shared_ptr<state> state_;
 };
 
 }  // namespace drover::net

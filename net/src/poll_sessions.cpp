@@ -24,6 +24,13 @@ json::object error(unsigned& status, unsigned code, std::string_view name, std::
   return json::object{{"error", name}, {"message", message}};
 }
 
+/// Ends a session on the node's side: nothing more is posted to it, and the
+/// broker releases its leases.
+void end_session(poll_session& s) {
+  s.poster->close();
+  s.link->close();
+}
+
 /// A long-poll runtime hears of revoked leases in its next answer.
 json::array take_cancels(poll_session& s) {
   json::array out;
@@ -114,16 +121,15 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
     // Wait without spinning: a timer the sink cancels when tasks arrive.
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(wait_ms));
     s->waiter = &timer;
-    bool hung_up = false;
     std::optional<hangup_watch> watch;
-    if (peer) watch.emplace(*peer, [&] { hung_up = true, timer.cancel(); });
+    if (peer) watch.emplace(*peer, [&] { timer.cancel(); });
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (s->left)  // its leases are released: nothing in the book is the runtime's any more
       co_return error(status, 404, "unknown_session", "session " + std::to_string(s->id) + " left");
     if (s->waiter == &timer) s->waiter = nullptr;  // else a newer claim of the session waits there
     s->last_seen = std::chrono::steady_clock::now();
     // Nobody to answer: what arrived stays for the runtime's next claim.
-    if (hung_up) co_return error(status, 499, "hung_up", "the runtime closed the connection");
+    if (watch && watch->hung_up()) co_return error(status, 499, "hung_up", "the runtime closed the connection");
   }
   json::array tasks;
   for (const auto& t : s->book.take(max)) tasks.push_back(describe_task(t));
@@ -306,8 +312,7 @@ json::object poll_sessions::leave(const json::object& body, unsigned& status) {
   ++s.stream_generation;  // an attached stream ends, as when a resumed one takes over
   if (s.waiter) s.waiter->cancel();
   s.waiter = nullptr;
-  s.poster->close();
-  s.link->close();  // the broker releases the session's leases
+  end_session(s);
   sessions_.erase(it);
   status = 202;
   return json::object{{"session", *id}, {"left", true}};
@@ -317,17 +322,13 @@ void poll_sessions::expire(std::chrono::steady_clock::time_point now) {
   std::erase_if(sessions_, [&](auto& entry) {
     auto& s = *entry.second;
     if (s.waiter || s.streaming || now - s.last_seen < config_.poll_session_idle) return false;
-    s.poster->close();
-    s.link->close();  // the broker releases the session's leases
+    end_session(s);
     return true;
   });
 }
 
 void poll_sessions::close_all() {
-  for (auto& [id, s] : sessions_) {
-    s->poster->close();
-    s->link->close();
-  }
+  for (auto& [id, s] : sessions_) end_session(*s);
   sessions_.clear();
 }
 

@@ -46,9 +46,11 @@ TEST(hangup_watch, a_peer_that_closes_or_resets_its_connection_is_noticed) {
     p.settle();
     EXPECT_EQ(calls, 0) << "a quiet peer is not gone";
     if (reset) p.client.set_option(asio::socket_base::linger(true, 0));  // close sends a reset
+    EXPECT_FALSE(watch.hung_up());
     p.client.close();
     p.settle();
     EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(watch.hung_up());
   }
 }
 
@@ -59,6 +61,7 @@ TEST(hangup_watch, a_peer_that_sends_more_is_not_gone_and_what_it_sent_stays_to_
   asio::write(p.client, asio::buffer(std::string("GET / HTTP/1.1\r\n\r\n")));
   p.settle();
   EXPECT_EQ(calls, 0);
+  EXPECT_FALSE(watch.hung_up());
   std::string got(18, '\0');
   asio::read(p.server, asio::buffer(got));
   EXPECT_EQ(got, "GET / HTTP/1.1\r\n\r\n");
