@@ -19,12 +19,7 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
 
-struct counters {
-  std::atomic<std::uint32_t>& ready;
-  std::atomic<std::uint32_t>& failed;
-  std::atomic<std::uint64_t>& answers;
-  std::atomic<std::uint64_t>& bytes;
-};
+using counts = idle_http_runtimes::counts;
 
 asio::awaitable<bool> connect(tcp::socket& socket, std::uint16_t port) {
   auto [ec] = co_await socket.async_connect({asio::ip::make_address("127.0.0.1"), port}, tuple);
@@ -32,7 +27,7 @@ asio::awaitable<bool> connect(tcp::socket& socket, std::uint16_t port) {
 }
 
 /// Claims, and claims again whenever a claim comes back (empty, once its wait is over).
-asio::awaitable<void> poll_runtime(std::uint16_t port, std::string queue, std::uint32_t wait_ms, counters c) {
+asio::awaitable<void> poll_runtime(std::uint16_t port, std::string queue, std::uint32_t wait_ms, counts& c) {
   tcp::socket socket(co_await asio::this_coro::executor);
   if (!co_await connect(socket, port)) {
     ++c.failed;
@@ -55,7 +50,6 @@ asio::awaitable<void> poll_runtime(std::uint16_t port, std::string queue, std::u
     http::response<http::string_body> res;
     auto [ec, n] = co_await http::async_read(socket, buffer, res, tuple);
     if (ec || res.result() != http::status::ok) break;
-    c.bytes += n;
     ++c.answers;
     if (!session) {
       session = boost::json::parse(res.body()).at("session").to_number<std::uint64_t>();
@@ -66,7 +60,7 @@ asio::awaitable<void> poll_runtime(std::uint16_t port, std::string queue, std::u
 }
 
 /// Opens a stream and reads it (its welcome, then keepalives) until it ends.
-asio::awaitable<void> sse_runtime(std::uint16_t port, std::string queue, counters c) {
+asio::awaitable<void> sse_runtime(std::uint16_t port, std::string queue, counts& c) {
   tcp::socket socket(co_await asio::this_coro::executor);
   if (!co_await connect(socket, port)) {
     ++c.failed;
@@ -83,7 +77,6 @@ asio::awaitable<void> sse_runtime(std::uint16_t port, std::string queue, counter
   for (;;) {
     auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), tuple);
     if (ec) break;
-    c.bytes += n;
     ++c.answers;
     if (!welcomed && std::string_view(buf, n).find("event: welcome") != std::string_view::npos) {
       welcomed = true;
@@ -97,12 +90,11 @@ asio::awaitable<void> sse_runtime(std::uint16_t port, std::string queue, counter
 
 idle_http_runtimes::idle_http_runtimes(std::uint16_t port, const std::string& transport, std::uint32_t count,
                                        const std::string& queue, std::uint32_t wait_ms) {
-  const counters c{ready_, failed_, answers_, bytes_};
   for (std::uint32_t i = 0; i < count; ++i) {
     if (transport == "sse")
-      asio::co_spawn(io_, sse_runtime(port, queue, c), asio::detached);
+      asio::co_spawn(io_, sse_runtime(port, queue, counts_), asio::detached);
     else
-      asio::co_spawn(io_, poll_runtime(port, queue, wait_ms, c), asio::detached);
+      asio::co_spawn(io_, poll_runtime(port, queue, wait_ms, counts_), asio::detached);
   }
   thread_ = std::thread([this] { io_.run(); });
 }

@@ -25,18 +25,20 @@ class idle_http_runtimes {
   idle_http_runtimes(const idle_http_runtimes&) = delete;
   idle_http_runtimes& operator=(const idle_http_runtimes&) = delete;
 
-  /// Runtimes whose session is open (first claim answered, or welcome read).
-  std::uint32_t ready() const { return ready_; }
-  /// Requests and bytes the node answered since they started.
-  std::uint64_t answers() const { return answers_; }
-  std::uint64_t bytes_received() const { return bytes_; }
-  /// Runtimes whose connection failed.
-  std::uint32_t failed() const { return failed_; }
+  /// What the runtimes saw, counted on their thread.
+  struct counts {
+    std::atomic<std::uint32_t> ready{0};     // runtimes whose session is open (first claim answered, or welcome read)
+    std::atomic<std::uint32_t> failed{0};    // runtimes whose connection failed
+    std::atomic<std::uint64_t> answers{0};   // answers (claims) or reads (streams) from the node
+  };
+
+  std::uint32_t ready() const { return counts_.ready; }
+  std::uint32_t failed() const { return counts_.failed; }
+  std::uint64_t answers() const { return counts_.answers; }
 
  private:
   boost::asio::io_context io_;
-  std::atomic<std::uint32_t> ready_{0}, failed_{0};
-  std::atomic<std::uint64_t> answers_{0}, bytes_{0};
+  counts counts_;
   std::thread thread_;
 };
 

@@ -105,7 +105,7 @@ void measure_idle(const remote_options& o, pid_t node, TotalCpu total_cpu, std::
 
 /// `--workload idle --transport poll|sse`: the idle runtimes are held by
 /// this process (idle_http_runtimes.hpp) instead of runtime processes.
-int run_idle_http(const remote_options& o, child& server, std::uint16_t port, std::uint32_t count) {
+int run_idle_http(const remote_options& o, pid_t node, std::uint16_t port, std::uint32_t count) {
   idle_http_runtimes idle(port, o.transport, count, "bench", o.wait_ms);
   for (int i = 0; i < 3000 && idle.ready() + idle.failed() < count; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -115,7 +115,7 @@ int run_idle_http(const remote_options& o, child& server, std::uint16_t port, st
     return 1;
   }
   std::uint64_t answers0 = 0;  // the node's answers to them within the window
-  measure_idle(o, server.pid, [&] { return cpu_seconds(getpid()) + cpu_seconds(server.pid); }, count, [&](bool opens) {
+  measure_idle(o, node, [&] { return cpu_seconds(getpid()) + cpu_seconds(node); }, count, [&](bool opens) {
     if (opens) answers0 = idle.answers();
     return ",\"answers\":" + std::to_string(idle.answers() - answers0) + ",\"failed\":" + std::to_string(idle.failed());
   });
@@ -143,7 +143,7 @@ int run_remote(const remote_options& o) {
   const std::string connect = "127.0.0.1:" + std::to_string(port);
   const bool idle = w.name == "idle";
   const std::uint32_t connections = o.connections ? o.connections : (idle ? std::max(1u, 500 / o.runtimes) : 1);
-  if (idle && o.transport != "websocket") return run_idle_http(o, server, port, o.runtimes * connections);
+  if (idle && o.transport != "websocket") return run_idle_http(o, server.pid, port, o.runtimes * connections);
   std::vector<child> runtimes;
   for (std::uint32_t i = 0; i < o.runtimes; ++i) {
     runtimes.push_back(child::spawn({bin, "runtime", "--connect", connect, "--queue", "bench", "--capacity",
