@@ -18,9 +18,9 @@ import argparse
 import json
 import os
 import sys
-import time
 
-from drover_protocol import OP_BINARY, OP_TEXT, ConnectionLost, ProtocolError, WebSocket, read_records, record, split_address
+from drover_protocol import (OP_BINARY, OP_TEXT, Backoff, ConnectionLost, ProtocolError, WebSocket, read_records,
+                             record, split_address)
 
 CHANNEL = 1
 BATCH_BYTES = 60_000  # submits gathered into one message, under the node's 64 KiB batches
@@ -50,23 +50,23 @@ class Client:
         self.ws = None
 
     def run(self):
-        backoff, attempts = 0.1, 0
+        backoff, attempts = Backoff(), 0
         while self.finished < len(self.payloads):
             try:
                 attempts += 1
                 self.connect()
-                backoff, attempts = 0.1, 0
+                attempts = 0
+                backoff.succeeded()
                 self.pump()
             except (ConnectionLost, OSError, ProtocolError) as e:
                 if isinstance(e, ProtocolError) and e.fatal():
                     raise  # refused for good (a bad token, a broken message): trying again will not help
                 if attempts >= 10:
                     raise ProtocolError(f"no connection to the node after {attempts} attempts ({e})")
-                log(f"connection lost ({e}); reconnecting in {backoff:.1f} s")
+                log(f"connection lost ({e}); reconnecting in {backoff.delay:.1f} s")
                 if self.ws:
                     self.ws.sock.close()
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.wait()
         return 0 if self.failures == 0 else 1
 
     def connect(self):

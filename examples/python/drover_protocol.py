@@ -207,6 +207,23 @@ def record(header, body):
     return struct.pack("!I", len(encoded)) + encoded + body
 
 
+class Backoff:
+    """How long to wait before trying the node again: 0.1 s, doubling up to 5 s, and 0.1 s
+    again once a try succeeds."""
+
+    FIRST, MOST = 0.1, 5.0
+
+    def __init__(self):
+        self.delay = self.FIRST
+
+    def succeeded(self):
+        self.delay = self.FIRST
+
+    def wait(self):
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.MOST)
+
+
 def split_address(address):
     host, _, port = address.rpartition(":")
     return host or "127.0.0.1", int(port)

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 
-from drover_protocol import (OP_BINARY, OP_PING, OP_TEXT, ConnectionLost, ProtocolError, WebSocket,
+from drover_protocol import (OP_BINARY, OP_PING, OP_TEXT, Backoff, ConnectionLost, ProtocolError, WebSocket,
                              read_records, record, split_address)
 
 EXIT_PERMANENT_FAILURE = 100
@@ -110,25 +110,24 @@ class WebSocketRuntime:
         self.stopping = False
 
     def serve(self):
-        backoff = 0.1
+        backoff = Backoff()
         while not self.stopping:
             try:
                 self.connect()
-                backoff = 0.1
+                backoff.succeeded()
                 self.read_until_lost()
             except (ConnectionLost, OSError, ProtocolError) as e:
                 if self.stopping:
                     break
                 if isinstance(e, ProtocolError) and e.fatal():
                     raise
-                log(f"connection lost ({e}); reconnecting in {backoff:.1f} s")
+                log(f"connection lost ({e}); reconnecting in {backoff.delay:.1f} s")
             with self.lock:
                 if self.ws:
                     self.ws.sock.close()
                 self.ws = None
             if not self.stopping:
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff.wait()
         self.shut_down()
 
     def connect(self):
@@ -412,7 +411,7 @@ class PollRuntime(HttpRuntime):
     mode = "long-poll"
 
     def serve(self):
-        announced, backoff = False, 0.1
+        announced, backoff = False, Backoff()
         while not self.stopping:
             free, session = self.wait_for_room()
             if self.stopping:
@@ -429,11 +428,10 @@ class PollRuntime(HttpRuntime):
             except (OSError, http.client.HTTPException) as e:
                 if self.stopping:
                     break
-                log(f"claim failed ({e}); retrying in {backoff:.1f} s")
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                log(f"claim failed ({e}); retrying in {backoff.delay:.1f} s")
+                backoff.wait()
                 continue
-            backoff = 0.1
+            backoff.succeeded()
             if status == 404:  # the session expired: its leases went back to the queue
                 self.new_session()
                 continue
@@ -482,17 +480,16 @@ class SseRuntime(HttpRuntime):
         self.last_event_id = 0
 
     def serve(self):
-        backoff = 0.1
+        backoff = Backoff()
         while not self.stopping:
             try:
                 self.follow_stream()
-                backoff = 0.1
+                backoff.succeeded()
             except (OSError, http.client.HTTPException, ConnectionLost) as e:
                 if self.stopping:
                     break
-                log(f"stream lost ({e}); resuming in {backoff:.1f} s")
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                log(f"stream lost ({e}); resuming in {backoff.delay:.1f} s")
+                backoff.wait()
         self.leave()
         self.pool.shutdown(wait=True)
 
