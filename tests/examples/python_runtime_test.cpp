@@ -44,27 +44,12 @@ child_process python_runtime(const std::string& address, const std::string& queu
   return child_process::spawn(std::move(args));
 }
 
-std::string submit(std::uint16_t port, const std::string& queue, const std::string& payload,
-                   const std::string& options = "") {
-  auto r = call(port, http::verb::post, "/v1/queues/" + queue + "/tasks" + options, payload);
-  EXPECT_EQ(r.status, 202u) << r.body;
-  return std::to_string(r.json().at("id").to_number<std::uint64_t>());
-}
-
 boost::json::object outcome(std::uint16_t port, const std::string& id) {
   return call(port, http::verb::get, "/v1/tasks/" + id + "?wait_ms=10000").json().as_object();
 }
 
 std::string result(std::uint16_t port, const std::string& id) {
   return call(port, http::verb::get, "/v1/tasks/" + id + "/result").body;
-}
-
-bool becomes_leased(std::uint16_t port, const std::string& id) {
-  for (int i = 0; i < 1000; ++i) {
-    if (call(port, http::verb::get, "/v1/tasks/" + id).json().at("state").as_string() == "leased") return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
 }
 
 std::string all_byte_values() {

@@ -42,16 +42,6 @@ TEST(serve_process, a_bad_config_file_is_refused_with_exit_code_2) {
   }
 }
 
-namespace {
-
-std::string submit(std::uint16_t port, const std::string& queue, const std::string& payload) {
-  auto r = call(port, http::verb::post, "/v1/queues/" + queue + "/tasks", payload);
-  EXPECT_EQ(r.status, 202u) << r.body;
-  return std::to_string(r.json().at("id").to_number<std::uint64_t>());
-}
-
-}  // namespace
-
 TEST(runtime_process, runtime_processes_serve_tasks_submitted_over_http) {
   auto node = child_process::spawn({DROVER_BIN, "serve", "--listen", "127.0.0.1:0"});
   const auto port = port_from(node.line());
@@ -85,11 +75,7 @@ TEST(runtime_process, a_runtime_killed_mid_task_hands_its_task_to_another) {
                                       "exec 2>/dev/null; cat >/dev/null; sleep 5; printf doomed"});
   ASSERT_NE(doomed.line().find("serving"), std::string::npos);
   const auto id = submit(port, "work", "payload");
-  for (int i = 0; i < 500; ++i) {
-    if (call(port, http::verb::get, "/v1/tasks/" + id).json().at("state").as_string() == "leased") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_EQ(call(port, http::verb::get, "/v1/tasks/" + id).json().at("state").as_string(), "leased");
+  ASSERT_TRUE(becomes_leased(port, id, std::chrono::milliseconds(2500)));
   auto rescuer = child_process::spawn({DROVER_BIN, "runtime", "--connect", connect, "--queue", "work", "--exec",
                                        "cat >/dev/null; printf \"rescued, attempt $DROVER_ATTEMPT\""});
   ASSERT_NE(rescuer.line().find("serving"), std::string::npos);
