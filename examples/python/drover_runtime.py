@@ -155,8 +155,8 @@ class WebSocketRuntime:
             self.ws, self.session, self.asked = ws, welcome["session"], welcome["granted"]
             self.heartbeat = welcome["heartbeat_ms"] / 1000.0
             pending, self.unsent = self.unsent, collections.OrderedDict()
-            for message in pending.values():
-                self.send_locked(message)  # one that fails is kept for the next connection
+            for key, message in pending.items():
+                self.send_locked(key, message)  # one that fails is kept for the next connection
             self.ask_locked()
         print(f"serving {','.join(self.args.queue)} on {self.args.connect} as session {self.session}"
               f"{' (resumed)' if welcome['resumed'] else ''}", flush=True)
@@ -211,24 +211,18 @@ class WebSocketRuntime:
             if self.ws is None:
                 self.unsent[job.key] = outcome  # sent after the welcome; listed in `holding` till then
                 return
-            self.send_locked(outcome)
+            self.send_locked(job.key, outcome)
             self.ask_locked()
 
-    def send_locked(self, message):
-        """Sends a result or failure; its lease is then no longer held. A send that fails leaves
-        the outcome for the next connection, whose hello lists the lease in `holding`."""
-        key = self.key_of(message)
+    def send_locked(self, key, message):
+        """Sends the result or failure of lease `key` (task, lease); the lease is then no longer
+        held. A send that fails leaves the outcome for the next connection, whose hello lists
+        the lease in `holding`."""
         try:
             self.ws.send(*message)
             self.jobs.pop(key, None)
         except ConnectionLost:
             self.unsent[key] = message
-
-    @staticmethod
-    def key_of(message):
-        opcode, data = message
-        header = read_records(data)[0][0] if opcode == OP_BINARY else json.loads(data)
-        return (header["task"], header["lease"])
 
     def ask_locked(self):
         """Asks for what capacity is free, in steps of a quarter of it while the node still
