@@ -453,6 +453,7 @@ node_stats node::stats() const {
           [&](const actors::pool_stats& p) {
             out.work_limit = p.work_limit;
             out.running = p.running;
+            out.parked = p.parked;
             out.peak_running = p.peak_running;
             out.completed = p.completed;
           },

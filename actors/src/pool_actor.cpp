@@ -28,6 +28,7 @@ void on_finished(pool_actor_type* self, std::uint32_t running_slot, std::excepti
   if (ep) result = task_result::failure(describe(ep));
   st.reports.push_back(report_item{item.id, item.lease, std::move(result), item.slot});
   st.running.remove(running_slot);
+  assert(st.parked <= st.running.size() && "a handler ended while parked");
   ++st.counters.completed;
 }
 
@@ -42,8 +43,9 @@ void start(pool_actor_type* self, core::dispatch_item item) {
   }
   const std::uint32_t slot = st.running.add(std::move(item), st.queue_names[queue]);
   auto& task = st.running.at(slot);
-  st.counters.peak_running = std::max(st.counters.peak_running, static_cast<std::uint32_t>(st.running.size()));
-  assert(st.running.size() <= st.config.work_limit);
+  task.ctx.bind_permits(&st);
+  st.counters.peak_running = std::max(st.counters.peak_running, st.active());
+  assert(st.active() <= st.config.work_limit);
   // Runs inline up to the handler's first suspension (pool_executor).
   asio::co_spawn(pool_executor(*st.exec), (*fn)(task.ctx),
                  asio::bind_cancellation_slot(task.cancel.slot(), [self, slot](std::exception_ptr ep, task_result r) {
@@ -51,10 +53,12 @@ void start(pool_actor_type* self, core::dispatch_item item) {
                  }));
 }
 
-/// Demand flows from free permits: limit - running - waiting - requested.
+/// Demand flows from free permits: limit - running - waiting - requested,
+/// where running counts the handlers holding a permit or waiting for one.
 void send_update(pool_actor_type* self) {
   auto& st = self->state;
-  const auto committed = static_cast<std::int64_t>(st.running.size() + st.waiting.size() + st.requested);
+  const auto committed =
+      static_cast<std::int64_t>(st.active()) + static_cast<std::int64_t>(st.resuming.size() + st.waiting.size() + st.requested);
   const std::int64_t want = static_cast<std::int64_t>(st.config.work_limit) - committed;
   consumer_update_msg update{st.config.id, std::move(st.reports), 0, 0};
   st.reports.clear();
@@ -68,23 +72,36 @@ void send_update(pool_actor_type* self) {
   if (!update.reports.empty() || update.demand > 0 || update.revoke > 0) self->send(st.config.broker, std::move(update));
 }
 
+/// Free permits go first to parked handlers that want theirs back: they
+/// hold work already begun.
+void hand_back_permits(pool_state& st) {
+  while (!st.resuming.empty() && st.has_permit_free()) {
+    --st.parked;
+    st.counters.peak_running = std::max(st.counters.peak_running, st.active());
+    st.exec->post(std::move(st.resuming.front()));
+    st.resuming.pop_front();
+  }
+}
+
 /// One turn of the claim/run loop: never waits on a handler.
 void run_turn(pool_actor_type* self) {
   auto& st = self->state;
   {
     pool_context::turn turn(*st.exec);
     for (;;) {
-      while (!st.waiting.empty() && st.running.size() < st.config.work_limit) {
+      hand_back_permits(st);
+      while (st.resuming.empty() && !st.waiting.empty() && st.has_permit_free()) {
         auto item = std::move(st.waiting.front());
         st.waiting.pop_front();
         start(self, std::move(item));
       }
       const bool ran = st.exec->drain() > 0;
-      const bool can_start = !st.waiting.empty() && st.running.size() < st.config.work_limit;
+      const bool can_start = (!st.resuming.empty() || !st.waiting.empty()) && st.has_permit_free();
       if (!ran && !can_start) break;
     }
   }
-  st.counters.running = static_cast<std::uint32_t>(st.running.size());
+  st.counters.running = st.active();
+  st.counters.parked = st.parked;
   send_update(self);
 }
 
@@ -103,6 +120,18 @@ void cancel_leases(pool_actor_type* self, const std::vector<core::cancel_notice>
 }
 
 }  // namespace
+
+// Both run in the pool's turn: a handler runs only there (pool_executor).
+void pool_state::give_back() {
+  assert(active() > 0);
+  ++parked;
+}
+
+void pool_state::take_again(unique_function resume) {
+  assert(parked > 0);
+  resuming.push_back(std::move(resume));
+  hand_back_permits(*this);
+}
 
 caf::behavior pool_actor(pool_actor_type* self, pool_config config) {
   auto& st = self->state;
@@ -162,7 +191,8 @@ caf::behavior pool_actor(pool_actor_type* self, pool_config config) {
       [=](stats_atom) -> pool_stats {
         auto out = self->state.counters;
         out.work_limit = self->state.config.work_limit;
-        out.running = static_cast<std::uint32_t>(self->state.running.size());
+        out.running = self->state.active();
+        out.parked = self->state.parked;
         out.waiting = static_cast<std::uint32_t>(self->state.waiting.size());
         out.requested = self->state.requested;
         return out;

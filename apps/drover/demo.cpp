@@ -56,7 +56,8 @@ void register_handlers(node& n) {
     if (ctx.attempt() < 3) co_return task_result::failure("upstream unavailable (attempt " + std::to_string(ctx.attempt()) + ")");
     co_return task_result::success(bytes::copy_from("recovered"));
   });
-  // Fan-out / fan-in: submits child tasks and awaits them all.
+  // Fan-out / fan-in: submits child tasks and awaits them all, without its
+  // permit meanwhile, so that waiting parents never leave the children none.
   node* self = &n;
   (void)n.handle("album", [self](task_context& ctx) -> asio::awaitable<task_result> {
     std::vector<task_handle> children;
@@ -67,7 +68,7 @@ void register_handlers(node& n) {
     }
     std::string joined;
     for (auto& child : children) {
-      auto done = co_await child.async_wait();
+      auto done = co_await ctx.without_permit(child.async_wait());
       if (!done || done->state != task_state::succeeded) co_return task_result::failure("a child task failed");
       joined += (joined.empty() ? "" : ",") + done->value.to_string();
     }

@@ -91,7 +91,8 @@ struct node_stats {
   std::size_t live_bytes = 0;
   std::size_t dead_letters = 0;
   std::uint32_t work_limit = 0;
-  std::uint32_t running = 0;
+  std::uint32_t running = 0;  // handlers holding a permit
+  std::uint32_t parked = 0;   // handlers awaiting without one (task_context::without_permit)
   std::uint32_t peak_running = 0;
   std::uint64_t completed = 0;
 };

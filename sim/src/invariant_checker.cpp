@@ -95,7 +95,7 @@ void invariant_checker::consumer_resumed(core::consumer_id consumer) { dead_.era
 void invariant_checker::handler_started(core::consumer_id pool, std::uint32_t running, std::uint32_t limit,
                                             std::uint64_t task) {
   if (running > limit)
-    fail("work_limit_exceeded", "pool " + std::to_string(pool.value) + " started task " + std::to_string(task) + " with " +
+    fail("work_limit_exceeded", "pool " + std::to_string(pool.value) + " started or resumed task " + std::to_string(task) + " with " +
                                     std::to_string(running) + " handlers running under a limit of " + std::to_string(limit));
 }
 

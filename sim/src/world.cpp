@@ -600,7 +600,26 @@ asio::awaitable<actors::task_result> world::pool_attempt(actors::task_context& t
   const bool fail = !slow && chance(faults_.handler_failure);
   const bool throws = fail && random_.chance(0.5);
   if (fail) fired(throws ? "handler_throw" : "handler_failure");
-  if (!slow && !fail && scenario_.chance(0.15)) co_await await_children(task, asio::use_awaitable);
+  if (!slow && !fail && scenario_.chance(0.15)) {
+    if (scenario_.chance(0.5)) {
+      co_await await_children(task, asio::use_awaitable);  // holding its permit, as a handler may
+    } else {
+      seen("handlers_parked");
+      note("pool parks task " + std::to_string(task) + " without its permit");
+      {
+        --pool_running_;  // a parked handler does not count against the limit
+        struct unpark {
+          std::uint32_t& running;
+          ~unpark() { ++running; }
+        } back{pool_running_};
+        co_await t.without_permit(await_children(task, asio::use_awaitable));
+      }
+      const auto limit_now = pool_state().config.work_limit;
+      checker_.handler_started(pool_id_, pool_running_, limit_now, task);
+      note("pool resumes task " + std::to_string(task) + " running " + std::to_string(pool_running_) + "/" +
+           std::to_string(limit_now));
+    }
+  }
   co_await sleep_for(d, asio::use_awaitable);
   if (throws) throw std::runtime_error("simulated handler exception");
   if (fail) co_return actors::task_result::failure("simulated failure", true);

@@ -1,6 +1,9 @@
 #include "drover/actors/pool_actor.hpp"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "drover/actors/broker_actor.hpp"
 #include "support/caf_fixture.hpp"
@@ -69,7 +72,8 @@ class pool_actor_test : public test_support::caf_fixture {
   pool_stats stats(const caf::actor& pool) {
     auto& st = state_of<pool_state>(pool);
     pool_stats out = st.counters;
-    out.running = static_cast<std::uint32_t>(st.running.size());
+    out.running = st.active();
+    out.parked = st.parked;
     out.waiting = static_cast<std::uint32_t>(st.waiting.size());
     out.requested = st.requested;
     return out;
@@ -94,6 +98,105 @@ TEST_F(pool_actor_test, noop_handlers_complete_every_task) {
   EXPECT_EQ(stats(pool).completed, 50u);
   EXPECT_LE(stats(pool).peak_running, 4u);
   EXPECT_TRUE(core_of_broker().check_invariants());
+  shutdown({pool, broker});
+}
+
+TEST_F(pool_actor_test, a_handler_awaiting_without_its_permit_lets_another_task_run_and_gets_the_next_free_permit) {
+  auto pool = spawn_pool(1, 1);
+  test_support::gate outside;  // what the parent awaits without its permit
+  std::vector<std::string> order;
+  register_handler(pool, "parent", [&](task_context& ctx) -> asio::awaitable<task_result> {
+    order.push_back("parent parks");
+    co_await ctx.without_permit(outside.wait());
+    order.push_back("parent resumes, " + std::to_string(started) + " started");
+    co_return task_result::success({});
+  });
+  register_handler(pool, "q", parked());  // holds its permit at `gate`
+  auto parent = submit({}, "parent");
+  EXPECT_EQ(stats(pool).parked, 1u);
+  EXPECT_EQ(stats(pool).running, 0u);
+  EXPECT_EQ(core_of_broker().consumer(core::consumer_id{1})->credit, 1u) << "the parked parent's permit is demand again";
+
+  auto first = submit(), second = submit();
+  EXPECT_EQ(now_running, 1) << "the parent's permit went to a task";
+  EXPECT_EQ(core_of_broker().stats(core_of_broker().find_queue("q").value()).ready, 1u);
+
+  outside.open_one();
+  sched.run();
+  EXPECT_EQ(order, std::vector<std::string>{"parent parks"}) << "the parent waits for a permit to come free";
+  EXPECT_FALSE(parent->outcome);
+  EXPECT_EQ(core_of_broker().consumer(core::consumer_id{1})->credit, 0u) << "no demand for the permit the parent waits for";
+
+  gate.open_one();  // the first task finishes
+  sched.run();
+  EXPECT_EQ(order.back(), "parent resumes, 1 started") << "the freed permit went to the parent before the next task";
+  ASSERT_TRUE(parent->outcome);
+  EXPECT_EQ(parent->outcome->state, core::task_state::succeeded);
+  EXPECT_EQ(started, 2) << "the parent's end freed the permit for the next task";
+  gate.open_all();
+  sched.run();
+  ASSERT_TRUE(first->outcome && second->outcome);
+  EXPECT_EQ(stats(pool).peak_running, 1u);
+  EXPECT_EQ(stats(pool).parked, 0u);
+  EXPECT_EQ(max_running, 1);
+  EXPECT_TRUE(core_of_broker().check_invariants());
+  shutdown({pool, broker});
+}
+
+TEST_F(pool_actor_test, a_wait_without_the_permit_that_throws_takes_the_permit_back_before_the_error_goes_on) {
+  auto pool = spawn_pool(1, 1);
+  test_support::gate outside;
+  auto failing_wait = [&]() -> asio::awaitable<void> {
+    co_await outside.wait();
+    throw std::runtime_error("the awaited operation failed");
+  };
+  std::string seen;
+  register_handler(pool, "parent", [&](task_context& ctx) -> asio::awaitable<task_result> {
+    try {
+      co_await ctx.without_permit(failing_wait());
+    } catch (const std::exception& e) {
+      seen = e.what() + std::string(", parked ") + std::to_string(stats(pool).parked);
+    }
+    co_return task_result::failure("gave up", false);
+  });
+  auto parent = submit({}, "parent");
+  EXPECT_EQ(stats(pool).parked, 1u);
+  outside.open_one();
+  sched.run();
+  EXPECT_EQ(seen, "the awaited operation failed, parked 0");
+  ASSERT_TRUE(parent->outcome);
+  EXPECT_EQ(parent->outcome->state, core::task_state::failed);
+  EXPECT_EQ(stats(pool).running, 0u);
+  EXPECT_EQ(core_of_broker().consumer(core::consumer_id{1})->credit, 1u) << "its permit is demand again";
+  shutdown({pool, broker});
+}
+
+TEST_F(pool_actor_test, a_handler_cancelled_while_it_waits_without_its_permit_takes_the_permit_back_and_ends) {
+  auto pool = spawn_pool(1, 1);
+  test_support::gate outside;  // ignores cancellation, as a child task's outcome does
+  bool went_on = false;
+  register_handler(pool, "parent", [&](task_context& ctx) -> asio::awaitable<task_result> {
+    co_await ctx.without_permit(outside.wait());
+    went_on = true;
+    co_return task_result::success({});
+  });
+  auto parent = submit({}, "parent");
+  caf::anon_send(broker, cancel_msg{core::task_id{1}});
+  sched.run();
+  ASSERT_TRUE(parent->outcome);
+  EXPECT_EQ(parent->outcome->state, core::task_state::cancelled);
+  EXPECT_EQ(stats(pool).parked, 1u);
+  outside.open_one();
+  sched.run();
+  EXPECT_TRUE(went_on) << "the wait's own result came back after the permit, as it would uncancelled";
+  EXPECT_EQ(stats(pool).parked, 0u) << "the cancelled handler took its permit back before it ended";
+  EXPECT_EQ(stats(pool).running, 0u);
+  // The permit is free again: the next task starts.
+  register_handler(pool, "q", parked());
+  submit();
+  EXPECT_EQ(now_running, 1);
+  gate.open_all();
+  sched.run();
   shutdown({pool, broker});
 }
 

@@ -157,6 +157,39 @@ TEST(node, handler_fans_out_child_tasks_and_awaits_them) {
   EXPECT_EQ(c->value.view(), "385");
 }
 
+TEST(node, parents_awaiting_children_without_their_permits_finish_a_tree_wider_than_the_work_limit) {
+  // Each task of depth d > 0 submits two of depth d - 1 and awaits both: 15
+  // tasks, up to 7 parents waiting at once under a limit of 2. Parents that
+  // kept their permits while waiting would leave none for their children.
+  auto n = start_node(2);
+  node* self = n.get();
+  ASSERT_TRUE(n->handle("tree", [self](task_context& ctx) -> asio::awaitable<task_result> {
+    const int depth = std::stoi(ctx.payload().to_string());
+    int size = 1;
+    if (depth > 0) {
+      std::vector<task_handle> children;
+      for (int i = 0; i < 2; ++i) {
+        auto child = co_await self->async_submit("tree", bytes::copy_from(std::to_string(depth - 1)));
+        if (!child) co_return task_result::failure(child.err().message);
+        children.push_back(*child);
+      }
+      for (auto& child : children) {
+        auto done = co_await ctx.without_permit(child.async_wait());
+        if (!done || done->state != task_state::succeeded) co_return task_result::failure("child failed");
+        size += std::stoi(done->value.to_string());
+      }
+    }
+    co_return task_result::success(bytes::copy_from(std::to_string(size)));
+  }));
+  auto c = wait(*n->submit("tree", bytes::copy_from("3")));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->value.view(), "15");
+  const auto stats = n->stats();
+  EXPECT_LE(stats.peak_running, 2u);
+  EXPECT_EQ(stats.parked, 0u);
+  EXPECT_EQ(stats.completed, 15u);
+}
+
 TEST(node, failing_handler_retries_then_succeeds) {
   auto n = start_node();
   std::atomic<int> calls{0};

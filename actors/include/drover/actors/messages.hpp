@@ -121,7 +121,8 @@ struct broker_stats {
 
 struct pool_stats {
   std::uint32_t work_limit = 0;
-  std::uint32_t running = 0;
+  std::uint32_t running = 0;  // handlers holding a permit
+  std::uint32_t parked = 0;   // handlers awaiting without one (task_context::without_permit)
   std::uint32_t waiting = 0;
   std::uint32_t requested = 0;
   std::uint32_t peak_running = 0;

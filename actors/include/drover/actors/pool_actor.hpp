@@ -4,7 +4,9 @@
 // each turn starts what the limit allows, runs whatever became ready, and
 // tells the broker in one message what finished and how much more it can
 // take (free permits become demand). Lowering the limit lets running
-// handlers finish and takes back unused demand.
+// handlers finish and takes back unused demand. A handler awaiting without
+// its permit (task_context::without_permit) does not count against the
+// limit until it takes a permit again, which it gets ahead of new tasks.
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -94,7 +96,7 @@ class running_set {
   std::size_t size_ = 0;
 };
 
-struct pool_state {
+struct pool_state : permit_book {
   pool_config config;
   std::unique_ptr<asio::execution_context> own_services;
   std::shared_ptr<pool_context> exec;
@@ -103,6 +105,8 @@ struct pool_state {
   std::vector<std::string> queue_names;                                // by broker queue index
   std::deque<core::dispatch_item> waiting;  // received beyond the limit (after a lowering)
   running_set running;
+  std::uint32_t parked = 0;                // running handlers awaiting without a permit
+  std::deque<unique_function> resuming;    // parked handlers waiting for a permit again (part of `parked`)
   std::uint32_t requested = 0;  // demand the broker has not filled yet
   std::vector<report_item> reports;
   pool_stats counters;
@@ -115,6 +119,13 @@ struct pool_state {
   ~pool_state() {
     if (exec) exec->close();
   }
+
+  /// Handlers holding a permit: what the work limit counts.
+  std::uint32_t active() const { return static_cast<std::uint32_t>(running.size()) - parked; }
+  bool has_permit_free() const { return active() < config.work_limit; }
+
+  void give_back() override;
+  void take_again(unique_function resume) override;
 };
 
 using pool_actor_type = caf::stateful_actor<pool_state>;

@@ -50,8 +50,9 @@ class invariant_checker {
   void consumer_died(core::consumer_id consumer, core::time_point now, core::duration bound);
   /// A parked session was taken back in time: its leases rightly stay.
   void consumer_resumed(core::consumer_id consumer);
-  /// A pool started a handler with `running` handlers (this one included)
-  /// while `limit` was in force.
+  /// A pool started a handler, or gave one back its permit after a wait
+  /// without it, with `running` handlers holding permits (this one
+  /// included) while `limit` was in force.
   void handler_started(core::consumer_id pool, std::uint32_t running, std::uint32_t limit, std::uint64_t task);
 
   /// A client channel delivered the outcome of its submission `seq` (an
