@@ -46,7 +46,9 @@ class task_handle {
   /// Calls `fn` once with the outcome: at once if known, else on the
   /// broker's thread when it is (keep it short).
   void on_complete(std::function<void(const completion&)> fn) const;
-  /// From a coroutine: resumes on the awaiting coroutine's executor.
+  /// From a coroutine: resumes on the awaiting coroutine's executor. A
+  /// cancellation of the awaiting coroutine (a handler whose lease ended)
+  /// ends the wait at once with errc::cancelled; the task itself goes on.
   asio::awaitable<completion> async_wait() const;
   /// Asks the broker to cancel; the outcome says whether it was in time.
   void cancel() const;

@@ -10,6 +10,7 @@
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <future>
+#include <thread>
 
 using namespace drover;
 using namespace std::chrono_literals;
@@ -188,6 +189,32 @@ TEST(node, parents_awaiting_children_without_their_permits_finish_a_tree_wider_t
   EXPECT_LE(stats.peak_running, 2u);
   EXPECT_EQ(stats.parked, 0u);
   EXPECT_EQ(stats.completed, 15u);
+}
+
+TEST(node, a_parent_cancelled_while_it_awaits_its_child_stops_waiting_at_once) {
+  auto n = start_node(1);
+  ASSERT_TRUE(n->declare_queue("nobody"));  // the child waits there for good
+  node* self = n.get();
+  std::atomic<bool> saw_cancelled{false};
+  ASSERT_TRUE(n->handle("parent", [&, self](task_context& ctx) -> asio::awaitable<task_result> {
+    auto child = co_await self->async_submit("nobody", bytes::copy_from("x"));
+    if (!child) co_return task_result::failure(child.err().message);
+    auto done = co_await ctx.without_permit(child->async_wait());
+    saw_cancelled = !done && done.err().code == errc::cancelled;
+    co_return task_result::failure("stopped waiting");
+  }));
+  auto parent = n->submit("parent", {});
+  ASSERT_TRUE(parent);
+  const auto until = std::chrono::steady_clock::now() + patience;
+  while (n->stats().parked == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(n->stats().parked, 1u) << "the parent awaits its child";
+  parent->cancel();
+  auto c = wait(*parent);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->state, task_state::cancelled);
+  while (!saw_cancelled && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(saw_cancelled) << "the handler's wait for its child ended with the cancel";
+  EXPECT_EQ(n->stats().parked, 0u);
 }
 
 TEST(node, failing_handler_retries_then_succeeds) {
