@@ -49,6 +49,7 @@ class task_context {
     item_ = std::move(item);
     queue_ = &queue;
     cancelled_ = false;
+    parked_ = false;
   }
 
   core::task_id id() const { return item_.id; }
@@ -81,6 +82,7 @@ class task_context {
   asio::awaitable<T> without_permit(asio::awaitable<T> op) {
     if (!permits_) co_return co_await std::move(op);
     permits_->give_back();
+    parked_ = true;
     std::exception_ptr failed;
     std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
     try {
@@ -100,6 +102,7 @@ class task_context {
     const bool throws = co_await asio::this_coro::throw_if_cancelled();
     co_await asio::this_coro::throw_if_cancelled(false);
     co_await take_permit();
+    parked_ = false;
     co_await asio::this_coro::throw_if_cancelled(throws);
     if (failed) std::rethrow_exception(failed);
     if constexpr (!std::is_void_v<T>) co_return std::move(*value);
@@ -107,6 +110,8 @@ class task_context {
 
   /// Set by the pool that runs this context's handlers.
   void bind_permits(permit_book* book) { permits_ = book; }
+  /// Inside without_permit, from giving the permit back to having it again.
+  bool parked() const { return parked_; }
 
  private:
   asio::awaitable<void> take_permit() {
@@ -120,6 +125,7 @@ class task_context {
   core::dispatch_item item_;
   const std::string* queue_;
   bool cancelled_ = false;
+  bool parked_ = false;
   permit_book* permits_ = nullptr;
 };
 
