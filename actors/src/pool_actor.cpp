@@ -101,8 +101,6 @@ void run_turn(pool_actor_type* self) {
       if (!ran && !can_start) break;
     }
   }
-  st.counters.running = st.active();
-  st.counters.parked = st.parked;
   send_update(self);
 }
 
@@ -189,15 +187,7 @@ caf::behavior pool_actor(pool_actor_type* self, pool_config config) {
         run_turn(self);
       },
       [=](limit_atom) -> std::uint32_t { return self->state.config.work_limit; },
-      [=](stats_atom) -> pool_stats {
-        auto out = self->state.counters;
-        out.work_limit = self->state.config.work_limit;
-        out.running = self->state.active();
-        out.parked = self->state.parked;
-        out.waiting = static_cast<std::uint32_t>(self->state.waiting.size());
-        out.requested = self->state.requested;
-        return out;
-      },
+      [=](stats_atom) -> pool_stats { return self->state.stats(); },
   };
 }
 

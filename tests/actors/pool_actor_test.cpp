@@ -69,15 +69,7 @@ class pool_actor_test : public test_support::caf_fixture {
     return r;
   }
 
-  pool_stats stats(const caf::actor& pool) {
-    auto& st = state_of<pool_state>(pool);
-    pool_stats out = st.counters;
-    out.running = st.active();
-    out.parked = st.parked;
-    out.waiting = static_cast<std::uint32_t>(st.waiting.size());
-    out.requested = st.requested;
-    return out;
-  }
+  pool_stats stats(const caf::actor& pool) { return state_of<pool_state>(pool).stats(); }
 
   const core::broker_core& core_of_broker() { return *state_of<broker_state>(broker).core; }
 };

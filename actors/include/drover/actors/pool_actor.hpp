@@ -109,7 +109,7 @@ struct pool_state : permit_book {
   std::deque<unique_function> resuming;    // parked handlers waiting for a permit again (part of `parked`)
   std::uint32_t requested = 0;  // demand the broker has not filled yet
   std::vector<report_item> reports;
-  pool_stats counters;
+  pool_stats counters;  // the totals; stats() fills in the gauges
 
   static inline const char* name = "drover.pool";
 
@@ -123,6 +123,17 @@ struct pool_state : permit_book {
   /// Handlers holding a permit: what the work limit counts.
   std::uint32_t active() const { return static_cast<std::uint32_t>(running.size()) - parked; }
   bool has_permit_free() const { return active() < config.work_limit; }
+
+  /// The counters with the current gauges (what stats_atom answers).
+  pool_stats stats() const {
+    auto out = counters;
+    out.work_limit = config.work_limit;
+    out.running = active();
+    out.parked = parked;
+    out.waiting = static_cast<std::uint32_t>(waiting.size());
+    out.requested = requested;
+    return out;
+  }
 
   void give_back() override;
   void take_again(unique_function resume) override;
