@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 from drover_protocol import (OP_BINARY, OP_PING, OP_TEXT, Backoff, ConnectionLost, ProtocolError, WebSocket,
                              read_records, record, split_address)
@@ -415,6 +416,7 @@ class PollRuntime(HttpRuntime):
             claim = {"max": free, "wait_ms": 20000 if announced else 0}
             if session is None:
                 claim["queues"] = self.args.queue
+                claim["runtime"] = self.args.name
             else:
                 claim["session"] = session
             try:
@@ -491,7 +493,8 @@ class SseRuntime(HttpRuntime):
         with self.lock:
             session = self.session
         if session is None:
-            target = f"/v1/runtime/stream?queues={','.join(self.args.queue)}&capacity={self.capacity}"
+            target = (f"/v1/runtime/stream?queues={','.join(self.args.queue)}&capacity={self.capacity}"
+                      f"&runtime={urllib.parse.quote(self.args.name)}")
         else:
             target = f"/v1/runtime/stream?session={session}"
         # Keepalives come every 15 s: three missed mean the node or the network is gone.

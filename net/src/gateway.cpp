@@ -362,6 +362,13 @@ struct gateway::impl {
     co_return json_reply(http::status::ok, json::object{{"queues", std::move(list)}}, req);
   }
 
+  /// Every runtime session, WebSocket, SSE and long-poll, for `GET /v1/runtimes`.
+  json::array listed_runtimes() {
+    auto out = parked_runtimes.describe();
+    for (auto& r : polls.describe(std::chrono::steady_clock::now())) out.push_back(std::move(r));
+    return out;
+  }
+
   reply not_allowed(std::string_view allow, const request& req) {
     auto r = error_reply(http::status::method_not_allowed, "method_not_allowed",
                          "allowed: " + std::string(allow), req);
@@ -429,7 +436,9 @@ struct gateway::impl {
       last_seen_event = parse_number<std::uint64_t>(std::string(it->value()), 0, UINT64_MAX).value_or(0);
     unsigned status = 500;
     json::object refusal;
-    auto s = polls.open_stream(std::move(queues), capacity.value_or(0), session, make_poster(), status, refusal);
+    const std::string* runtime = t.param("runtime");  // a name for operators, as in the WebSocket hello
+    auto s = polls.open_stream(std::move(queues), capacity.value_or(0), session,
+                               runtime ? runtime->substr(0, 256) : std::string(), make_poster(), status, refusal);
     if (!s) {
       co_await write_reply(stream, json_reply(static_cast<http::status>(status), refusal, req));
       co_return;
@@ -633,7 +642,7 @@ struct gateway::impl {
       if (method != http::verb::get) co_return not_allowed("GET", req);
       const auto& c = parked_runtimes.counts();
       co_return json_reply(http::status::ok,
-                           json::object{{"runtimes", parked_runtimes.describe()},
+                           json::object{{"runtimes", listed_runtimes()},
                                         {"sessions", json::object{{"parked", c.parked},
                                                                   {"resumed", c.resumed},
                                                                   {"expired", c.expired},

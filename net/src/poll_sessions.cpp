@@ -38,6 +38,13 @@ json::array take_cancels(poll_session& s) {
   return out;
 }
 
+/// A long-poll runtime names itself in its first claim's `runtime`, as a
+/// WebSocket runtime does in its hello (cut to the same 256 bytes).
+std::string runtime_name(const json::object& body) {
+  auto name = body.if_contains("runtime");
+  return name && name->is_string() ? std::string(name->as_string()).substr(0, 256) : std::string();
+}
+
 /// The session's sink: the broker's deliveries land in the session's queue on
 /// the I/O thread; a waiting claim is woken.
 class poll_sink final : public actors::remote_sink {
@@ -111,6 +118,8 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
     }
     s = std::make_shared<poll_session>();
     s->id = ++last_id_;
+    s->name = runtime_name(body);
+    s->queues = names;
     s->poster = std::move(poster);
     s->link = n_.attach_remote(std::move(names), std::make_shared<poll_sink>(s, s->poster));
     sessions_.emplace(s->id, s);
@@ -250,7 +259,7 @@ json::object poll_sessions::notes(const json::object& body, unsigned& status) {
 }
 
 std::shared_ptr<poll_session> poll_sessions::open_stream(std::vector<std::string> queues, std::uint32_t capacity,
-                                                        std::optional<std::uint64_t> session,
+                                                        std::optional<std::uint64_t> session, std::string name,
                                                         std::shared_ptr<io_poster> poster, unsigned& status,
                                                         json::object& err) {
   if (session) {
@@ -275,6 +284,8 @@ std::shared_ptr<poll_session> poll_sessions::open_stream(std::vector<std::string
   auto s = std::make_shared<poll_session>();
   s->id = ++last_id_;
   s->book = actors::poll_session_book(capacity);
+  s->name = std::move(name);
+  s->queues = queues;
   s->streaming = true;
   s->poster = std::move(poster);
   s->last_seen = std::chrono::steady_clock::now();
@@ -325,6 +336,29 @@ void poll_sessions::expire(std::chrono::steady_clock::time_point now) {
     end_session(s);
     return true;
   });
+}
+
+json::array poll_sessions::describe(std::chrono::steady_clock::time_point now) const {
+  json::array out;
+  for (const auto& [id, s] : sessions_) {
+    json::array queues;
+    for (const auto& q : s->queues) queues.emplace_back(q);
+    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - s->last_seen).count();
+    const bool stream = s->book.stream();
+    out.push_back(json::object{
+        {"session", id},
+        {"transport", stream ? "sse" : "long-poll"},
+        {"name", s->name},
+        {"queues", std::move(queues)},
+        {"capacity", stream ? json::value(s->book.capacity()) : json::value(nullptr)},
+        {"demand", s->book.outstanding()},
+        {"in_flight", s->book.held()},
+        {"waiting", s->book.ready()},
+        // A stream is attached, or a claim is waiting now.
+        {"connected", stream ? s->streaming : s->waiter != nullptr},
+        {"idle_ms", std::max<std::int64_t>(0, idle)}});
+  }
+  return out;
 }
 
 void poll_sessions::close_all() {

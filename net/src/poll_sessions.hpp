@@ -29,6 +29,8 @@ namespace drover::net {
 
 struct poll_session {
   std::uint64_t id = 0;
+  std::string name;                 // the runtime's, for operators (optional)
+  std::vector<std::string> queues;  // what it serves, for `GET /v1/runtimes`
   std::unique_ptr<actors::remote_link> link;
   actors::poll_session_book book;  // demand, ready tasks and (SSE) unanswered events
   std::vector<boost::json::object> errors;  // refusals to report with the next answer
@@ -59,8 +61,9 @@ class poll_sessions {
   /// SSE: opens a session (or resumes `session`) for a stream; null with
   /// `status`/`error` set when refused.
   std::shared_ptr<poll_session> open_stream(std::vector<std::string> queues, std::uint32_t capacity,
-                                            std::optional<std::uint64_t> session, std::shared_ptr<io_poster> poster,
-                                            unsigned& status, boost::json::object& error);
+                                            std::optional<std::uint64_t> session, std::string name,
+                                            std::shared_ptr<io_poster> poster, unsigned& status,
+                                            boost::json::object& error);
   /// SSE: `POST /v1/runtime/demand {"session":..,"n":..}`.
   boost::json::object demand(const boost::json::object& body, unsigned& status);
   /// `POST /v1/runtime/leave {"session":..}`: the runtime ends its session
@@ -69,6 +72,11 @@ class poll_sessions {
   boost::json::object leave(const boost::json::object& body, unsigned& status);
   /// Ends sessions idle for longer than the idle timeout (their leases are released).
   void expire(std::chrono::steady_clock::time_point now);
+  /// The sessions for `GET /v1/runtimes`, beside the WebSocket runtimes:
+  /// transport, name, queues, capacity (SSE), demand, the leases the
+  /// runtime holds (`in_flight`) and those waiting for its next claim or
+  /// stream write (`waiting`).
+  boost::json::array describe(std::chrono::steady_clock::time_point now) const;
   void close_all();
   std::size_t size() const { return sessions_.size(); }
 

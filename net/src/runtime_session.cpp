@@ -543,7 +543,7 @@ json::array runtime_registry::describe() {
     if (!s || s->over || s->id.value == 0) continue;
     json::array queues;
     for (const auto& q : s->queues) queues.emplace_back(q);
-    out.push_back(json::object{{"session", s->id.value},      {"name", s->name},
+    out.push_back(json::object{{"session", s->id.value},      {"transport", "websocket"}, {"name", s->name},
                                {"queues", std::move(queues)}, {"capacity", s->book.capacity()},
                                {"demand", s->book.granted()},  {"in_flight", s->book.in_flight()},
                                {"connected", s->attached},    {"resumable", s->resumable}});

@@ -259,3 +259,32 @@ TEST_F(poll_runtime_test, an_older_claim_that_times_out_leaves_the_newer_one_of_
   ASSERT_EQ(newer.wait_for(3s), std::future_status::ready) << "the task must wake the claim still waiting";
   EXPECT_EQ(newer.get().json().at("tasks").as_array().size(), 1u);
 }
+
+TEST_F(poll_runtime_test, a_long_poll_session_is_listed_with_its_runtimes_demand_and_leases) {
+  auto h1 = *n->submit("resize", bytes::copy_from("a"));
+  auto first = claim(json::object{{"queues", json::array{"resize"}}, {"runtime", "poller-1"}, {"max", 1}, {"wait_ms", 5000}});
+  ASSERT_EQ(first.status, 200u) << first.body;
+  const auto session = first.json().at("session");
+  ASSERT_EQ(first.json().at("tasks").as_array().size(), 1u);
+  // A claim for 3 while one is held: demand for 2 more is signalled, none arrives.
+  auto waiting = std::async(std::launch::async, [&] {
+    return claim(json::object{{"session", session}, {"max", 3}, {"wait_ms", 10000}});
+  });
+  json::object listed;
+  for (int i = 0; i < 200 && listed.empty(); ++i) {
+    const auto doc = call(port, http::verb::get, "/v1/runtimes").json();
+    for (const auto& r : doc.at("runtimes").as_array())
+      if (r.at("session") == session && r.at("transport") == "long-poll" && r.at("connected").as_bool()) listed = r.as_object();
+    if (listed.empty()) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_FALSE(listed.empty()) << "the session with its claim waiting is listed";
+  EXPECT_EQ(listed.at("name").as_string(), "poller-1");
+  EXPECT_EQ(listed.at("queues"), (json::array{"resize"}));
+  EXPECT_TRUE(listed.at("capacity").is_null()) << "a long-poll session is bounded by its claims";
+  EXPECT_EQ(listed.at("demand").to_number<std::uint64_t>(), 3u) << "the first claim's 1, filled, then 3 more asked";
+  EXPECT_EQ(listed.at("in_flight").to_number<std::uint64_t>(), 1u);
+  EXPECT_EQ(listed.at("waiting").to_number<std::uint64_t>(), 0u);
+  auto h2 = *n->submit("resize", bytes::copy_from("b"));
+  ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(waiting.get().json().at("tasks").as_array().size(), 1u);
+}

@@ -537,6 +537,7 @@ TEST_F(runtime_client_test, connected_runtimes_are_listed_with_demand_and_in_fli
     return r.at("in_flight").as_int64() == 1 && r.at("demand").as_int64() == 2;
   })) << json::serialize(r);
   EXPECT_EQ(r.at("name").as_string(), "lister");
+  EXPECT_EQ(r.at("transport").as_string(), "websocket");
   EXPECT_EQ(r.at("capacity").as_int64(), 3);
   EXPECT_EQ(r.at("connected").as_bool(), true);
   g.open = true;

@@ -334,3 +334,22 @@ TEST_F(sse_idle_test, a_stream_whose_runtime_hangs_up_ends_at_once_and_its_sessi
   EXPECT_EQ(task.data.at("attempt").to_number<int>(), 2);
   EXPECT_FALSE(h.done());
 }
+
+TEST_F(sse_runtime_test, a_stream_session_is_listed_with_its_capacity_demand_and_leases) {
+  sse_client stream(port, "/v1/runtime/stream?queues=resize&capacity=2&runtime=streamer-1");
+  ASSERT_EQ(stream.status(), 200);
+  const auto session = stream.next().data.at("session");
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  ASSERT_EQ(stream.next().type, "task");
+  json::object listed;
+  const auto doc = call(port, http::verb::get, "/v1/runtimes").json();
+  for (const auto& r : doc.at("runtimes").as_array())
+    if (r.at("session") == session && r.at("transport") == "sse") listed = r.as_object();
+  ASSERT_FALSE(listed.empty());
+  EXPECT_EQ(listed.at("name").as_string(), "streamer-1");
+  EXPECT_EQ(listed.at("queues"), (json::array{"resize"}));
+  EXPECT_EQ(listed.at("capacity").to_number<std::uint64_t>(), 2u);
+  EXPECT_EQ(listed.at("demand").to_number<std::uint64_t>(), 1u);
+  EXPECT_EQ(listed.at("in_flight").to_number<std::uint64_t>(), 1u) << "the task sent as an event, not yet reported";
+  EXPECT_TRUE(listed.at("connected").as_bool());
+}

@@ -138,6 +138,8 @@ class poll_session_book {
   std::uint64_t outstanding() const { return outstanding_; }
   std::size_t ready() const { return ready_.size(); }
   std::size_t unanswered() const { return sent_.size(); }
+  /// Leases the runtime has: claimed, or sent as events, and not reported.
+  std::size_t held() const { return claimed_.size() + sent_.size(); }
 
  private:
   std::uint32_t capacity_;
