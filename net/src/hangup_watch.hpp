@@ -17,6 +17,14 @@
 
 namespace drover::net {
 
+/// Whether the peer of a socket that expects no data from it has closed or
+/// reset the connection, without reading anything (a pipelined request stays).
+inline bool peer_gone(int fd) {
+  char byte;
+  const auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 class hangup_watch {
  public:
   /// Calls `on_hangup` once, on the socket's thread, if the peer closes the
@@ -28,9 +36,7 @@ class hangup_watch {
     socket.async_wait(boost::asio::ip::tcp::socket::wait_read,
                       [st = state_, fd, on_hangup = std::move(on_hangup)](const boost::system::error_code& ec) {
                         if (!st->alive || ec) return;  // over, or the socket closed under it
-                        char byte;
-                        const auto n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-                        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                        if (peer_gone(fd)) {
                           st->hung_up = true;
                           on_hangup();
                         }

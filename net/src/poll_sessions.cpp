@@ -126,6 +126,7 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
   }
   s->last_seen = std::chrono::steady_clock::now();
   if (const auto n = s->book.claim(max)) s->link->demand(n);
+  bool hung_up = false;
   if (s->book.ready() == 0 && !s->book.has_cancels() && wait_ms > 0 && !s->failed) {
     // Wait without spinning: a timer the sink cancels when tasks arrive.
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(wait_ms));
@@ -137,9 +138,14 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
       co_return error(status, 404, "unknown_session", "session " + std::to_string(s->id) + " left");
     if (s->waiter == &timer) s->waiter = nullptr;  // else a newer claim of the session waits there
     s->last_seen = std::chrono::steady_clock::now();
-    // Nobody to answer: what arrived stays for the runtime's next claim.
-    if (watch && watch->hung_up()) co_return error(status, 499, "hung_up", "the runtime closed the connection");
+    hung_up = watch && watch->hung_up();
   }
+  // Nobody to answer: what arrived stays for the runtime's next claim. The
+  // watch tells of a hang-up during the wait; a look at the socket, of one
+  // that came with the request or just before the answer (the watch may not
+  // have run yet), so that no claimed task goes to a closed connection.
+  if (hung_up || (peer && peer_gone(peer->native_handle())))
+    co_return error(status, 499, "hung_up", "the runtime closed the connection");
   json::array tasks;
   for (const auto& t : s->book.take(max)) tasks.push_back(describe_task(t));
   json::array errors(s->errors.begin(), s->errors.end());

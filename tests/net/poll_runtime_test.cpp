@@ -3,6 +3,10 @@
 
 #include <future>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include "support/gateway_fixture.hpp"
 
 using namespace drover;
@@ -287,4 +291,39 @@ TEST_F(poll_runtime_test, a_long_poll_session_is_listed_with_its_runtimes_demand
   auto h2 = *n->submit("resize", bytes::copy_from("b"));
   ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(waiting.get().json().at("tasks").as_array().size(), 1u);
+}
+
+TEST_F(poll_runtime_test, a_claim_whose_connection_closed_with_its_request_leaves_its_tasks_for_the_next_claim) {
+  // The first claim asks for two and answers at once; the two tasks arrive after it.
+  auto first = claim(json::object{{"queues", json::array{"resize"}}, {"max", 2}, {"wait_ms", 0}});
+  const auto session = first.json().at("session");
+  auto b = *n->submit("resize", bytes::copy_from("b"));
+  auto c = *n->submit("resize", bytes::copy_from("c"));
+  std::uint64_t waiting = 0;
+  for (int i = 0; i < 500 && waiting < 2; ++i) {
+    std::this_thread::sleep_for(10ms);
+    const auto doc = call(port, http::verb::get, "/v1/runtimes").json();
+    for (const auto& r : doc.at("runtimes").as_array())
+      if (r.at("session") == session) waiting = r.at("waiting").to_number<std::uint64_t>();
+  }
+  ASSERT_EQ(waiting, 2u) << "both tasks wait in the session for a claim";
+  {
+    // A claim sent with the connection's end: corked, the request and the
+    // FIN leave in one segment, so the node reads them together.
+    basio::io_context io;
+    tcp::socket socket(io);
+    socket.connect({basio::ip::make_address("127.0.0.1"), port});
+    const int on = 1;
+    ASSERT_EQ(setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_CORK, &on, sizeof on), 0);
+    const auto body = json::serialize(json::object{{"session", session}, {"max", 2}, {"wait_ms", 0}});
+    basio::write(socket, basio::buffer("POST /v1/runtime/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                                       std::to_string(body.size()) + "\r\n\r\n" + body));
+  }
+  std::this_thread::sleep_for(50ms);
+  auto next = claim(json::object{{"session", session}, {"max", 2}, {"wait_ms", 2000}});
+  ASSERT_EQ(next.status, 200u) << next.body;
+  const auto tasks = next.json().at("tasks").as_array();
+  ASSERT_EQ(tasks.size(), 2u) << "the closed connection's claim took none: " << next.body;
+  EXPECT_EQ(tasks[0].at("attempt").to_number<int>(), 1);
+  EXPECT_EQ(tasks[1].at("attempt").to_number<int>(), 1);
 }
