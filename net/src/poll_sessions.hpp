@@ -51,7 +51,8 @@ class poll_sessions {
 
   /// Answers a claim: {"session":..,"tasks":[..],"errors":[..]}; status in `status`.
   /// A claim that waits watches `peer` and stops waiting if the runtime hangs
-  /// up (its tasks stay in the session, which then starts its idle time).
+  /// up (its tasks stay in the session, which then starts its idle time); a
+  /// claim whose `peer` is gone when its answer is due takes no tasks (499).
   boost::asio::awaitable<boost::json::object> claim(const boost::json::object& body, unsigned& status,
                                                     std::shared_ptr<io_poster> poster,
                                                     boost::asio::ip::tcp::socket* peer = nullptr);
