@@ -187,7 +187,6 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
     const auto& r = v.as_object();
     auto task = uint_field(r, "task"), lease = uint_field(r, "lease");
     if (!task || !lease) return error(status, 400, "invalid_argument", "each result needs task and lease");
-    s.book.reported(core::lease_id{*lease});
     const auto slot = static_cast<std::uint32_t>(uint_field(r, "slot").value_or(UINT32_MAX));
     auto ok = r.if_contains("ok");
     if (!ok || !ok->is_bool()) return error(status, 400, "invalid_argument", "each result needs a boolean 'ok'");
@@ -210,6 +209,9 @@ json::object poll_sessions::results(const json::object& body, unsigned& status) 
                          slot});
     }
   }
+  // Only a list found whole changes the books: a refused one leaves the
+  // session holding every lease it named, for the runtime to post again.
+  for (const auto& r : reports) s.book.reported(r.lease);
   const auto forwarded = reports.size();
   s.link->report(std::move(reports));
   json::array errors(s.errors.begin(), s.errors.end());

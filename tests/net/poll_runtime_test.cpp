@@ -327,3 +327,29 @@ TEST_F(poll_runtime_test, a_claim_whose_connection_closed_with_its_request_leave
   EXPECT_EQ(tasks[0].at("attempt").to_number<int>(), 1);
   EXPECT_EQ(tasks[1].at("attempt").to_number<int>(), 1);
 }
+
+TEST_F(poll_runtime_test, a_results_list_refused_for_one_bad_result_leaves_every_lease_it_named_held) {
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  auto first = claim(json::object{{"queues", json::array{"resize"}}, {"max", 1}, {"wait_ms", 5000}});
+  const auto doc = first.json().as_object();
+  ASSERT_EQ(doc.at("tasks").as_array().size(), 1u) << first.body;
+  const auto& t = doc.at("tasks").as_array()[0].as_object();
+  const json::object good{{"task", t.at("task")}, {"lease", t.at("lease")}, {"slot", t.at("slot")},
+                          {"ok", true}, {"value_base64", b64("thumb")}};
+  auto refused = results(json::object{
+      {"session", doc.at("session")}, {"results", json::array{good, json::object{{"task", 99}, {"lease", 99}}}}});
+  EXPECT_EQ(refused.status, 400u) << refused.body;
+  // The session still holds the good result's lease: its notes are taken,
+  // and the corrected list completes the task.
+  auto noted = post_json("/v1/runtime/notes",
+                         json::object{{"session", doc.at("session")},
+                                      {"notes", json::array{json::object{{"type", "log"}, {"task", t.at("task")},
+                                                                         {"lease", t.at("lease")}, {"line", "again"}}}}});
+  ASSERT_EQ(noted.status, 202u) << noted.body;
+  EXPECT_EQ(noted.json().at("accepted").to_number<int>(), 1) << noted.body;
+  auto posted = results(json::object{{"session", doc.at("session")}, {"results", json::array{good}}});
+  EXPECT_EQ(posted.status, 202u) << posted.body;
+  auto c = h.wait_for(10s);
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->value.view(), "thumb");
+}
