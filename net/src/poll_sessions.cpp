@@ -351,8 +351,11 @@ json::array poll_sessions::describe(std::chrono::steady_clock::time_point now) c
   for (const auto& [id, s] : sessions_) {
     json::array queues;
     for (const auto& q : s->queues) queues.emplace_back(q);
-    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - s->last_seen).count();
     const bool stream = s->book.stream();
+    // A stream attached or a claim waiting: the session is not idle (expire skips it).
+    const bool connected = stream ? s->streaming : s->waiter != nullptr;
+    const auto idle =
+        connected ? 0 : std::chrono::duration_cast<std::chrono::milliseconds>(now - s->last_seen).count();
     out.push_back(json::object{
         {"session", id},
         {"transport", stream ? "sse" : "long-poll"},
@@ -362,8 +365,7 @@ json::array poll_sessions::describe(std::chrono::steady_clock::time_point now) c
         {"demand", s->book.outstanding()},
         {"in_flight", s->book.held()},
         {"waiting", s->book.ready()},
-        // A stream is attached, or a claim is waiting now.
-        {"connected", stream ? s->streaming : s->waiter != nullptr},
+        {"connected", connected},
         {"idle_ms", std::max<std::int64_t>(0, idle)}});
   }
   return out;

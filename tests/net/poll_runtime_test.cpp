@@ -288,6 +288,7 @@ TEST_F(poll_runtime_test, a_long_poll_session_is_listed_with_its_runtimes_demand
   EXPECT_EQ(listed.at("demand").to_number<std::uint64_t>(), 3u) << "the first claim's 1, filled, then 3 more asked";
   EXPECT_EQ(listed.at("in_flight").to_number<std::uint64_t>(), 1u);
   EXPECT_EQ(listed.at("waiting").to_number<std::uint64_t>(), 0u);
+  EXPECT_EQ(listed.at("idle_ms").to_number<std::int64_t>(), 0) << "a session with a claim waiting is not idle";
   auto h2 = *n->submit("resize", bytes::copy_from("b"));
   ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(waiting.get().json().at("tasks").as_array().size(), 1u);
