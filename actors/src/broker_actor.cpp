@@ -98,12 +98,6 @@ void submit_one(broker_actor_type* self, core::time_point now, core::task_id id,
   if (!ack && observer) observer.rejected(ack.err());
 }
 
-std::vector<core::queue_stats> queue_stats_of(const core::broker_core& core) {
-  std::vector<core::queue_stats> out;
-  for (std::uint32_t q = 0; q < core.queue_count(); ++q) out.push_back(core.stats(q));
-  return out;
-}
-
 void consumer_left(broker_actor_type* self, core::consumer_id consumer) {
   auto& st = self->state;
   auto it = st.consumers.find(consumer);
@@ -216,11 +210,11 @@ caf::behavior broker_actor(broker_actor_type* self, core::broker_config config,
       [=](status_query_msg& m) {
         m.done(self->state.core->status(m.task));
       },
-      [=](queue_stats_query_msg& m) { m.done(queue_stats_of(*self->state.core)); },
+      [=](queue_stats_query_msg& m) { m.done(self->state.core->all_stats()); },
       [=](stats_atom) -> broker_stats {
         const auto& core = *self->state.core;
         broker_stats out;
-        out.queues = queue_stats_of(core);
+        out.queues = core.all_stats();
         out.live_tasks = core.live_tasks();
         out.live_bytes = core.live_bytes();
         out.dead_letters = core.dead_letters().size();

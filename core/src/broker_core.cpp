@@ -569,6 +569,13 @@ std::string broker_core::idempotency_slot(std::uint32_t queue, std::string_view 
   return slot;
 }
 
+template <typename F>
+void broker_core::for_each_subscription(F&& f) const {
+  for (const auto& c : consumers_)
+    if (c)
+      for (const auto& sub : c->subs) f(*c, sub);
+}
+
 queue_stats broker_core::stats(std::uint32_t queue_index) const {
   assert(queue_index < queues_.size());
   const auto& queue = *queues_[queue_index];
@@ -577,8 +584,28 @@ queue_stats broker_core::stats(std::uint32_t queue_index) const {
   out.delayed = queue.delayed;
   out.leased = queue.leased;
   out.consumers = queue.consumers;
+  for_each_subscription([&](const consumer_state& c, const subscription& sub) {
+    if (sub.queue == queue_index) out.demand += c.credit;
+  });
   return out;
 }
+
+std::vector<queue_stats> broker_core::all_stats() const {
+  std::vector<queue_stats> out;
+  out.reserve(queues_.size());
+  for (const auto& queue : queues_) {
+    out.push_back(queue->counters);
+    out.back().ready = queue->ready.size();
+    out.back().delayed = queue->delayed;
+    out.back().leased = queue->leased;
+    out.back().consumers = queue->consumers;
+  }
+  // Demand is not kept per queue: credit changes with every dispatch, and a
+  // consumer's credit serves all its queues. Inspection sums it instead.
+  for_each_subscription([&](const consumer_state& c, const subscription& sub) { out[sub.queue].demand += c.credit; });
+  return out;
+}
+
 
 std::optional<consumer_stats> broker_core::consumer(consumer_id id) const {
   auto it = consumer_index_.find(id);

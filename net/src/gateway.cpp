@@ -355,7 +355,8 @@ struct gateway::impl {
     json::array list;
     for (const auto& q : *answer) {
       list.push_back(json::object{{"name", q.name},          {"ready", q.ready},       {"delayed", q.delayed},
-                                  {"leased", q.leased},      {"consumers", q.consumers}, {"submitted", q.submitted},
+                                  {"leased", q.leased},      {"consumers", q.consumers}, {"demand", q.demand},
+                                  {"submitted", q.submitted},
                                   {"succeeded", q.succeeded}, {"failed", q.failed},     {"dead", q.dead},
                                   {"cancelled", q.cancelled}, {"expired", q.expired},   {"retried", q.retried}});
     }

@@ -552,3 +552,26 @@ TEST_F(broker_core_test, an_unwatched_observer_hears_nothing_more) {
   EXPECT_EQ(stays->outcomes.size(), 1u);
   EXPECT_TRUE(leaves->outcomes.empty());
 }
+
+TEST_F(broker_core_test, a_queues_demand_is_the_credit_its_consumers_hold_now) {
+  broker.declare_queue("other");
+  join(1, 3);                        // q
+  join(2, 2, {"q", "other"});        // counts in both
+  join(3, 5, {"other"});
+  EXPECT_EQ(broker.stats(0).demand, 5u);
+  EXPECT_EQ(broker.stats(1).demand, 7u);
+  submit();
+  submit();
+  broker.dispatch(now);
+  (void)broker.take_dispatches();
+  // Two tasks took two credits from q's consumers, whichever got them.
+  const auto all = broker.all_stats();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].demand, 3u);
+  EXPECT_EQ(all[0].leased, 2u);
+  EXPECT_EQ(all[0].demand, broker.stats(0).demand);
+  EXPECT_EQ(all[1].demand, broker.stats(1).demand);
+  ASSERT_TRUE(broker.leave(consumer_id{3}, now));
+  EXPECT_EQ(broker.all_stats()[1].demand, broker.stats(1).demand);
+  EXPECT_LE(broker.all_stats()[1].demand, 2u) << "the consumer that left takes its credit with it";
+}

@@ -354,3 +354,26 @@ TEST_F(poll_runtime_test, a_results_list_refused_for_one_bad_result_leaves_every
   ASSERT_TRUE(c && *c);
   EXPECT_EQ((*c)->value.view(), "thumb");
 }
+
+TEST_F(poll_runtime_test, a_queue_lists_the_demand_its_runtimes_signalled_and_not_yet_filled) {
+  auto waiting = std::async(std::launch::async, [&] {
+    return claim(json::object{{"queues", json::array{"resize"}}, {"max", 3}, {"wait_ms", 10000}});
+  });
+  std::uint64_t demand = 0;
+  for (int i = 0; i < 500 && demand != 3; ++i) {
+    std::this_thread::sleep_for(10ms);
+    const auto doc = call(port, http::verb::get, "/v1/queues").json();
+    for (const auto& q : doc.at("queues").as_array())
+      if (q.at("name") == "resize") demand = q.at("demand").to_number<std::uint64_t>();
+  }
+  EXPECT_EQ(demand, 3u);
+  auto h = *n->submit("resize", bytes::copy_from("img"));
+  ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
+  for (int i = 0; i < 500 && demand != 2; ++i) {
+    std::this_thread::sleep_for(10ms);
+    const auto doc = call(port, http::verb::get, "/v1/queues").json();
+    for (const auto& q : doc.at("queues").as_array())
+      if (q.at("name") == "resize") demand = q.at("demand").to_number<std::uint64_t>();
+  }
+  EXPECT_EQ(demand, 2u) << "one of the three was filled";
+}

@@ -94,6 +94,9 @@ struct task_status {
 struct queue_stats {
   std::string name;
   std::size_t ready = 0, delayed = 0, leased = 0, consumers = 0;
+  /// Tasks the queue's consumers ask for now (their credit): what it could
+  /// dispatch at once. A consumer of several queues counts in each.
+  std::uint64_t demand = 0;
   std::uint64_t submitted = 0, succeeded = 0, failed = 0, dead = 0, cancelled = 0, expired = 0, retried = 0;
 };
 
@@ -173,7 +176,10 @@ class broker_core {
   std::size_t live_tasks() const { return tasks_.size(); }
   std::size_t live_bytes() const { return live_bytes_; }
   std::size_t queue_count() const { return queues_.size(); }
+  /// One queue's figures; `demand` costs a pass over the consumers.
   queue_stats stats(std::uint32_t queue) const;
+  /// Every queue's, in index order, with one pass over the consumers.
+  std::vector<queue_stats> all_stats() const;
   std::optional<consumer_stats> consumer(consumer_id id) const;
   const dead_letter_store& dead_letters() const { return dead_letters_; }
   const broker_config& config() const { return config_; }
@@ -215,6 +221,9 @@ class broker_core {
   void on_lease_deadline(task_record& task, time_point now);
   void forget_idempotency(time_point now);
   std::string idempotency_slot(std::uint32_t queue, std::string_view key) const;
+  /// Calls f(consumer, subscription) for every joined consumer's every queue.
+  template <typename F>
+  void for_each_subscription(F&& f) const;
 
   broker_config config_;
   rng random_;
