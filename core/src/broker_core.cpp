@@ -576,14 +576,18 @@ void broker_core::for_each_subscription(F&& f) const {
       for (const auto& sub : c->subs) f(*c, sub);
 }
 
-queue_stats broker_core::stats(std::uint32_t queue_index) const {
-  assert(queue_index < queues_.size());
-  const auto& queue = *queues_[queue_index];
+queue_stats broker_core::snapshot(const queue_state& queue) {
   queue_stats out = queue.counters;
   out.ready = queue.ready.size();
   out.delayed = queue.delayed;
   out.leased = queue.leased;
   out.consumers = queue.consumers;
+  return out;
+}
+
+queue_stats broker_core::stats(std::uint32_t queue_index) const {
+  assert(queue_index < queues_.size());
+  queue_stats out = snapshot(*queues_[queue_index]);
   for_each_subscription([&](const consumer_state& c, const subscription& sub) {
     if (sub.queue == queue_index) out.demand += c.credit;
   });
@@ -593,19 +597,12 @@ queue_stats broker_core::stats(std::uint32_t queue_index) const {
 std::vector<queue_stats> broker_core::all_stats() const {
   std::vector<queue_stats> out;
   out.reserve(queues_.size());
-  for (const auto& queue : queues_) {
-    out.push_back(queue->counters);
-    out.back().ready = queue->ready.size();
-    out.back().delayed = queue->delayed;
-    out.back().leased = queue->leased;
-    out.back().consumers = queue->consumers;
-  }
+  for (const auto& queue : queues_) out.push_back(snapshot(*queue));
   // Demand is not kept per queue: credit changes with every dispatch, and a
   // consumer's credit serves all its queues. Inspection sums it instead.
   for_each_subscription([&](const consumer_state& c, const subscription& sub) { out[sub.queue].demand += c.credit; });
   return out;
 }
-
 
 std::optional<consumer_stats> broker_core::consumer(consumer_id id) const {
   auto it = consumer_index_.find(id);

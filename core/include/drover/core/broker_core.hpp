@@ -221,6 +221,8 @@ class broker_core {
   void on_lease_deadline(task_record& task, time_point now);
   void forget_idempotency(time_point now);
   std::string idempotency_slot(std::uint32_t queue, std::string_view key) const;
+  /// A queue's counters with its gauges as they are now; demand aside.
+  static queue_stats snapshot(const queue_state& queue);
   /// Calls f(consumer, subscription) for every joined consumer's every queue.
   template <typename F>
   void for_each_subscription(F&& f) const;
