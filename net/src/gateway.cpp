@@ -30,6 +30,7 @@
 #include "end_of_turn.hpp"
 #include "io_spin.hpp"
 #include "poll_sessions.hpp"
+#include "runtime_name.hpp"
 #include "runtime_session.hpp"
 #include "retained_tasks.hpp"
 #include "submit_options.hpp"
@@ -439,7 +440,7 @@ struct gateway::impl {
     json::object refusal;
     const std::string* runtime = t.param("runtime");  // a name for operators, as in the WebSocket hello
     auto s = polls.open_stream(std::move(queues), capacity.value_or(0), session,
-                               runtime ? runtime->substr(0, 256) : std::string(), make_poster(), status, refusal);
+                               runtime ? net::runtime_name(*runtime) : std::string(), make_poster(), status, refusal);
     if (!s) {
       co_await write_reply(stream, json_reply(static_cast<http::status>(status), refusal, req));
       co_return;

@@ -2,6 +2,7 @@
 
 #include "hangup_watch.hpp"
 #include "json_fields.hpp"
+#include "runtime_name.hpp"
 #include "runtime_note.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -36,13 +37,6 @@ json::array take_cancels(poll_session& s) {
   json::array out;
   for (const auto& c : s.book.take_cancels()) out.push_back(json::object{{"task", c.task.value}, {"lease", c.lease.value}});
   return out;
-}
-
-/// A long-poll runtime names itself in its first claim's `runtime`, as a
-/// WebSocket runtime does in its hello (cut to the same 256 bytes).
-std::string runtime_name(const json::object& body) {
-  auto name = body.if_contains("runtime");
-  return name && name->is_string() ? std::string(name->as_string()).substr(0, 256) : std::string();
 }
 
 /// The session's sink: the broker's deliveries land in the session's queue on
@@ -118,7 +112,7 @@ asio::awaitable<json::object> poll_sessions::claim(const json::object& body, uns
     }
     s = std::make_shared<poll_session>();
     s->id = ++last_id_;
-    s->name = runtime_name(body);
+    if (auto name = body.if_contains("runtime"); name && name->is_string()) s->name = runtime_name(name->as_string());
     s->queues = names;
     s->poster = std::move(poster);
     s->link = n_.attach_remote(std::move(names), std::make_shared<poll_sink>(s, s->poster));

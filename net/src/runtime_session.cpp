@@ -21,6 +21,7 @@
 #include "drover/net/ws_stream.hpp"
 #include "io_poster.hpp"
 #include "io_spin.hpp"
+#include "runtime_name.hpp"
 #include "end_of_turn.hpp"
 #include "frame_outbox.hpp"
 #include "frame_writer.hpp"
@@ -319,7 +320,7 @@ hello_result parse_hello(std::string_view text, const gateway_config& config) {
                     std::find(config.tokens.begin(), config.tokens.end(), std::string(token->as_string())) != config.tokens.end();
     if (!ok) return refuse(websocket::close_code::policy_error, "unauthorized", "missing or unknown token");
   }
-  if (auto name = o.if_contains("runtime"); name && name->is_string()) h.name = std::string(name->as_string()).substr(0, 256);
+  if (auto name = o.if_contains("runtime"); name && name->is_string()) h.name = runtime_name(name->as_string());
   auto queues = o.if_contains("queues");
   if (!queues || !queues->is_array() || queues->as_array().empty())
     return refuse(websocket::close_code::bad_payload, "invalid_argument", "queues must be a non-empty array of names");
