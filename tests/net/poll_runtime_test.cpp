@@ -275,13 +275,10 @@ TEST_F(poll_runtime_test, a_long_poll_session_is_listed_with_its_runtimes_demand
     return claim(json::object{{"session", session}, {"max", 3}, {"wait_ms", 10000}});
   });
   json::object listed;
-  for (int i = 0; i < 200 && listed.empty(); ++i) {
-    const auto doc = call(port, http::verb::get, "/v1/runtimes").json();
-    for (const auto& r : doc.at("runtimes").as_array())
-      if (r.at("session") == session && r.at("transport") == "long-poll" && r.at("connected").as_bool()) listed = r.as_object();
-    if (listed.empty()) std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_FALSE(listed.empty()) << "the session with its claim waiting is listed";
+  ASSERT_TRUE(eventually([&] {
+    listed = listed_runtime("long-poll", session);
+    return !listed.empty() && listed.at("connected").as_bool();
+  }, 2s)) << "the session with its claim waiting is listed";
   EXPECT_EQ(listed.at("name").as_string(), "poller-1");
   EXPECT_EQ(listed.at("queues"), (json::array{"resize"}));
   EXPECT_TRUE(listed.at("capacity").is_null()) << "a long-poll session is bounded by its claims";
@@ -300,14 +297,11 @@ TEST_F(poll_runtime_test, a_claim_whose_connection_closed_with_its_request_leave
   const auto session = first.json().at("session");
   auto b = *n->submit("resize", bytes::copy_from("b"));
   auto c = *n->submit("resize", bytes::copy_from("c"));
-  std::uint64_t waiting = 0;
-  for (int i = 0; i < 500 && waiting < 2; ++i) {
-    std::this_thread::sleep_for(10ms);
-    const auto doc = call(port, http::verb::get, "/v1/runtimes").json();
-    for (const auto& r : doc.at("runtimes").as_array())
-      if (r.at("session") == session) waiting = r.at("waiting").to_number<std::uint64_t>();
-  }
-  ASSERT_EQ(waiting, 2u) << "both tasks wait in the session for a claim";
+  json::object listed;
+  ASSERT_TRUE(eventually([&] {
+    listed = listed_runtime("long-poll", session);
+    return !listed.empty() && listed.at("waiting").to_number<std::uint64_t>() == 2;
+  })) << "both tasks wait in the session for a claim: " << json::serialize(listed);
   {
     // A claim sent with the connection's end: corked, the request and the
     // FIN leave in one segment, so the node reads them together.
@@ -360,20 +354,14 @@ TEST_F(poll_runtime_test, a_queue_lists_the_demand_its_runtimes_signalled_and_no
     return claim(json::object{{"queues", json::array{"resize"}}, {"max", 3}, {"wait_ms", 10000}});
   });
   std::uint64_t demand = 0;
-  for (int i = 0; i < 500 && demand != 3; ++i) {
-    std::this_thread::sleep_for(10ms);
-    const auto doc = call(port, http::verb::get, "/v1/queues").json();
-    for (const auto& q : doc.at("queues").as_array())
-      if (q.at("name") == "resize") demand = q.at("demand").to_number<std::uint64_t>();
-  }
-  EXPECT_EQ(demand, 3u);
+  auto demand_is = [&](std::uint64_t expected) {
+    return eventually([&] {
+      demand = listed_queue("resize").at("demand").to_number<std::uint64_t>();
+      return demand == expected;
+    });
+  };
+  EXPECT_TRUE(demand_is(3)) << demand;
   auto h = *n->submit("resize", bytes::copy_from("img"));
   ASSERT_EQ(waiting.wait_for(10s), std::future_status::ready);
-  for (int i = 0; i < 500 && demand != 2; ++i) {
-    std::this_thread::sleep_for(10ms);
-    const auto doc = call(port, http::verb::get, "/v1/queues").json();
-    for (const auto& q : doc.at("queues").as_array())
-      if (q.at("name") == "resize") demand = q.at("demand").to_number<std::uint64_t>();
-  }
-  EXPECT_EQ(demand, 2u) << "one of the three was filled";
+  EXPECT_TRUE(demand_is(2)) << "one of the three was filled, not " << demand;
 }

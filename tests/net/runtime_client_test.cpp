@@ -65,16 +65,6 @@ net::runtime_client_config runtime_config(std::uint16_t port, std::uint32_t capa
   return c;
 }
 
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds limit = 5s) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (!p()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 class runtime_client_test : public gateway_fixture {};
 
 /// What became of runtime sessions, from `GET /v1/runtimes`.

@@ -341,10 +341,7 @@ TEST_F(sse_runtime_test, a_stream_session_is_listed_with_its_capacity_demand_and
   const auto session = stream.next().data.at("session");
   auto h = *n->submit("resize", bytes::copy_from("img"));
   ASSERT_EQ(stream.next().type, "task");
-  json::object listed;
-  const auto doc = call(port, http::verb::get, "/v1/runtimes").json();
-  for (const auto& r : doc.at("runtimes").as_array())
-    if (r.at("session") == session && r.at("transport") == "sse") listed = r.as_object();
+  const auto listed = listed_runtime("sse", session);
   ASSERT_FALSE(listed.empty());
   EXPECT_EQ(listed.at("name").as_string(), "streamer-1");
   EXPECT_EQ(listed.at("queues"), (json::array{"resize"}));

@@ -4,6 +4,10 @@
 
 #include <boost/beast/core/detail/base64.hpp>
 
+#include <chrono>
+#include <string_view>
+#include <thread>
+
 #include "drover/net/gateway.hpp"
 #include "support/http_client.hpp"
 
@@ -14,6 +18,17 @@ inline std::string b64(const std::string& s) {
   std::string out(base64::encoded_size(s.size()), '\0');
   out.resize(base64::encode(out.data(), s.data(), s.size()));
   return out;
+}
+
+/// Polls `p` every millisecond until it holds (true) or `limit` passes (false).
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!p()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 class gateway_fixture : public ::testing::Test {
@@ -49,6 +64,23 @@ class gateway_fixture : public ::testing::Test {
 
   http_reply post_json(const std::string& path, const json::object& body) {
     return call(port, http::verb::post, path, json::serialize(body));
+  }
+
+  /// `GET /v1/runtimes`' entry for that session of that transport (session
+  /// ids are per transport), or an empty object.
+  json::object listed_runtime(std::string_view transport, const json::value& session) {
+    const auto doc = call(port, http::verb::get, "/v1/runtimes").json();
+    for (const auto& r : doc.at("runtimes").as_array())
+      if (r.at("transport").as_string() == transport && r.at("session") == session) return r.as_object();
+    return {};
+  }
+
+  /// `GET /v1/queues`' entry for that queue, or an empty object.
+  json::object listed_queue(std::string_view name) {
+    const auto doc = call(port, http::verb::get, "/v1/queues").json();
+    for (const auto& q : doc.at("queues").as_array())
+      if (q.at("name").as_string() == name) return q.as_object();
+    return {};
   }
 
   std::unique_ptr<node> n;
